@@ -35,6 +35,8 @@ batch statistics are computed over the global batch under MirroredStrategy.
 import keras
 from keras import layers
 
+from tfseaice.models.batchnorm import FusedBatchNormalization
+
 NUM_DOWNS = 8
 
 
@@ -82,7 +84,7 @@ def set_dropout_at_inference(model, on):
 
 
 def _bn(sync, name):
-    return layers.BatchNormalization(synchronized=sync, gamma_initializer=gamma_init(),
+    return FusedBatchNormalization(synchronized=sync, gamma_initializer=gamma_init(),
                                      momentum=0.9, epsilon=1e-5, name=name)
 
 

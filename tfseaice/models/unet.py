@@ -24,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from tfseaice.models.batchnorm import FusedBatchNormalization
+
 DEFAULT_FILTERS = (16, 32, 64, 64)
 
 
@@ -105,7 +107,7 @@ class Upsample2x(layers.Layer):
 def _double_conv(x, filters, name, bn_momentum, sync_bn):
     for i in (1, 2):
         x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{i}")(x)
-        x = layers.BatchNormalization(momentum=bn_momentum, synchronized=sync_bn,
+        x = FusedBatchNormalization(momentum=bn_momentum, synchronized=sync_bn,
                                       name=f"{name}_bn{i}")(x)
         x = layers.ReLU(name=f"{name}_relu{i}")(x)
     return x

@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from tfseaice.models.batchnorm import FusedBatchNormalization
+
 
 def build_zones_unet(input_channels=1, num_classes=4, filters=(16, 32, 64, 128), sync_batchnorm=False,
                      downsample=2, name="zones_unet"):
@@ -26,7 +28,7 @@ def build_zones_unet(input_channels=1, num_classes=4, filters=(16, 32, 64, 128),
     def block(x, f, tag):
         for k in (1, 2):
             x = layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"{tag}_conv{k}")(x)
-            x = layers.BatchNormalization(synchronized=sync_batchnorm, momentum=0.9,
+            x = FusedBatchNormalization(synchronized=sync_batchnorm, momentum=0.9,
                                           name=f"{tag}_bn{k}")(x)
             x = layers.ReLU(name=f"{tag}_relu{k}")(x)
         return x
