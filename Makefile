@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= quickstart_out
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: install test quickstart quickstart-glacier clean
+.PHONY: install test quickstart quickstart-glacier bench clean
 
 $(STAMP): setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
@@ -28,6 +28,10 @@ quickstart: $(STAMP)
 # Sample glacier images -> TFRecords -> pix2pix -> evaluate -> generate.
 quickstart-glacier: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/glacier bash scripts/quickstart_glacier.sh
+
+# Every benchmark of bench/ (about 15 minutes on 2 cores); results in bench/results/*.json.
+bench: $(STAMP)
+	PY=$(PY) bash bench/run_all.sh
 
 clean:
 	rm -rf $(OUT) .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmarks of tfseaice (see bench/README.md); run them with `make bench`."""

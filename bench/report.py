@@ -1,0 +1,105 @@
+"""Markdown "Performance" table from bench/results/*.json (what bench/README.md shows).
+
+  python bench/report.py [--results_dir=bench/results]
+"""
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import common  # noqa: E402
+
+
+def load(results_dir, name):
+    path = os.path.join(results_dir, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def fmt(v, nd=3):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:.{nd}g}"
+    return str(v)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--results_dir", default=common.RESULTS_DIR)
+    args = ap.parse_args(argv)
+    rows = []
+    machine = None
+
+    r = load(args.results_dir, "regional_loss")
+    if r:
+        machine = machine or r["machine"]
+        c = r["config"]
+        rows.append((f"regional loss + grad, batch {c['batch_size']} x {c['patch_size']}^2, {r['pairs']} polygons",
+                     f"{fmt(r['vectorised_seconds'] * 1000)} ms vs loop {fmt(r['loop_seconds'])} s",
+                     f"**{fmt(r['speedup'])}x** (equal: {r['equal_within_1e-5']})", ">= 100x",
+                     fmt(r["loadavg_after"][0])))
+
+    t = load(args.results_dir, "train_step")
+    if t:
+        machine = machine or t["machine"]
+        for x in t["results"]:
+            par = x.get("bf16_parity")
+            note = f", bf16~fp32 {'ok' if par['ok'] else 'NO'}" if par else ""
+            rows.append((f"train step {x['label']}",
+                         f"{fmt(x['images_per_s'])} img/s ({fmt(x['steps_per_s'])} steps/s)",
+                         f"{fmt(x['achieved_gflops'])} GFLOP/s = {100 * x['fraction_of_peak']:.1f} % of "
+                         f"{'bf16' if x['config']['precision'] == 'bf16' else 'fp32'} peak{note}",
+                         "", fmt(x["loadavg_after"][0])))
+        for x in t["pytorch"]["rows"]:
+            rows.append((f"PyTorch {x['torch_version']} {x['label']}", f"{fmt(x['images_per_s'])} img/s",
+                         f"{fmt(x['achieved_gflops'])} GFLOP/s", "", fmt(x["loadavg_after"][0])))
+        s = t["summary"]
+        rows.append(("SIC U-Net best vs PyTorch best", f"{fmt(s['best_sic_images_per_s'])} vs "
+                     f"{fmt(s['torch_best_images_per_s'])} img/s", f"**{fmt(s['speedup_vs_torch'])}x**",
+                     f">= {s['target_vs_torch']}x", ""))
+
+    p = load(args.results_dir, "input_pipeline")
+    if p:
+        machine = machine or p["machine"]
+        rows.append((f"input pipeline (parse + augment), batch {p['config']['batch_size']} x {p['patch_size']}^2",
+                     f"{fmt(p['pipeline_patches_per_s'])} patches/s vs step {fmt(p['step_images_per_s'])} img/s",
+                     f"**{fmt(p['ratio'])}x**; fed by it: {fmt(p['fed_images_per_s'])} img/s", ">= 3x",
+                     fmt(p["loadavg_after"][0])))
+
+    s = load(args.results_dir, "scene_inference")
+    if s:
+        machine = machine or s["machine"]
+        for x in s["sizes"] + s["variants"]:
+            rows.append((f"scene inference {x['height']}x{x['width']} (tile {x['tile']}, batch {x['batch_size']}, "
+                         f"{x['precision']})", f"**{fmt(x['seconds'])} s** ({fmt(x['pixels_per_s'] / 1e6)} Mpx/s; "
+                         f"cold {fmt(x['first_call_seconds'])} s)",
+                         f"peak RSS {fmt(x['peak_rss_mb'])} MB, working {fmt(x['working_mb'])} MB",
+                         "<= 30 s" if x["height"] * x["width"] >= 5000 * 5200 else "", fmt(x["loadavg_after"][0])))
+
+    d = load(args.results_dir, "data_prep")
+    if d:
+        machine = machine or d["machine"]
+        rows.append((f"data prep, raw {d['config']['size']}^2 scene ({fmt(d['input_mb'])} MB) -> {d['patches']} patches",
+                     f"**{fmt(d['seconds'])} s**", f"{fmt(d['mb_per_s'])} MB/s"
+                     + (f" (read_scene {fmt(d['read_scene_seconds'])} s)" if d.get("read_scene_seconds") else ""),
+                     "", fmt(d["loadavg_after"][0])))
+
+    if machine:
+        print(f"Machine: {common.machine_line(machine)}\n")
+    print("| benchmark | result | detail | target | load1 |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
