@@ -52,6 +52,11 @@ def define_flags():
                       "workers, each example once per pass) or parallel_epochs (every service worker runs the "
                       "whole pipeline).")
 
+    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
+                      "Training arithmetic: fp32, bf16 (Keras mixed_bfloat16: bf16 compute, float32 weights) or "
+                      "auto = bf16 where the CPU has AMX/AVX512-BF16 (about 2x the images/s there, see "
+                      "bench/README.md), else fp32. Evaluation, prediction and export run in fp32.")
+
     # --- SIC tasks (sic_regional, sic_pixel)
     flags.DEFINE_list("filters", ["16", "32", "64", "64"], "U-Net filters of the 4 encoder blocks.")
     flags.DEFINE_enum("loss_reduction", "polygon", ["polygon", "patch"], "Regional loss: mean over all polygons of the batch, or per patch first.")
@@ -90,7 +95,8 @@ def config_from_flags():
         lr_schedule=FLAGS.lr_schedule, seed=FLAGS.seed,
         strategy=FLAGS.strategy, num_cpu_replicas=FLAGS.num_cpu_replicas, image_every=FLAGS.image_every,
         deterministic=FLAGS.deterministic, overwrite=FLAGS.overwrite, skip_corrupt=FLAGS.skip_corrupt,
-        tf_data_service=FLAGS.tf_data_service, tf_data_service_mode=FLAGS.tf_data_service_mode, extra=extra)
+        tf_data_service=FLAGS.tf_data_service, tf_data_service_mode=FLAGS.tf_data_service_mode,
+        precision=FLAGS.precision, extra=extra)
 
 
 def main(argv):

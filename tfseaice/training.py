@@ -36,7 +36,7 @@ import tensorflow as tf
 from absl import logging
 
 import tfseaice
-from tfseaice import distribute, io_utils
+from tfseaice import distribute, io_utils, precision
 from tfseaice.data import dataset_info, pipeline
 from tfseaice.errors import InputError
 from tfseaice.tasks import get_task
@@ -65,6 +65,7 @@ class TrainConfig:
     skip_corrupt: bool = False      # read corrupt/truncated shards up to their first bad record
     tf_data_service: str = ""       # grpc://HOST:PORT of a tf.data service dispatcher ("" = read locally)
     tf_data_service_mode: str = "distributed_epoch"   # or "parallel_epochs"
+    precision: str = "auto"         # "fp32", "bf16" (mixed_bfloat16) or "auto" (bf16 where the CPU has AMX/AVX512-BF16)
     extra: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self):
@@ -494,6 +495,10 @@ def run_training(cfg, extra_callbacks=()):
     # First: MultiWorkerMirroredStrategy starts the collective gRPC server and
     # must exist before any other TF op of the process.
     strategy = distribute.make_strategy(cfg.strategy, cfg.num_cpu_replicas)
+    try:
+        cfg = dataclasses.replace(cfg, precision=precision.resolve(cfg.precision))
+    except ValueError as exc:
+        raise InputError("--precision", str(exc)) from None
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -515,9 +520,11 @@ def run_training(cfg, extra_callbacks=()):
     if chief:  # rows after the backup belong to an epoch that is trained again
         HistoryCSV(os.path.join(cfg.model_dir, "history.csv")).truncate(start_epoch)
     out_dir = cfg.model_dir if chief else tempfile.mkdtemp(prefix="tfseaice-worker-")
+    logging.info("precision %s (Keras policy %s)", cfg.precision, precision.POLICY[cfg.precision])
     try:
-        return _fit(cfg, info, task, strategy, chief, workers, out_dir, start_epoch, backup_weights, best,
-                    extra_callbacks)
+        with precision.policy(cfg.precision):
+            return _fit(cfg, info, task, strategy, chief, workers, out_dir, start_epoch, backup_weights, best,
+                        extra_callbacks)
     finally:
         if not chief:
             shutil.rmtree(out_dir, ignore_errors=True)
