@@ -7,6 +7,8 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-quickstart_out}
 NUM_SCENES=${NUM_SCENES:-16}
 SIZE=${SIZE:-1024}
+STRIDE=${STRIDE:-256}
+TRAIN_ARGS=${TRAIN_ARGS:-}   # extra tfseaice.train flags, e.g. "--epochs=30"
 start=$(date +%s)
 step() { echo; echo "=== [$(( $(date +%s) - start )) s] $*"; }
 
@@ -16,15 +18,15 @@ $PY -m data_prep.make_sample_scenes --out_dir="$OUT/test_scenes" --num_scenes=3 
 
 step "2/7 scenes -> TFRecord shards (Apache Beam, DirectRunner)"
 $PY -m data_prep.ai4arctic_to_tfrecord --input_glob="$OUT/scenes/*.nc" --output_dir="$OUT/records" \
-    --patch_size=256 --stride=256 --downsample=2 --val_fraction=0.15 --seed=1 --overwrite
+    --patch_size=256 --stride="$STRIDE" --downsample=2 --val_fraction=0.15 --seed=1 --overwrite
 
 step "3/7 train the regional-loss U-Net (polygon labels only)"
 $PY -m tfseaice.train --flagfile=configs/quickstart_sic.flags --task=sic_regional \
-    --data_dir="$OUT/records" --model_dir="$OUT/models/sic_regional" --overwrite
+    --data_dir="$OUT/records" --model_dir="$OUT/models/sic_regional" --overwrite $TRAIN_ARGS
 
 step "4/7 train the pixel-wise baseline (rasterised chart)"
 $PY -m tfseaice.train --flagfile=configs/quickstart_sic.flags --task=sic_pixel \
-    --data_dir="$OUT/records" --model_dir="$OUT/models/sic_pixel" --overwrite
+    --data_dir="$OUT/records" --model_dir="$OUT/models/sic_pixel" --overwrite $TRAIN_ARGS
 
 step "5/7 whole-scene evaluation on held-out scenes"
 for m in sic_regional sic_pixel; do
