@@ -1,6 +1,6 @@
 r"""Input pipeline: patches/s from TFRecords (parse + augmentation) vs the train step's consumption.
 
-  python bench/input_pipeline.py [--batch_size=16 --batches=60 --precision=fp32|bf16
+  python bench/input_pipeline.py [--batch_size=16 --batches=60 --precision=auto|fp32|bf16
                                   --scenes=4 --scene_size=2048 --train_steps=5]
 
 Three numbers, on the same cores:
@@ -93,7 +93,8 @@ def main(argv=None):
     ap.add_argument("--scene_size", type=int, default=2048, help="raw 40 m pixels (patches are 256^2 at 80 m)")
     ap.add_argument("--data_dir", default=None, help="use these records instead of the cached sample ones")
     ap.add_argument("--train_steps", type=int, default=5, help="timed steps for the consumption rates (0 = skip)")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="train step precision; auto = the package default (tfseaice.precision.resolve)")
     ap.add_argument("--filters", default="16,32,64,64")
     ap.add_argument("--results_dir", default=None)
     args = ap.parse_args(argv)
@@ -101,7 +102,10 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
+    from tfseaice import precision
     from tfseaice.data import dataset_info, pipeline
+
+    args.precision = precision.resolve(args.precision)
 
     data_dir = args.data_dir or cached_records(args.scenes, args.scene_size)
     info = dataset_info.load(data_dir, kind="sic")

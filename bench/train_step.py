@@ -3,7 +3,7 @@ r"""Training-step throughput of the SIC U-Net and pix2pix: images/s, GFLOP/s vs 
 One configuration (writes <results_dir>/train_step.json):
 
   python bench/train_step.py --task=sic_regional --batch_size=16 --patch_size=256 \
-      --channels=2 --filters=16,32,64,64 --steps=8 [--precision=fp32|bf16] [--jit] [--threads=N]
+      --channels=2 --filters=16,32,64,64 --steps=8 [--precision=auto|fp32|bf16] [--jit] [--threads=N]
 
 The suite that `make bench` runs (each configuration in its own process, because
 the mixed-precision policy and XLA are process-wide; merged into train_step.json,
@@ -12,8 +12,9 @@ with the PyTorch reference if /tmp/torchvenv or $TFSEAICE_TORCH_PYTHON has torch
   python bench/train_step.py --suite [--suite_scale=1.0]
 
 Without flags a single run uses the package's own defaults (what
-`python -m tfseaice.train` does for the SIC task): fp32, Keras' jit_compile="auto"
-(= no XLA on a CPU-only machine), op determinism on (TrainConfig.deterministic),
+`python -m tfseaice.train` does for the SIC task): --precision=auto (bf16 on a
+CPU with AMX/AVX512-BF16, else fp32), Keras' jit_compile="auto" (= no XLA on a
+CPU-only machine), the fused BatchNorm kernel (tfseaice.models.batchnorm), op determinism on (TrainConfig.deterministic),
 TF's default thread pools.
 
 What is timed: `model.fit` on one in-memory batch repeated (no input pipeline;
@@ -366,19 +367,20 @@ def suite_configs(scale):
     starter, wide = "--filters=16,32,64,64", "--filters=32,64,128,256"
     p2p = ["--task=pix2pix", "--patch_size=256", "--filters=64"]
     cfgs = [
-        ("sic_default", sic + [starter, "--steps=" + steps(6)]),
-        ("sic_fp32_nondet", sic + [starter, "--deterministic=false", "--steps=" + steps(3)]),
-        ("sic_fp32_xla", sic + [starter, "--jit", "--steps=" + steps(4)]),
-        ("sic_bf16", sic + [starter, "--precision=bf16", "--steps=" + steps(6), "--parity_steps=" + steps(3)]),
+        # The package default: --precision=auto (bf16 on a CPU with AMX/AVX512-BF16, else fp32).
+        ("sic_default", sic + [starter, "--steps=" + steps(6), "--parity_steps=" + steps(3)]),
+        ("sic_fp32", sic + [starter, "--precision=fp32", "--steps=" + steps(6)]),
+        ("sic_fp32_nondet", sic + [starter, "--precision=fp32", "--deterministic=false", "--steps=" + steps(3)]),
+        ("sic_fp32_xla", sic + [starter, "--precision=fp32", "--jit", "--steps=" + steps(4)]),
         ("sic_bf16_xla", sic + [starter, "--precision=bf16", "--jit", "--steps=" + steps(6), "--parity_steps=0"]),
         ("sic_bf16_t1", sic + [starter, "--precision=bf16", "--threads=1", "--steps=" + steps(3), "--parity_steps=0"]),
-        ("sic_wide_fp32", sic + [wide, "--steps=" + steps(3)]),
+        ("sic_wide_fp32", sic + [wide, "--precision=fp32", "--steps=" + steps(3)]),
         ("sic_wide_bf16", sic + [wide, "--precision=bf16", "--steps=" + steps(4), "--parity_steps=0"]),
-        ("pix2pix_b1_fp32", p2p + ["--batch_size=1", "--steps=" + steps(5)]),
+        ("pix2pix_b1_fp32", p2p + ["--batch_size=1", "--precision=fp32", "--steps=" + steps(5)]),
         ("pix2pix_b1_bf16", p2p + ["--batch_size=1", "--precision=bf16", "--steps=" + steps(5),
                                    "--parity_steps=" + steps(3)]),
-        ("pix2pix_b1_fp32_xla", p2p + ["--batch_size=1", "--jit", "--steps=" + steps(5)]),
-        ("pix2pix_b8_fp32", p2p + ["--batch_size=8", "--steps=" + steps(2), "--warmup=1"]),
+        ("pix2pix_b1_fp32_xla", p2p + ["--batch_size=1", "--precision=fp32", "--jit", "--steps=" + steps(5)]),
+        ("pix2pix_b8_fp32", p2p + ["--batch_size=8", "--precision=fp32", "--steps=" + steps(2), "--warmup=1"]),
         ("pix2pix_b8_bf16", p2p + ["--batch_size=8", "--precision=bf16", "--steps=" + steps(3), "--warmup=1",
                                    "--parity_steps=0"]),
     ]
@@ -524,7 +526,7 @@ def suite(args):
                        title="training step throughput (median step; peak = fp32 AVX-512 or bf16 AMX, see JSON)")
 
     by_tag = {r["tag"]: r for r in rows}
-    sic_tags = [t for t in ("sic_default", "sic_fp32_nondet", "sic_fp32_xla", "sic_bf16", "sic_bf16_xla", "sic_bf16_t1")
+    sic_tags = [t for t in ("sic_default", "sic_fp32", "sic_fp32_nondet", "sic_fp32_xla", "sic_bf16_xla", "sic_bf16_t1")
                 if t in by_tag and by_tag[t]["loss_finite"]
                 and (by_tag[t].get("bf16_parity") or {}).get("ok", True)]
     best = max(sic_tags, key=lambda t: by_tag[t]["images_per_s"]) if sic_tags else None
@@ -575,7 +577,9 @@ def parse_args(argv=None):
                     help="SIC: encoder filters (default 16,32,64,64); pix2pix: first-layer filters (default 64)")
     ap.add_argument("--steps", type=int, default=6, help="timed steps")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (tracing, XLA)")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                    help="auto = the package default (tfseaice.precision.resolve: bf16 where the CPU has "
+                         "AMX/AVX512-BF16, else fp32)")
     ap.add_argument("--jit", action="store_true", help="XLA: model.compile(jit_compile=True)")
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = TF default = cores)")
     ap.add_argument("--deterministic", default="true", choices=["true", "false"],
@@ -606,6 +610,10 @@ def parse_args(argv=None):
         args.filters = "64" if args.task == "pix2pix" else "16,32,64,64"
     args.filters = [int(x) for x in str(args.filters).split(",")]
     args.deterministic = args.deterministic == "true"
+    if args.precision == "auto" and not args.suite:
+        from tfseaice import precision
+
+        args.precision = precision.resolve("auto")
     return args
 
 
