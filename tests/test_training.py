@@ -32,6 +32,7 @@ def convert_tiny(root, num_shards=2):
 def tiny_config(data_dir, model_dir, **kw):
     args = dict(task="sic_regional", data_dir=data_dir, model_dir=str(model_dir), epochs=EPOCHS,
                 steps_per_epoch=STEPS, batch_size=BATCH, learning_rate=3e-3, seed=1, image_every=1,
+                precision="fp32",  # the same numbers on every CPU (auto would pick bf16 on AMX machines)
                 extra={"filters": [4, 8, 8, 8], "augment": True})
     args.update(kw)
     return training.TrainConfig(**args)
