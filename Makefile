@@ -29,7 +29,7 @@ quickstart: $(STAMP)
 quickstart-glacier: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/glacier bash scripts/quickstart_glacier.sh
 
-# Every benchmark of bench/ (about 15 minutes on 2 cores); results in bench/results/*.json.
+# Every benchmark of bench/ (about 10 minutes on 2 cores); results in bench/results/*.json.
 bench: $(STAMP)
 	PY=$(PY) bash bench/run_all.sh
 

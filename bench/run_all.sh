@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: every benchmark of bench/, results in bench/results/*.json.
-# About 15 minutes on 2 cores (plus ~2 minutes the first time, to make and cache
+# About 10 minutes on 2 cores (plus ~2 minutes the first time, to make and cache
 # the 10000^2 sample scene under /tmp/tfseaice_bench). Each script prints a
 # table and ends with one `key=value ...` line; this script repeats those lines
 # at the end.
