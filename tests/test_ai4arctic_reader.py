@@ -152,3 +152,23 @@ def test_patches_have_patch_local_ids_and_tables(scenes):
         np.testing.assert_array_equal(gid[p.polygon_ids >= 0], s.chart_ids[r:r + 64, c:c + 64][p.polygon_ids >= 0])
         np.testing.assert_allclose(p.polygon_sic, s.table.lookup(p.polygon_global_id))
         assert p.polygon_pixel_count.tolist() == [int((p.polygon_ids == i).sum()) for i in range(k)]
+
+
+@pytest.mark.parametrize("downsample", [1, 2, 4])
+def test_single_pixel_id_missing_from_the_table_is_reported_at_any_downsampling(scenes, tmp_path, downsample):
+    """A one-pixel polygon is outvoted by the 2x2/4x4 majority vote; it must still be checked."""
+    raw, _, _ = scenes
+    with xr.open_dataset(raw) as ds:
+        ds = ds.load()
+    chart = ds["polygon_icechart"].values.copy()
+    r, c = np.argwhere(np.isfinite(chart))[len(chart) // 2]
+    chart[r, c] = 777
+    path = str(tmp_path / os.path.basename(raw))
+    ds.assign(polygon_icechart=(ds["polygon_icechart"].dims, chart)).to_netcdf(path)
+    with pytest.raises(InputError, match=r"id\(s\) \[777\] that polygon_codes lacks"):
+        ai4arctic.read_scene(path, ("hh", "hv"), downsample=downsample)
+    # the same file with the pixel given back to its polygon reads
+    chart[r, c] = ds["polygon_icechart"].values[r, c]
+    ok = str(tmp_path / ("ok_" + os.path.basename(raw)))
+    ds.assign(polygon_icechart=(ds["polygon_icechart"].dims, chart)).to_netcdf(ok)
+    assert ai4arctic.read_scene(ok, ("hh", "hv"), downsample=downsample).chart_ids.shape[0] == 256 // downsample

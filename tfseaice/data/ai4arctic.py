@@ -244,18 +244,29 @@ def _stack(arrays, channels, path):
 
 
 def _chart_ids(ds, path, f):
+    """(ids voted onto the 40 m x f grid, every id present in the full-resolution raster).
+
+    The ids are checked against polygon_codes at full resolution: a polygon of
+    a few pixels can be outvoted by the downsampling and would go unchecked.
+    """
     a = ds["polygon_icechart"].values
     ids = np.where(np.isfinite(a), a, -1).astype(np.int64)
-    return block_majority(ids, f)
+    return block_majority(ids, f), _present_ids(ids)
+
+
+def _present_ids(ids):
+    """Sorted ids >= 0 of an integer raster (bincount: one pass, where the ids are small)."""
+    valid = ids[ids >= 0]
+    if valid.size and valid.max() < 10_000_000:
+        return np.flatnonzero(np.bincount(valid.ravel()))
+    return np.unique(valid)
 
 
 def _table(ds, path):
     return parse_polygon_codes(ds["polygon_codes"].values, source=path)
 
 
-def _check_ids_in_table(chart_ids, table, path):
-    present = np.unique(chart_ids)
-    present = present[present >= 0]
+def _check_ids_in_table(present, table, path):
     missing = np.setdiff1d(present, table.ids)
     if len(missing):
         raise InputError(path, f"polygon_icechart has id(s) {missing[:5].tolist()} that polygon_codes lacks")
@@ -283,11 +294,11 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
             raise ValueError(f"downsample must be >= 1, got {downsample}")
         arrays = _read_channels(ds, path, channels, f, in_db=True)
         sar = _stack(arrays, channels, path)
-        chart_ids = _chart_ids(ds, path, f)
+        chart_ids, present = _chart_ids(ds, path, f)
         if chart_ids.shape != sar.shape[:2]:
             raise InputError(path, f"SAR {ds['nersc_sar_primary'].shape if 'nersc_sar_primary' in ds else sar.shape[:2]} and polygon_icechart {ds['polygon_icechart'].shape} differ in shape")
         table = _table(ds, path)
-        _check_ids_in_table(chart_ids, table, path)
+        _check_ids_in_table(present, table, path)
         truth = None
         if truth_variable and truth_variable in ds.variables:
             truth = block_mean(ds[truth_variable].values, f)
@@ -312,7 +323,7 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
         raw_f = int(downsample)
         arrays = _read_channels(ds, path, channels, f, in_db=False, ref_ds=raw, ref_path=raw_path, ref_f=raw_f)
         sar = _stack(arrays, channels, path)
-        chart_ids = _chart_ids(raw, raw_path, raw_f)
+        chart_ids, present = _chart_ids(raw, raw_path, raw_f)
         truth = None
         if truth_variable and truth_variable in raw.variables:
             truth = block_mean(raw[truth_variable].values, raw_f)
@@ -322,7 +333,7 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
     if max(sar.shape[0] - h, chart_ids.shape[0] - h, sar.shape[1] - w, chart_ids.shape[1] - w) > 2:
         raise InputError(path, f"grid {sar.shape[:2]} does not match raw file {os.path.basename(raw_path)} grid {chart_ids.shape} at {spacing:g} m")
     chart_ids = chart_ids[:h, :w]
-    _check_ids_in_table(chart_ids, table, raw_path)
+    _check_ids_in_table(present, table, raw_path)
     return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar[:h, :w],
                  chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * downsample,
                  sar_units="standard_scaled", sic_truth=None if truth is None else truth[:h, :w])
