@@ -167,17 +167,16 @@ def convert(input_glob, output_dir, beam_args=(), channels=ai4arctic.DEFAULT_CHA
         raise InputError("flags", "--patch_size, --stride and --downsample must be positive")
     if not 0 <= val_fraction < 1:
         raise InputError("flags", f"--val_fraction must be in [0, 1), got {val_fraction}")
-    out = beam_common.StagedOutput(output_dir, overwrite)
-    train, val = beam_common.seeded_split(paths, val_fraction, seed)
-    split_of = {p: "train" for p in train} | {p: "val" for p in val}
-    sizes = {s: sum(estimate_bytes(p, len(channels), patch_size, stride, downsample)
-                    for p in paths if split_of[p] == s) for s in ("train", "val")}
-    n_shards = {s: beam_common.shard_count(sizes[s], num_shards, shard_mb) if sizes[s] or s == "train" else 0
-                for s in ("train", "val")}
-    n_shards["val"] = n_shards["val"] if val else 0
-    logging.info("Converting %d scenes (%d train, %d val) into %s", len(paths), len(train), len(val), output_dir)
-    t0 = time.time()
-    try:
+    with beam_common.StagedOutput(output_dir, overwrite) as out:
+        train, val = beam_common.seeded_split(paths, val_fraction, seed)
+        split_of = {p: "train" for p in train} | {p: "val" for p in val}
+        sizes = {s: sum(estimate_bytes(p, len(channels), patch_size, stride, downsample)
+                        for p in paths if split_of[p] == s) for s in ("train", "val")}
+        n_shards = {s: beam_common.shard_count(sizes[s], num_shards, shard_mb) if sizes[s] or s == "train" else 0
+                    for s in ("train", "val")}
+        n_shards["val"] = n_shards["val"] if val else 0
+        logging.info("Converting %d scenes (%d train, %d val) into %s", len(paths), len(train), len(val), output_dir)
+        t0 = time.time()
         with beam_common.make_pipeline(beam_args, runner) as p:
             outputs = (p
                        | "Scenes" >> beam.Create([(path, split_of[path]) for path in paths])
@@ -202,9 +201,6 @@ def convert(input_glob, output_dir, beam_args=(), channels=ai4arctic.DEFAULT_CHA
         info = build_info(reports, split_of, shard_names, args)
         info["seconds"] = round(time.time() - t0, 2)
         out.commit(shard_names["train"] + shard_names["val"], info, {"failed_scenes.json": failed})
-    except BaseException:
-        out.abort()
-        raise
     return info, failed
 
 

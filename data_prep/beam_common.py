@@ -157,7 +157,11 @@ class WriteJson(beam.PTransform):
 
 
 class StagedOutput:
-    """An output folder filled through a staging folder; committed all at once."""
+    """An output folder filled through a staging folder; committed all at once.
+
+    Use as a context manager: leaving the block by an exception (or Ctrl-C)
+    removes the staging folder and leaves the output folder as it was.
+    """
 
     def __init__(self, output_dir, overwrite):
         self.output_dir = output_dir
@@ -166,6 +170,14 @@ class StagedOutput:
         self.created = not tf.io.gfile.exists(output_dir)
         self.staging = os.path.join(output_dir, f".staging-{uuid.uuid4().hex[:8]}")
         tf.io.gfile.makedirs(self.staging)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False
 
     def _existing(self):
         if not tf.io.gfile.exists(self.output_dir):

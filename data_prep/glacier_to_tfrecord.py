@@ -202,22 +202,21 @@ def convert(data_root, output_dir, beam_args=(), patch_size=256, val_fraction=0.
     if not any(s == train_split for s, _ in items):
         raise InputError(os.path.join(data_root, "sar_images", train_split), "holds no .png image")
 
-    out = beam_common.StagedOutput(output_dir, overwrite)
-    bytes_per_pixel = 2 + 4 * len(extra_names)
-    size = {s: sum(_image_size(os.path.join(data_root, "sar_images", s, n + ".png"))
-                   for ss, n in items if ss == s) * bytes_per_pixel for s in sources}
-    est = {"train": size[train_split] * (1 - val_fraction), "val": size[train_split] * val_fraction}
-    n_shards = {"train": beam_common.shard_count(est["train"], num_shards, shard_mb),
-                "val": beam_common.shard_count(est["val"], num_shards, shard_mb) if val_fraction > 0 else 0}
-    out_splits = ["train", "val"]
-    if len(sources) > 1:
-        out_splits.append("test")
-        n_shards["test"] = beam_common.shard_count(size[test_split], num_shards, shard_mb)
-    logging.info("Converting %d images (%s) from %s into %s", len(items),
-                 ", ".join(f"{s}: {sum(1 for x, _ in items if x == s)}" for s in sources),
-                 data_root, output_dir)
-    t0 = time.time()
-    try:
+    with beam_common.StagedOutput(output_dir, overwrite) as out:
+        bytes_per_pixel = 2 + 4 * len(extra_names)
+        size = {s: sum(_image_size(os.path.join(data_root, "sar_images", s, n + ".png"))
+                       for ss, n in items if ss == s) * bytes_per_pixel for s in sources}
+        est = {"train": size[train_split] * (1 - val_fraction), "val": size[train_split] * val_fraction}
+        n_shards = {"train": beam_common.shard_count(est["train"], num_shards, shard_mb),
+                    "val": beam_common.shard_count(est["val"], num_shards, shard_mb) if val_fraction > 0 else 0}
+        out_splits = ["train", "val"]
+        if len(sources) > 1:
+            out_splits.append("test")
+            n_shards["test"] = beam_common.shard_count(size[test_split], num_shards, shard_mb)
+        logging.info("Converting %d images (%s) from %s into %s", len(items),
+                     ", ".join(f"{s}: {sum(1 for x, _ in items if x == s)}" for s in sources),
+                     data_root, output_dir)
+        t0 = time.time()
         with beam_common.make_pipeline(beam_args, runner) as p:
             cut = (p
                    | "Images" >> beam.Create(items)
@@ -292,9 +291,6 @@ def convert(data_root, output_dir, beam_args=(), patch_size=256, val_fraction=0.
                 "shards": shard_names[split],
             }
         out.commit(sum(shard_names.values(), []), info, {FAILED_REPORT: failed})
-    except BaseException:
-        out.abort()
-        raise
     return info, failed
 
 
