@@ -20,3 +20,14 @@ def write_scenes(out_dir, n, size=256, seed=0, ready_to_train=False):
             samples.write_scene(prep, p)
             rtt.append(p)
     return raw, rtt
+
+
+def convert_tiny(root, num_shards=2):
+    """3 small scenes -> 32 x 32 patches (HH, HV), 2 train + 2 val shards under root/records."""
+    from data_prep.ai4arctic_to_tfrecord import convert
+
+    write_scenes(str(root / "scenes"), 3, size=256, seed=3)
+    info, _ = convert(str(root / "scenes" / "*.nc"), str(root / "records"), channels=("hh", "hv"),
+                      patch_size=32, stride=32, downsample=2, val_fraction=0.34, seed=1,
+                      num_shards=num_shards)
+    return str(root / "records"), info

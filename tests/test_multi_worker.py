@@ -16,12 +16,11 @@ import pytest
 import tensorflow as tf
 
 from data_prep import glacier_to_tfrecord
-from data_prep.ai4arctic_to_tfrecord import convert
 from tfseaice import distribute, training
 from tfseaice.data import dataset_info, glacier_samples, pipeline
 from tfseaice.errors import InputError
 
-from sic_fixtures import write_scenes
+from sic_fixtures import convert_tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,11 +64,7 @@ def test_malformed_tf_config_is_an_input_error(monkeypatch):
 
 @pytest.fixture(scope="module")
 def sic_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mw_sic")
-    write_scenes(str(root / "scenes"), 3, size=256, seed=3)
-    convert(str(root / "scenes" / "*.nc"), str(root / "records"), channels=("hh", "hv"), patch_size=32,
-            stride=32, downsample=2, val_fraction=0.34, seed=1, num_shards=2)
-    return str(root / "records")
+    return convert_tiny(tmp_path_factory.mktemp("mw_sic"))[0]
 
 
 def test_training_data_is_sharded_by_file_when_every_worker_gets_a_shard(sic_data, tmp_path):

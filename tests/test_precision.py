@@ -10,7 +10,8 @@ import pytest
 from tfseaice import precision, training
 from tfseaice.errors import InputError
 
-from test_training import convert_tiny, read_history, tiny_config
+from sic_fixtures import convert_tiny
+from test_training import read_history, tiny_config
 
 
 @pytest.mark.parametrize("flags, expected", [

@@ -7,21 +7,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep.ai4arctic_to_tfrecord import convert
 from tfseaice import training
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError
 
-from sic_fixtures import write_scenes
+from sic_fixtures import convert_tiny
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """In-process dispatcher + one worker on 127.0.0.1, and tiny converted data."""
     root = tmp_path_factory.mktemp("dss")
-    write_scenes(str(root / "scenes"), 3, size=256, seed=3)
-    convert(str(root / "scenes" / "*.nc"), str(root / "records"), channels=("hh", "hv"), patch_size=32,
-            stride=32, downsample=2, val_fraction=0.34, seed=1, num_shards=2)
+    convert_tiny(root)
     dispatcher = tf.data.experimental.service.DispatchServer(
         tf.data.experimental.service.DispatcherConfig(port=0))
     port = int(dispatcher.target.rsplit(":", 1)[1])

@@ -10,23 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_prep.ai4arctic_to_tfrecord import convert
 from tfseaice import training
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError
 
-from sic_fixtures import write_scenes
+from sic_fixtures import convert_tiny
 
 EPOCHS, STEPS, BATCH = 2, 3, 4
-
-
-def convert_tiny(root, num_shards=2):
-    """3 small scenes -> 32 x 32 patches (HH, HV), 2 train + 2 val shards."""
-    write_scenes(str(root / "scenes"), 3, size=256, seed=3)
-    info, _ = convert(str(root / "scenes" / "*.nc"), str(root / "records"), channels=("hh", "hv"),
-                      patch_size=32, stride=32, downsample=2, val_fraction=0.34, seed=1,
-                      num_shards=num_shards)
-    return str(root / "records"), info
 
 
 def tiny_config(data_dir, model_dir, **kw):
