@@ -347,6 +347,13 @@ def sic_model_dir(model_dir, data_dir, info, state="complete", task="sic_regiona
     cfg = training.TrainConfig(task=task, data_dir=data_dir, model_dir=model_dir,
                                extra={"filters": list(SIC_FILTERS)})
     model = get_task(task).build_model(cfg, info)
+    return _write_model_dir(model, cfg, info, model_dir, state)
+
+
+def _write_model_dir(model, cfg, info, model_dir, state):
+    """What run_training leaves: best/latest weights and task.json."""
+    from tfseaice import training
+
     ck = os.path.join(model_dir, "checkpoints")
     os.makedirs(ck, exist_ok=True)
     for name in ("best", "latest"):
@@ -363,12 +370,7 @@ def pix2pix_model_dir(model_dir, data_dir, info, state="complete"):
                                extra={"generator_filters": GAN_FILTERS, "discriminator_filters": GAN_FILTERS,
                                       "checkpoint_every": 1, "augment": False})
     model = pix2pix.build_pix2pix(cfg, info)
-    ck = os.path.join(model_dir, "checkpoints")
-    os.makedirs(ck, exist_ok=True)
-    for name in ("best", "latest"):
-        training.save_weights_atomic(model, os.path.join(ck, f"{name}.weights.h5"))
-    training.write_task_file(cfg, info, state)
-    return model
+    return _write_model_dir(model, cfg, info, model_dir, state)
 
 
 def copy_tree(src, dst):

@@ -56,6 +56,24 @@ def _backup_epoch(model_dir):
         return 0
 
 
+def _sigkill_when(proc, ready, timeout_s, what, poll_s=0.05, log=None):
+    """SIGKILL `proc` as soon as `ready()` holds; fail if it ends first or `timeout_s` passes."""
+    deadline = time.time() + timeout_s
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                tail = ":\n" + log.read_text()[-3000:] if log is not None else ""
+                pytest.fail(f"{what} ended before it could be killed{tail}")
+            assert time.time() < deadline, f"{what}: not ready to be killed within {timeout_s} s"
+            time.sleep(poll_s)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 # ------------------------------------------------------------------ training
 
 def test_sigkilled_training_resumes_after_its_last_finished_epoch(data, tmp_path):
@@ -66,19 +84,11 @@ def test_sigkilled_training_resumes_after_its_last_finished_epoch(data, tmp_path
            "--filters=4,8,8,8", "--learning_rate=0.003", "--image_every=1", "--seed=3"]
     log1 = open(tmp_path / "run1.log", "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=log1, stderr=subprocess.STDOUT)
-    deadline = time.time() + 240
     try:
         # Kill as soon as the second epoch is fully done (history row and backup written).
-        while not (len(_history(model_dir)) >= 2 and _backup_epoch(model_dir) >= 2):
-            assert proc.poll() is None, "training ended before it could be killed:\n" + (tmp_path / "run1.log").read_text()[-3000:]
-            assert time.time() < deadline, "no second epoch within 240 s"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
+        _sigkill_when(proc, lambda: len(_history(model_dir)) >= 2 and _backup_epoch(model_dir) >= 2, 240,
+                      "training", log=tmp_path / "run1.log")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
         log1.close()
     killed_rows = _history(model_dir)
     resumed_from = _backup_epoch(model_dir)
@@ -208,18 +218,8 @@ def test_killed_conversion_leaves_nothing_a_reader_takes_as_complete(data, tmp_p
     cmd = [sys.executable, "-m", "data_prep.ai4arctic_to_tfrecord", f"--input_glob={data / 'scenes' / '*.nc'}",
            f"--output_dir={out}", "--patch_size=32", "--stride=32", "--channels=hh,hv", "--num_shards=2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    try:
-        while not (out.exists() and any(n.startswith(".staging-") for n in os.listdir(out))):
-            assert proc.poll() is None, "the conversion ended before it could be killed"
-            assert time.time() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _sigkill_when(proc, lambda: out.exists() and any(n.startswith(".staging-") for n in os.listdir(out)), 120,
+                  "the conversion", poll_s=0.02)
     assert not (out / dataset_info.FILENAME).exists()
     _assert_readers_refuse(out)
 
