@@ -51,7 +51,9 @@ def _cpuinfo():
 
 
 def cpu_flags():
-    return set(_cpuinfo().get("flags", "").split())
+    from tfseaice.precision import cpu_flags as first_cpu_flags
+
+    return first_cpu_flags()
 
 
 def cpu_mhz():

@@ -10,9 +10,8 @@ load into a float32 model for evaluation, prediction and export.
 
 import contextlib
 
-import keras
-import tensorflow as tf
-
+# TensorFlow and Keras are imported where used: cpu_flags() also serves bench/common.py,
+# which must stay cheap to import.
 CHOICES = ("auto", "fp32", "bf16")
 POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -36,6 +35,8 @@ def resolve(precision, flags=None):
         raise ValueError(f"precision must be one of {CHOICES}, got {precision!r}")
     if precision != "auto":
         return precision
+    import tensorflow as tf
+
     if tf.config.list_physical_devices("GPU"):
         return "fp32"
     flags = cpu_flags() if flags is None else set(flags)
@@ -45,6 +46,8 @@ def resolve(precision, flags=None):
 @contextlib.contextmanager
 def policy(precision):
     """Set the Keras global dtype policy for `precision` ("fp32"/"bf16"), restore it after."""
+    import keras
+
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(POLICY[precision])
     try:
