@@ -341,10 +341,10 @@ def glacier_root_rgb16(root, seed=1):
 # ------------------------------------------------------------------ models
 def sic_model_dir(model_dir, data_dir, info, state="complete", task="sic_regional"):
     """A SIC model folder as training leaves it: task.json + checkpoints/{best,latest}.weights.h5."""
-    from tfseaice import training
+    from tfseaice.training.config import TrainConfig
     from tfseaice.tasks import get_task
 
-    cfg = training.TrainConfig(task=task, data_dir=data_dir, model_dir=model_dir,
+    cfg = TrainConfig(task=task, data_dir=data_dir, model_dir=model_dir,
                                extra={"filters": list(SIC_FILTERS)})
     model = get_task(task).build_model(cfg, info)
     return _write_model_dir(model, cfg, info, model_dir, state)
@@ -352,21 +352,21 @@ def sic_model_dir(model_dir, data_dir, info, state="complete", task="sic_regiona
 
 def _write_model_dir(model, cfg, info, model_dir, state):
     """What run_training leaves: best/latest weights and task.json."""
-    from tfseaice import training
+    from tfseaice.training.model_dir import save_weights_atomic, write_task_file
 
     ck = os.path.join(model_dir, "checkpoints")
     os.makedirs(ck, exist_ok=True)
     for name in ("best", "latest"):
-        training.save_weights_atomic(model, os.path.join(ck, f"{name}.weights.h5"))
-    training.write_task_file(cfg, info, state)
+        save_weights_atomic(model, os.path.join(ck, f"{name}.weights.h5"))
+    write_task_file(cfg, info, state)
     return model
 
 
 def pix2pix_model_dir(model_dir, data_dir, info, state="complete"):
-    from tfseaice import training
+    from tfseaice.training.config import TrainConfig
     from tfseaice.tasks import pix2pix
 
-    cfg = training.TrainConfig(task="pix2pix", data_dir=data_dir, model_dir=model_dir, learning_rate=2e-4,
+    cfg = TrainConfig(task="pix2pix", data_dir=data_dir, model_dir=model_dir, learning_rate=2e-4,
                                extra={"generator_filters": GAN_FILTERS, "discriminator_filters": GAN_FILTERS,
                                       "checkpoint_every": 1, "augment": False})
     model = pix2pix.build_pix2pix(cfg, info)
@@ -444,7 +444,7 @@ def build_world(root):
     pix2pix_model = os.path.join(root, "models", "pix2pix")
     pix2pix_model_dir(pix2pix_model, records_glacier, ginfo)
 
-    from tfseaice.export import export_sic
+    from tfseaice.serving.sic_export import export_sic
 
     export_dir = os.path.join(root, "export_sic")
     export_sic(model, export_dir, info)

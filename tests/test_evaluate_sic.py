@@ -157,15 +157,9 @@ def test_all_nan_scene_parts_and_channel_mismatch(scenes, tmp_path):
     assert result["pixel_count"] == 0 and result["pixel_rmse"] is None and result["polygon_r2"] is None
 
 
-def _has_sic_registry():
-    from tfseaice.tasks import sic
-
-    return hasattr(sic, "get")
-
-
-@pytest.mark.skipif(not _has_sic_registry(), reason="tfseaice.tasks.sic.get (task registry) not written yet")
 def test_evaluate_cli_on_sample_scenes(tmp_path):
-    from tfseaice import training
+    from tfseaice.training.config import TrainConfig
+    from tfseaice.training.model_dir import save_weights_atomic, write_task_file
     from tfseaice.data import samples
     from tfseaice.tasks import get_task
 
@@ -176,12 +170,12 @@ def test_evaluate_cli_on_sample_scenes(tmp_path):
         samples.write_scene(ds, paths[-1])
     info = {"kind": "sic", "channels": ["hh", "hv"], "num_channels": 2, "downsample": 2,
             "normalization": {"mean": [-14.5, -24.7], "std": [5.7, 4.8]}}
-    cfg = training.TrainConfig(task="sic_regional", data_dir=str(tmp_path), model_dir=str(tmp_path / "m"),
+    cfg = TrainConfig(task="sic_regional", data_dir=str(tmp_path), model_dir=str(tmp_path / "m"),
                                extra={"filters": [4, 8, 8, 8]})
     model = get_task("sic_regional").build_model(cfg, info)
     os.makedirs(tmp_path / "m" / "checkpoints")
-    training.save_weights_atomic(model, str(tmp_path / "m" / "checkpoints" / "best.weights.h5"))
-    training.write_task_file(cfg, info, "complete")
+    save_weights_atomic(model, str(tmp_path / "m" / "checkpoints" / "best.weights.h5"))
+    write_task_file(cfg, info, "complete")
     out = tmp_path / "metrics.json"
     cmd = [sys.executable, "-m", "tfseaice.evaluate", "--task=sic", f"--model_dir={tmp_path / 'm'}",
            f"--scenes_glob={tmp_path / 'scenes' / '*.nc'}", "--tile=32", "--overlap=8", f"--output={out}"]

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 
 from tfseaice.errors import InputError
-from tfseaice.export import describe_saved_model, export_sic, serving_instructions
-from tfseaice.inference import predict_scene
+from tfseaice.serving.saved_model import describe_saved_model, serving_instructions
+from tfseaice.serving.scene_inference import predict_scene
+from tfseaice.serving.sic_export import export_sic
 from tfseaice.models.unet import build_sic_unet
 
 INFO = {"channels": ["hh", "hv"], "downsample": 2, "pixel_spacing_m": 80,
@@ -116,24 +117,18 @@ def test_serving_instructions_name_the_mount_and_signature(exported):
     assert '"signature_name": "serving_default"' in text and '"sar"' in text
 
 
-def _has_sic_registry():
-    from tfseaice.tasks import sic
-
-    return hasattr(sic, "get")
-
-
-@pytest.mark.skipif(not _has_sic_registry(), reason="tfseaice.tasks.sic.get (task registry) not written yet")
 def test_export_cli_from_model_dir(tmp_path):
-    from tfseaice import training
+    from tfseaice.training.config import TrainConfig
+    from tfseaice.training.model_dir import save_weights_atomic, write_task_file
     from tfseaice.tasks import get_task
 
-    cfg = training.TrainConfig(task="sic_regional", data_dir=str(tmp_path), model_dir=str(tmp_path / "m"),
+    cfg = TrainConfig(task="sic_regional", data_dir=str(tmp_path), model_dir=str(tmp_path / "m"),
                                extra={"filters": [4, 8, 8, 8]})
     info = {**INFO, "kind": "sic", "num_channels": 2}
     model = get_task("sic_regional").build_model(cfg, info)
     os.makedirs(tmp_path / "m" / "checkpoints")
-    training.save_weights_atomic(model, str(tmp_path / "m" / "checkpoints" / "best.weights.h5"))
-    training.write_task_file(cfg, info, "complete")
+    save_weights_atomic(model, str(tmp_path / "m" / "checkpoints" / "best.weights.h5"))
+    write_task_file(cfg, info, "complete")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "tfseaice.export", f"--model_dir={tmp_path / 'm'}",
            f"--export_dir={tmp_path / 'exp'}"]

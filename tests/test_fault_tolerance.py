@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 
 from data_prep.ai4arctic_to_tfrecord import convert
-from tfseaice import training
+from tfseaice.training.callbacks import HistoryCSV, TrainingBackup
+from tfseaice.training.config import TrainConfig
+from tfseaice.training.loop import run_training
+from tfseaice.training.model_dir import read_backup, restore_backup, save_weights_atomic
 from tfseaice.data import dataset_info, pipeline
 from tfseaice.errors import InputError
 
@@ -134,7 +137,7 @@ def _tiny_model():
 def test_a_failed_save_never_replaces_a_checkpoint(tmp_path, monkeypatch):
     model = _tiny_model()
     path = tmp_path / "latest.weights.h5"
-    training.save_weights_atomic(model, str(path))
+    save_weights_atomic(model, str(path))
     good = path.read_bytes()
     old_weights = [w.copy() for w in model.get_weights()]
     model.layers[0].kernel.assign(model.layers[0].kernel + 1.0)
@@ -146,7 +149,7 @@ def test_a_failed_save_never_replaces_a_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(model, "save_weights", half_written)
     with pytest.raises(Exception, match="disk full"):  # OSError (or an InputError that names the file)
-        training.save_weights_atomic(model, str(path))
+        save_weights_atomic(model, str(path))
     assert path.read_bytes() == good
     assert sorted(os.listdir(tmp_path)) == ["latest.weights.h5"]  # no temporary file left
     fresh = _tiny_model()
@@ -157,14 +160,14 @@ def test_a_failed_save_never_replaces_a_checkpoint(tmp_path, monkeypatch):
 
 def test_backup_state_always_points_at_complete_weights(tmp_path, monkeypatch):
     model = _tiny_model()
-    backup = training.TrainingBackup(str(tmp_path / "backup"))
+    backup = TrainingBackup(str(tmp_path / "backup"))
     backup.set_model(model)
     backup.on_epoch_end(0, {"loss": 1.0})
     backup.on_epoch_end(1, {"loss": 0.5})
-    assert training.read_backup(str(tmp_path / "backup")) == (2, str(tmp_path / "backup" / "epoch_0002.weights.h5"))
+    assert read_backup(str(tmp_path / "backup")) == (2, str(tmp_path / "backup" / "epoch_0002.weights.h5"))
     assert sorted(os.listdir(tmp_path / "backup")) == ["epoch_0002.weights.h5", "state.json"]
     backup.on_epoch_end(2, {"loss": float("nan")})  # a NaN epoch is not backed up
-    assert training.read_backup(str(tmp_path / "backup"))[0] == 2
+    assert read_backup(str(tmp_path / "backup"))[0] == 2
 
     def killed(filepath, overwrite=True):
         with open(filepath, "wb") as f:
@@ -174,18 +177,18 @@ def test_backup_state_always_points_at_complete_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(model, "save_weights", killed)
     with pytest.raises(KeyboardInterrupt):
         backup.on_epoch_end(3, {"loss": 0.4})
-    epoch, weights = training.read_backup(str(tmp_path / "backup"))
+    epoch, weights = read_backup(str(tmp_path / "backup"))
     assert epoch == 2 and os.path.exists(weights)
     fresh = _tiny_model()
-    training.restore_backup(fresh, weights)  # loads: model and optimizer variables
+    restore_backup(fresh, weights)  # loads: model and optimizer variables
     assert fresh.optimizer.built
     (tmp_path / "backup" / "epoch_0002.weights.h5").unlink()
     with pytest.raises(InputError, match="is missing; delete"):
-        training.read_backup(str(tmp_path / "backup"))
+        read_backup(str(tmp_path / "backup"))
 
 
 def test_history_rows_after_the_backup_are_dropped_on_resume(tmp_path):
-    hist = training.HistoryCSV(str(tmp_path / "history.csv"))
+    hist = HistoryCSV(str(tmp_path / "history.csv"))
     for epoch in range(3):
         hist.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
     hist.truncate(2)  # resumed after epoch 2: the row of epoch 3 is from a lost run
@@ -248,7 +251,7 @@ def test_interrupted_pix2pix_resumes_with_both_optimizers(tmp_path):
                                         min_size=520, max_size=540)
     glacier_to_tfrecord.convert(str(tmp_path / "raw"), str(tmp_path / "records"), patch_size=256,
                                 val_fraction=0.3, seed=1)
-    cfg = training.TrainConfig(task="pix2pix", data_dir=str(tmp_path / "records"), model_dir=str(tmp_path / "p2p"),
+    cfg = TrainConfig(task="pix2pix", data_dir=str(tmp_path / "records"), model_dir=str(tmp_path / "p2p"),
                                epochs=2, steps_per_epoch=2, batch_size=2, learning_rate=2e-4, image_every=0,
                                extra={"generator_filters": 2, "discriminator_filters": 2, "checkpoint_every": 1})
 
@@ -261,10 +264,10 @@ def test_interrupted_pix2pix_resumes_with_both_optimizers(tmp_path):
                 raise Interrupted
 
     with pytest.raises(Interrupted):
-        training.run_training(cfg, extra_callbacks=[Interrupt()])
-    assert training.read_backup(str(tmp_path / "p2p" / "checkpoints" / "backup"))[0] == 1
+        run_training(cfg, extra_callbacks=[Interrupt()])
+    assert read_backup(str(tmp_path / "p2p" / "checkpoints" / "backup"))[0] == 1
     first = _history(tmp_path / "p2p")
-    history = training.run_training(cfg)
+    history = run_training(cfg)
     assert history.epoch == [1]  # only the second epoch was trained
     assert int(history.model.gen_optimizer.iterations) == int(history.model.disc_optimizer.iterations) == 4
     rows = _history(tmp_path / "p2p")

@@ -18,10 +18,6 @@ The subprocesses run concurrently (a small thread pool started once per
 module), slowest first; each test waits for its own row. The inputs are
 built once per module by tests/hostile_fixtures.py.
 
-Rows marked xfail need a change in training.py / train.py / pipeline.py
-(being reworked elsewhere when this module was written); the reason says
-which. They are strict: once the change is in they pass, and the mark must go.
-
 Run the module in one process (`make test` uses xdist with --dist=loadfile):
 every process that collects it starts all of its selected rows. `pytest -k
 ROW` runs only the rows selected. TFSEAICE_HOSTILE_TIMES=FILE writes the wall
@@ -81,7 +77,6 @@ class Row:
     setup: Callable = None              # (world, row_dir) -> None, before the run
     watch: Callable = None              # (world, row_dir) -> paths that must not change
     check: Callable = None              # (world, row_dir, result) -> None, extra assertions
-    xfail: str = None                   # reason: needs a change in a file we may not edit
     wrapper: str = None                 # python code run with `-c` instead of `-m module`
     verbose: bool = False               # --verbose: a traceback is expected
     slow: bool = False                  # trains a model: started first
@@ -665,12 +660,7 @@ def runs(world, request):
                 f.write(f"{r.seconds:7.1f} s wall {r.cpu_seconds:6.1f} s cpu  rc={r.returncode}  {k}\n")
 
 
-def _param(row):
-    marks = [pytest.mark.xfail(strict=True, reason=row.xfail)] if row.xfail else []
-    return pytest.param(row, id=row.id, marks=marks)
-
-
-@pytest.mark.parametrize("row", [_param(r) for r in ROWS])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r.id) for r in ROWS])
 def test_entry_point_row(row, world, runs):
     d = world.row_dir(row.id)
     res = runs[row.id].result()
@@ -763,11 +753,11 @@ def test_our_keras_files_load_in_safe_mode(world, tmp_path):
     import keras
     import tensorflow as tf
 
-    from tfseaice import training
+    from tfseaice.serving.loading import load_trained
 
     for model_dir, x in ((world.sic_model, np.random.default_rng(0).normal(-20, 5, (1, 32, 32, 2))),
                          (world.pix2pix_model, None)):
-        model, _ = training.load_trained(model_dir)
+        model, _ = load_trained(model_dir)
         net = getattr(model, "unet", None) or model.generator
         if x is None:
             x = np.eye(4, dtype="float32")[np.random.default_rng(1).integers(0, 4, (1, 256, 256))]

@@ -4,8 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from tfseaice import inference
-from tfseaice.inference import axis_tiles, ice_water, polygon_map, predict_scene
+from tfseaice.serving import scene_inference
+from tfseaice.serving.scene_inference import axis_tiles, predict_scene
+from tfseaice.serving.sic_products import ice_water, polygon_map
 from tfseaice.models.unet import SarStandardize, build_sic_unet
 
 
@@ -179,6 +180,6 @@ def test_polygon_map_hand_computed():
 def test_reflect_index_folds_any_padding():
     idx = np.arange(0, 40)
     for length in (1, 2, 5, 17):
-        j = inference._reflect_index(idx, length)
+        j = scene_inference._reflect_index(idx, length)
         assert ((j >= 0) & (j < length)).all()
         assert (j[:length] == np.arange(length)).all()

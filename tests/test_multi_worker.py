@@ -16,7 +16,8 @@ import pytest
 import tensorflow as tf
 
 from data_prep import glacier_to_tfrecord
-from tfseaice import distribute, training
+from tfseaice import distribute
+from tfseaice.serving.loading import load_trained
 from tfseaice.data import dataset_info, glacier_samples, pipeline
 from tfseaice.errors import InputError
 
@@ -102,13 +103,14 @@ DRIVER = r"""
 import json, os, sys
 import numpy as np
 from absl import logging
-from tfseaice import training
+from tfseaice.training.config import TrainConfig
+from tfseaice.training.loop import run_training
 logging.set_verbosity(logging.INFO)
 out, specs = sys.argv[1], json.loads(sys.argv[2])
 print("PID", os.getpid(), flush=True)
 for spec in specs:
     name = spec.pop("name")
-    history = training.run_training(training.TrainConfig(**spec))
+    history = run_training(TrainConfig(**spec))
     np.savez(os.path.join(out, f"{name}-{os.environ['WORKER_INDEX']}.npz"),
              *[np.asarray(v) for v in history.model.weights])
     print("DONE", name, flush=True)
@@ -190,7 +192,7 @@ def test_two_workers_end_with_identical_weights_and_the_chiefs_checkpoint(two_wo
     assert len(w0.files) == len(w1.files) > 10
     for key in w0.files:
         np.testing.assert_array_equal(w0[key], w1[key], err_msg=f"{name} weight {key} differs")
-    model, meta = training.load_trained(str(root / name), "latest")
+    model, meta = load_trained(str(root / name), "latest")
     assert meta["state"] == "complete"
     assert [int(r.split(",")[0]) for r in (root / name / "history.csv").read_text().splitlines()[1:]] == [1, 2]
     for key, var in zip(w0.files, model.weights):

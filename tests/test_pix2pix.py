@@ -328,38 +328,38 @@ def test_segmentation_scores_known_values():
 # --------------------------------------------------------- generation/export
 
 def test_generating_from_a_300x700_mask_returns_300x700(tmp_path):
-    from tfseaice import generate
+    from tfseaice.serving import generator, glacier_images
     from tfseaice.data import glacier_samples
 
-    gen = generate.from_keras(p2p.build_generator(4, filters=4))
+    gen = generator.from_keras(p2p.build_generator(4, filters=4))
     classes = glacier_samples.random_fjord_mask(300, 700, 3, nodata_probability=1.0)
     masks = tmp_path / "masks"
     masks.mkdir()
     glacier.write_png(str(masks / "SI_2011 04$12_zones.png"), glacier.classes_to_zones(classes))
-    done = generate.generate_from_masks(gen, [str(masks / "SI_2011 04$12_zones.png")], str(tmp_path / "out"))
+    done = glacier_images.generate_from_masks(gen, [str(masks / "SI_2011 04$12_zones.png")], str(tmp_path / "out"))
     assert [os.path.basename(p) for _, p in done] == ["SI_2011_04_12.png"]
     img = np.asarray(Image.open(done[0][1]))
     assert img.shape == (300, 700) and img.dtype == np.uint8
     assert (img[classes == 0] == 0).all() and (img[classes != 0] >= 1).all()
     for mode in ("tile", "full"):
-        assert generate.generate_image(gen, classes[:257, :300], mode=mode).shape == (257, 300)
+        assert glacier_images.generate_image(gen, classes[:257, :300], mode=mode).shape == (257, 300)
     with pytest.raises(Exception, match="overwrite"):
-        generate.generate_from_masks(gen, [str(masks / "SI_2011 04$12_zones.png")], str(tmp_path / "out"))
+        glacier_images.generate_from_masks(gen, [str(masks / "SI_2011 04$12_zones.png")], str(tmp_path / "out"))
 
 
 def test_output_names_cannot_escape_out_dir():
-    from tfseaice import generate
+    from tfseaice.serving import glacier_images
 
-    assert generate.output_name("../../etc/passwd_zones.png") == "passwd.png"
-    assert generate.output_name("/x/..._zones.png") == "mask.png"
-    assert generate.output_name("a/b c;rm -rf_zones.png") == "b_c_rm_-rf.png"
+    assert glacier_images.output_name("../../etc/passwd_zones.png") == "passwd.png"
+    assert glacier_images.output_name("/x/..._zones.png") == "mask.png"
+    assert glacier_images.output_name("a/b c;rm -rf_zones.png") == "b_c_rm_-rf.png"
 
 
 def test_random_masks_write_training_pairs(tmp_path):
-    from tfseaice import generate
+    from tfseaice.serving import generator, glacier_images
 
-    gen = generate.from_keras(p2p.build_generator(4, filters=4))
-    names = generate.generate_random(gen, 2, str(tmp_path / "syn"), seed=3, min_size=300, max_size=310)
+    gen = generator.from_keras(p2p.build_generator(4, filters=4))
+    names = glacier_images.generate_random(gen, 2, str(tmp_path / "syn"), seed=3, min_size=300, max_size=310)
     assert len(names) == 2
     pairs = glacier.list_pairs(str(tmp_path / "syn"), "train")
     assert [p[0] for p in pairs] == sorted(names)
@@ -368,10 +368,10 @@ def test_random_masks_write_training_pairs(tmp_path):
 
 
 def test_export_round_trip(tmp_path):
-    from tfseaice import generate
+    from tfseaice.serving import generator, pix2pix_export
 
     g = p2p.build_generator(4, filters=4)
-    generate.export_generator(task.Pix2Pix(g, p2p.build_discriminator(4, filters=4)), str(tmp_path / "sm"))
+    pix2pix_export.export_generator(task.Pix2Pix(g, p2p.build_discriminator(4, filters=4)), str(tmp_path / "sm"))
     loaded = tf.saved_model.load(str(tmp_path / "sm"))
     sig = loaded.signatures["serving_default"]
     assert list(sig.structured_input_signature[1]) == ["mask"]
@@ -381,5 +381,5 @@ def test_export_round_trip(tmp_path):
     served = sig(mask=x)["sar"].numpy()
     expected = ((g(x, training=False).numpy() + 1) / 2).clip(0, 1)
     np.testing.assert_allclose(served, expected, atol=1e-5)
-    fn = generate.load_saved_model(str(tmp_path / "sm"))
+    fn = generator.load_saved_model(str(tmp_path / "sm"))
     np.testing.assert_allclose(fn(x), expected, atol=1e-5)

@@ -18,7 +18,8 @@ TINY = {"generator_filters": 2, "discriminator_filters": 2, "checkpoint_every": 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     from data_prep import glacier_to_tfrecord as g2t
-    from tfseaice import training
+    from tfseaice.training.config import TrainConfig
+    from tfseaice.training.loop import run_training
 
     root = tmp_path_factory.mktemp("p2p")
     glacier_samples.make_sample_dataset(str(root / "raw"), 3, seed=1, test_fraction=0.34,
@@ -26,12 +27,12 @@ def trained(tmp_path_factory):
     g2t.convert(str(root / "raw"), str(root / "records"), patch_size=256, val_fraction=0.3, seed=1)
     common = dict(data_dir=str(root / "records"), epochs=2, steps_per_epoch=2, batch_size=2,
                   learning_rate=2e-4, image_every=1, seed=1)
-    cfg = training.TrainConfig(task="pix2pix", model_dir=str(root / "p2p"), extra=dict(TINY), **common)
-    training.run_training(cfg)
-    zcfg = training.TrainConfig(task="glacier_zones", model_dir=str(root / "zones"),
+    cfg = TrainConfig(task="pix2pix", model_dir=str(root / "p2p"), extra=dict(TINY), **common)
+    run_training(cfg)
+    zcfg = TrainConfig(task="glacier_zones", model_dir=str(root / "zones"),
                                 extra={"filters": [2, 4, 4], "augment": False},
                                 **dict(common, learning_rate=1e-3))
-    training.run_training(zcfg)
+    run_training(zcfg)
     return root
 
 
@@ -78,20 +79,20 @@ def test_evaluate_writes_curves_table_and_fcn_score(trained, tmp_path):
 
 
 def test_generate_from_model_dir_and_export(trained, tmp_path):
-    from tfseaice import generate
-    from tfseaice.tasks import get_task
-    from tfseaice import training
+    from tfseaice.serving import generator, glacier_images
+    from tfseaice.serving.export_module_factory import export_trained
+    from tfseaice.serving.loading import load_trained
 
     masks = sorted((trained / "raw" / "zones" / "test").glob("*_zones.png"))
     for ckpt in ("best", "1"):
-        gen = generate.load_from_model_dir(str(trained / "p2p"), ckpt)
-        done = generate.generate_from_masks(gen, [str(m) for m in masks], str(tmp_path / f"out_{ckpt}"))
+        gen = generator.load_from_model_dir(str(trained / "p2p"), ckpt)
+        done = glacier_images.generate_from_masks(gen, [str(m) for m in masks], str(tmp_path / f"out_{ckpt}"))
         for mask_path, out_path in done:
             assert os.path.basename(out_path) == os.path.basename(mask_path).replace("_zones.png", ".png")
             assert np.asarray(Image.open(out_path)).shape == glacier.read_zones_png(mask_path).shape
-    model, meta = training.load_trained(str(trained / "p2p"), "best")
-    get_task("pix2pix").export(model, str(tmp_path / "sm"), meta["dataset_info"])
-    fn = generate.load_saved_model(str(tmp_path / "sm"))
+    model, meta = load_trained(str(trained / "p2p"), "best")
+    export_trained("pix2pix", model, str(tmp_path / "sm"), meta["dataset_info"])
+    fn = generator.load_saved_model(str(tmp_path / "sm"))
     x = tf.one_hot(tf.zeros([1, 256, 256], tf.int32) + 2, 4)
-    expected = generate.from_keras(model.generator)(x)
+    expected = generator.from_keras(model.generator)(x)
     np.testing.assert_allclose(fn(x), expected, atol=1e-5)

@@ -7,7 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from tfseaice import precision, training
+from tfseaice import precision
+from tfseaice.serving.loading import load_trained
+from tfseaice.training.loop import run_training
 from tfseaice.errors import InputError
 
 from sic_fixtures import convert_tiny
@@ -42,8 +44,8 @@ def test_bf16_training_records_the_choice_and_keeps_float32_weights(tmp_path):
     data_dir, _ = convert_tiny(tmp_path)
     fp32 = tiny_config(data_dir, tmp_path / "fp32", precision="fp32")
     bf16 = tiny_config(data_dir, tmp_path / "bf16", precision="bf16")
-    training.run_training(fp32)
-    training.run_training(bf16)
+    run_training(fp32)
+    run_training(bf16)
     assert keras.mixed_precision.global_policy().name == "float32"  # restored after training
     for cfg, name in ((fp32, "fp32"), (bf16, "bf16")):
         with open(os.path.join(cfg.model_dir, "task.json")) as f:
@@ -53,11 +55,11 @@ def test_bf16_training_records_the_choice_and_keeps_float32_weights(tmp_path):
     assert loss16 != loss32, "bf16 computed exactly what fp32 did: the policy was not applied"
     assert np.all(np.isfinite(loss16))
     np.testing.assert_allclose(loss16[0], loss32[0], rtol=0.2)
-    model, _ = training.load_trained(bf16.model_dir, expect_task="sic_regional")
+    model, _ = load_trained(bf16.model_dir, expect_task="sic_regional")
     assert {w.dtype for w in model.weights} == {"float32"}
 
 
 def test_unknown_precision_is_an_input_error(tmp_path):
     data_dir, _ = convert_tiny(tmp_path)
     with pytest.raises(InputError, match="precision"):
-        training.run_training(tiny_config(data_dir, tmp_path / "m", precision="fp8"))
+        run_training(tiny_config(data_dir, tmp_path / "m", precision="fp8"))

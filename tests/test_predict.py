@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from tfseaice import predict
+from tfseaice.serving.sic_scene import predict_scene_file
 from tfseaice.data import ai4arctic, samples
 from tfseaice.errors import InputError
-from tfseaice.inference import predict_scene
+from tfseaice.serving.scene_inference import predict_scene
 from tfseaice.models.unet import build_sic_unet
 
 INFO = {"channels": ["hh", "hv"], "downsample": 2, "source": "test model"}
@@ -43,7 +43,7 @@ def model():
 
 def test_netcdf_is_cf_with_all_products(scene_path, model, tmp_path):
     out = str(tmp_path / "pred" / "OUT.nc")
-    predict.predict_scene_file(model, INFO, scene_path, out, tile=32, overlap=8, history="pytest")
+    predict_scene_file(model, INFO, scene_path, out, tile=32, overlap=8, history="pytest")
     scene = ai4arctic.read_scene(scene_path, ("hh", "hv"), 2)
     with xr.open_dataset(out) as ds:
         assert ds.attrs["Conventions"] == "CF-1.8"
@@ -90,14 +90,14 @@ def test_refuses_existing_outputs_and_channel_mismatch(scene_path, model, tmp_pa
     out = tmp_path / "OUT.nc"
     (tmp_path / "OUT.png").write_bytes(b"keep me")
     with pytest.raises(InputError, match="--overwrite"):
-        predict.predict_scene_file(model, INFO, scene_path, str(out), tile=32, overlap=8)
+        predict_scene_file(model, INFO, scene_path, str(out), tile=32, overlap=8)
     assert (tmp_path / "OUT.png").read_bytes() == b"keep me" and not out.exists()
     with pytest.raises(InputError, match="2 channel"):
-        predict.predict_scene_file(model, INFO, scene_path, str(tmp_path / "x.nc"), channels=["hh"])
+        predict_scene_file(model, INFO, scene_path, str(tmp_path / "x.nc"), channels=["hh"])
 
 
 def test_predict_cli_with_saved_model(scene_path, model, tmp_path):
-    from tfseaice.export import export_sic
+    from tfseaice.serving.sic_export import export_sic
 
     exported = str(tmp_path / "export")
     export_sic(model, exported, {"channels": ["hh", "hv"], "downsample": 2})

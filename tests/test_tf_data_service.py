@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfseaice import training
+from tfseaice.training.config import TrainConfig
+from tfseaice.training.loop import run_training
+from tfseaice.training.model_dir import read_task_file
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError
 
@@ -32,16 +34,16 @@ def service(tmp_path_factory):
 def test_data_service_feeds_a_training_run(service):
     address, worker, data_dir, root = service
     assert worker._num_tasks() == 0  # noqa: SLF001 - TF's own tests count tasks this way
-    cfg = training.TrainConfig(task="sic_regional", data_dir=data_dir, model_dir=str(root / "model"), epochs=2,
+    cfg = TrainConfig(task="sic_regional", data_dir=data_dir, model_dir=str(root / "model"), epochs=2,
                                steps_per_epoch=3, batch_size=4, seed=1, image_every=0,
                                tf_data_service=address, extra={"filters": [4, 8, 8, 8]})
-    history = training.run_training(cfg)
+    history = run_training(cfg)
     assert worker._num_tasks() >= 1, "the tf.data service worker never ran the training pipeline"  # noqa: SLF001
     with open(os.path.join(cfg.model_dir, "history.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert all(np.isfinite(v) for v in history.history["loss"] + history.history["val_polygon_rmse"])
-    assert training.read_task_file(cfg.model_dir)["config"]["tf_data_service"] == address
+    assert read_task_file(cfg.model_dir)["config"]["tf_data_service"] == address
 
 
 @pytest.mark.parametrize("mode", ["distributed_epoch", "parallel_epochs"])
@@ -60,9 +62,9 @@ def test_both_processing_modes_give_the_pipelines_batches(service, mode):
 
 def test_bad_service_address_is_an_input_error(service):
     _, _, data_dir, root = service
-    cfg = training.TrainConfig(task="sic_regional", data_dir=data_dir, model_dir=str(root / "bad"),
+    cfg = TrainConfig(task="sic_regional", data_dir=data_dir, model_dir=str(root / "bad"),
                                tf_data_service="http://dispatcher")
     with pytest.raises(InputError, match="must be grpc://HOST:PORT") as e:
-        training.run_training(cfg)
+        run_training(cfg)
     assert e.value.path == "--tf_data_service"
     assert pipeline.check_data_service_address("10.0.0.2:5050") == "grpc://10.0.0.2:5050"

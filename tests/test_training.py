@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfseaice import training
+from tfseaice.serving.loading import load_trained
+from tfseaice.training.config import TrainConfig
+from tfseaice.training.loop import run_training
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError
 
@@ -25,7 +27,7 @@ def tiny_config(data_dir, model_dir, **kw):
                 precision="fp32",  # the same numbers on every CPU (auto would pick bf16 on AMX machines)
                 extra={"filters": [4, 8, 8, 8], "augment": True})
     args.update(kw)
-    return training.TrainConfig(**args)
+    return TrainConfig(**args)
 
 
 def read_history(model_dir):
@@ -38,7 +40,7 @@ def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     data_dir, info = convert_tiny(root)
     cfg = tiny_config(data_dir, root / "model")
-    history = training.run_training(cfg)
+    history = run_training(cfg)
     return cfg, history, info
 
 
@@ -97,33 +99,33 @@ def test_checkpoints_exist_and_reload_with_equal_predictions(run):
 
     batch = next(iter(pipeline.sic_dataset(cfg.data_dir, "val", 4, training=False)))
     expected = history.model(batch["sar"], training=False).numpy()
-    model, meta = training.load_trained(cfg.model_dir, "latest", expect_task="sic_regional")
+    model, meta = load_trained(cfg.model_dir, "latest", expect_task="sic_regional")
     np.testing.assert_allclose(model(batch["sar"], training=False).numpy(), expected, rtol=1e-5, atol=1e-6)
     assert meta["config"]["seed"] == cfg.seed
-    best_model, _ = training.load_trained(cfg.model_dir, "best")
+    best_model, _ = load_trained(cfg.model_dir, "best")
     assert best_model(batch["sar"], training=False).shape == expected.shape
 
 
 def test_model_dir_of_another_task_or_a_finished_run_is_refused(run, tmp_path):
     cfg, _, _ = run
     with pytest.raises(InputError, match="holds a 'sic_regional' model; this run trains 'sic_pixel'") as e:
-        training.run_training(tiny_config(cfg.data_dir, cfg.model_dir, task="sic_pixel"))
+        run_training(tiny_config(cfg.data_dir, cfg.model_dir, task="sic_pixel"))
     assert e.value.path == cfg.model_dir
     with pytest.raises(InputError, match="holds a finished training; pass --overwrite") as e:
-        training.run_training(cfg)
+        run_training(cfg)
     assert e.value.path == cfg.model_dir
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "README.txt").write_text("mine")
     with pytest.raises(InputError, match="not a tfseaice model folder"):
-        training.run_training(tiny_config(cfg.data_dir, foreign))
+        run_training(tiny_config(cfg.data_dir, foreign))
     assert os.listdir(foreign) == ["README.txt"]
 
 
 def test_global_batch_must_split_evenly_over_replicas(run, tmp_path):
     cfg, _, _ = run
     with pytest.raises(InputError, match="multiple of the 2 replicas") as e:
-        training.run_training(tiny_config(cfg.data_dir, tmp_path / "m", strategy="mirrored",
+        run_training(tiny_config(cfg.data_dir, tmp_path / "m", strategy="mirrored",
                                           num_cpu_replicas=2, batch_size=3))
     assert e.value.path == "--batch_size"
     assert not (tmp_path / "m").exists()
@@ -133,7 +135,7 @@ def test_same_seed_gives_the_same_history_after_overwrite(run):
     """--overwrite retrains a finished folder from scratch; the same seed gives the same numbers."""
     cfg, _, _ = run
     first = read_history(cfg.model_dir)
-    training.run_training(tiny_config(cfg.data_dir, cfg.model_dir, overwrite=True))
+    run_training(tiny_config(cfg.data_dir, cfg.model_dir, overwrite=True))
     again = read_history(cfg.model_dir)
     assert again == first  # every value, as written
     steps = [event.step for path in glob.glob(os.path.join(cfg.model_dir, "logs", "train", "events.*"))

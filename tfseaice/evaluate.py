@@ -20,16 +20,14 @@ pix2pix (per-checkpoint curves, Table I row, FCN-score):
 import glob
 import os
 
-from absl import flags, logging
+from absl import flags
 
 from tfseaice import cli, io_utils
 from tfseaice.errors import InputError
+from tfseaice.evaluation import pix2pix, sic
 
 FLAGS = flags.FLAGS
 TASKS = ("sic", "pix2pix")
-SIC_TASKS = ("sic_regional", "sic_pixel")
-
-
 
 def define_flags():
     """Define the command-line flags (only when run as a program, so that the
@@ -52,8 +50,7 @@ def define_flags():
     flags.DEFINE_float("threshold", 0.5, "sic: ice/water threshold for the F1 score (ice = SIC >= threshold).")
     flags.DEFINE_string("output", None, "sic: metrics JSON path; the Markdown table goes beside it (.md).")
 
-    # ---------------------------------------------------------------------------
-    # --- pix2pix flags (for tfseaice.evaluation.pix2pix.evaluate; owned by the pix2pix side)
+    # --- pix2pix
     flags.DEFINE_string("data_dir", None, "pix2pix: converted glacier data (default: the training data).")
     flags.DEFINE_integer("epoch", 0, "pix2pix: checkpoint epoch for the Table I row (0 = last).")
     flags.DEFINE_string("zones_model_dir", None, "pix2pix: trained glacier_zones model for the FCN-score.")
@@ -61,8 +58,6 @@ def define_flags():
     flags.DEFINE_enum("split", "val", ["val", "test"], "pix2pix: evaluation split.")
     flags.DEFINE_bool("dropout_at_inference", False, "pix2pix: generate with dropout on (the paper's noise).")
     flags.DEFINE_bool("recompute_curves", False, "pix2pix: score every checkpoint again.")
-    # --- end of pix2pix flags
-    # ---------------------------------------------------------------------------
 
 
 def _scene_paths(pattern):
@@ -73,42 +68,23 @@ def _scene_paths(pattern):
 
 
 def main_sic():
-    from tfseaice.evaluation import sic
-
     if not FLAGS.scenes_glob:
         raise InputError("--scenes_glob", "is required for --task=sic")
     if not FLAGS.output:
         raise InputError("--output", "is required for --task=sic")
     sic.check_outputs(FLAGS.output, FLAGS.overwrite)   # before any work
-    paths = _scene_paths(FLAGS.scenes_glob)
-
-    from tfseaice import training
-
-    model, meta = training.load_trained(FLAGS.model_dir, FLAGS.weights, expect_task=SIC_TASKS)
-    info = meta["dataset_info"]
-    channels = tuple(info.get("channels") or ("hh", "hv"))
-    downsample = FLAGS.downsample or int(info.get("downsample") or 2)
-    if info.get("downsample") and downsample != int(info["downsample"]):
-        logging.warning("evaluating at --downsample=%d but the model was trained at %s",
-                        downsample, info["downsample"])
-    result = sic.evaluate_scenes(model, paths, channels=channels, downsample=downsample,
-                                 truth_variable=FLAGS.truth_variable, raw_glob=FLAGS.raw_glob,
-                                 tile=FLAGS.tile, overlap=FLAGS.overlap, batch_size=FLAGS.batch_size,
-                                 threshold=FLAGS.threshold)
-    result["settings"].update(model_dir=os.path.abspath(FLAGS.model_dir), task=meta["task"],
-                              weights=FLAGS.weights)
-    title = f"{meta['task']} — {os.path.basename(os.path.normpath(FLAGS.model_dir))}"
-    text = sic.write_report(result, FLAGS.output, overwrite=FLAGS.overwrite, title=title)
+    text = sic.evaluate_model_dir(FLAGS.model_dir, _scene_paths(FLAGS.scenes_glob), FLAGS.output,
+                                  weights=FLAGS.weights, downsample=FLAGS.downsample,
+                                  truth_variable=FLAGS.truth_variable, raw_glob=FLAGS.raw_glob,
+                                  tile=FLAGS.tile, overlap=FLAGS.overlap, batch_size=FLAGS.batch_size,
+                                  threshold=FLAGS.threshold, overwrite=FLAGS.overwrite)
     print(text)
-    json_path, md_path = sic.report_paths(FLAGS.output)
-    print(f"Wrote {json_path} and {md_path}")
+    print("Wrote {} and {}".format(*sic.report_paths(FLAGS.output)))
 
 
 def main_pix2pix():
     out_dir = FLAGS.out_dir or os.path.join(FLAGS.model_dir, "eval")
     io_utils.refuse_existing(out_dir, FLAGS.overwrite)   # before any work
-    from tfseaice.evaluation import pix2pix  # lazy: the SIC side works without it
-
     result = pix2pix.evaluate(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
                      zones_model_dir=FLAGS.zones_model_dir, epoch=FLAGS.epoch, output=out_dir,
                      split=FLAGS.split, batch_size=FLAGS.batch_size,

@@ -12,9 +12,10 @@ the global batch, split over every replica of every worker.
 
 from absl import flags
 
-from tfseaice import cli, training
-from tfseaice.distribute import STRATEGIES
+from tfseaice import cli, distribute
 from tfseaice.tasks import TASK_NAMES
+from tfseaice.training.config import TrainConfig
+from tfseaice.training.loop import run_training
 
 FLAGS = flags.FLAGS
 
@@ -33,7 +34,7 @@ def define_flags():
     flags.DEFINE_float("learning_rate", 1e-3, "Learning rate.")
     flags.DEFINE_enum("lr_schedule", "constant", ["constant", "cosine"], "Learning-rate schedule.")
     flags.DEFINE_integer("seed", 1, "Seed of weights, shuffling and augmentation.")
-    flags.DEFINE_enum("strategy", "default", STRATEGIES,
+    flags.DEFINE_enum("strategy", "default", distribute.STRATEGIES,
                       "tf.distribute strategy: default (one device), mirrored (all local GPUs, or "
                       "--num_cpu_replicas logical CPUs), multi_worker (MultiWorkerMirroredStrategy from the "
                       "TF_CONFIG environment variable; only the chief writes into --model_dir).")
@@ -88,7 +89,7 @@ def config_from_flags():
     extra = {name: FLAGS[name].value for name in TASK_FLAGS[FLAGS.task]}
     if "filters" in extra:
         extra["filters"] = [int(f) for f in extra["filters"]]
-    return training.TrainConfig(
+    return TrainConfig(
         task=FLAGS.task, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, epochs=FLAGS.epochs,
         steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,
         batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
@@ -103,10 +104,8 @@ def main(argv):
     del argv
     cfg = config_from_flags()
     if cfg.strategy == "mirrored" and cfg.num_cpu_replicas:
-        from tfseaice.distribute import configure_cpu_replicas
-
-        configure_cpu_replicas(cfg.num_cpu_replicas)
-    training.run_training(cfg)
+        distribute.configure_cpu_replicas(cfg.num_cpu_replicas)
+    run_training(cfg)
     print(f"Trained {cfg.task}: model folder {cfg.model_dir} (history.csv, checkpoints/, logs/)")
 
 

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from tfseaice.errors import InputError
+from tfseaice.io_utils import atomic_path
 
 ZONE_VALUES = (0, 64, 127, 254)
 CLASS_NAMES = ("no_data", "rock", "glacier", "ocean")
@@ -271,8 +272,6 @@ def iter_split(data_root, split, extra_names=None):
 
 def write_png(path, array):
     """Write a uint8 [H, W] array as 8-bit grayscale PNG (atomic rename)."""
-    from tfseaice.io_utils import atomic_path
-
     arr = np.asarray(array)
     if arr.dtype != np.uint8 or arr.ndim != 2:
         raise ValueError(f"write_png needs uint8 [H, W], got {arr.dtype} {arr.shape}")

@@ -25,13 +25,21 @@ import glob
 import os
 import re
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import io_utils, metrics
+from tfseaice import io_utils, metrics, viz
 from tfseaice.data import dataset_info, glacier, pipeline
 from tfseaice.errors import InputError
+from tfseaice.models.pix2pix import set_dropout_at_inference
+from tfseaice.serving.loading import load_trained
+from tfseaice.tasks import pix2pix as task
+from tfseaice.tasks.glacier_zones import predict_classes
+from tfseaice.tasks.pix2pix import condition, to_unit_range
+from tfseaice.training.config import TrainConfig
+from tfseaice.training.model_dir import read_task_file
 
 PAPER_TABLE_I = {  # epoch 210, paper Table I
     "orig": {"dice": 0.2638, "ssim": 0.8409},
@@ -68,8 +76,6 @@ def load_split(data_dir, info, split, max_examples=None):
 
 def generate_batch(generator, mask, extra, batch_size=8):
     """Generated images in [0, 1], quantised to 8 bit, [N,H,W,1]."""
-    from tfseaice.tasks.pix2pix import condition, to_unit_range
-
     @tf.function(reduce_retracing=True)
     def run(m, e):
         return to_unit_range(generator(condition(m, e), training=False))
@@ -131,26 +137,6 @@ def list_checkpoints(model_dir):
         if m:
             found.append((int(m.group(1)), p))
     return sorted(found)
-
-
-def plot_curves(curves, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [c["epoch"] for c in curves]
-    fig, axes = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
-    for ax, key, label in ((axes[0], "dice", "non-binary Dice"), (axes[1], "ssim", "SSIM")):
-        ax.plot(epochs, [c[key] for c in curves], marker="o")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-    axes[1].set_xlabel("epoch")
-    axes[0].set_title(title)
-    fig.tight_layout()
-    with io_utils.atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
 
 
 def _fmt(v):
@@ -226,17 +212,11 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
                    batch_size=8, dropout_at_inference=False, seed=0, recompute_curves=False,
                    max_examples=None):
     """`evaluate` writing into the folder `output`, which exists (see `evaluate`)."""
-    import keras
-
-    from tfseaice import training
-    from tfseaice.models.pix2pix import set_dropout_at_inference
-    from tfseaice.tasks import pix2pix as task
-
     keras.utils.set_random_seed(seed)
-    meta = training.read_task_file(model_dir)
+    meta = read_task_file(model_dir)
     if meta.get("task") != "pix2pix":
         raise InputError(model_dir, f"holds a {meta.get('task')!r} model, not pix2pix")
-    cfg = training.TrainConfig.from_json(meta["config"])
+    cfg = TrainConfig.from_json(meta["config"])
     data_dir = data_dir or cfg.data_dir
     info = dataset_info.load(data_dir, kind="glacier")
     variant = _variant_name(cfg, model_dir)
@@ -259,7 +239,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
         curves.append({"epoch": ep, "dice": s["dice"], "ssim": s["ssim"], "source": "evaluation"})
     io_utils.write_json(os.path.join(output, "curves.json"), {"variant": variant, "split": split, "curves": curves})
     if curves:
-        plot_curves(curves, os.path.join(output, "curves.png"), f"pix2pix {variant} ({split})")
+        viz.save_checkpoint_curves(curves, os.path.join(output, "curves.png"), f"pix2pix {variant} ({split})")
 
     # generator at the chosen epoch
     if epoch:
@@ -273,7 +253,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
         generator.load_weights(ckpts[-1][1])
         chosen = ckpts[-1][0]
     else:
-        model, _ = training.load_trained(model_dir, "best", expect_task="pix2pix")
+        model, _ = load_trained(model_dir, "best", expect_task="pix2pix")
         generator.set_weights(model.generator.get_weights())
         chosen = meta.get("epochs_done") or "best"
     set_dropout_at_inference(generator, dropout_at_inference)
@@ -297,9 +277,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
     checks = {"ssim_beats_baseline": scores["generated"]["ssim"] > scores["baseline"]["ssim"]}
 
     if zones_model_dir:
-        from tfseaice.tasks.glacier_zones import predict_classes
-
-        zones, _ = training.load_trained(zones_model_dir, "best", expect_task="glacier_zones")
+        zones, _ = load_trained(zones_model_dir, "best", expect_task="glacier_zones")
         fcn = {}
         for key, images in (("real", real01), ("generated", fake01), ("baseline", base01)):
             pred = predict_classes(zones, images, batch_size)

@@ -29,7 +29,10 @@ from absl import logging
 from tfseaice import io_utils
 from tfseaice.data import ai4arctic
 from tfseaice.errors import InputError
-from tfseaice.inference import ICE_THRESHOLD, finite_mask, model_channels, polygon_means, predict_scene
+from tfseaice.serving.loading import load_trained
+from tfseaice.serving.scene_inference import finite_mask, model_channels, predict_scene
+from tfseaice.serving.sic_products import ICE_THRESHOLD, polygon_means
+from tfseaice.tasks import SIC_TASKS
 from tfseaice.metrics import RegressionAccumulator
 
 METRIC_KEYS = ("pixel_rmse", "pixel_r2", "polygon_rmse", "polygon_r2",
@@ -138,7 +141,7 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
     """Paper Table 1 (and truth metrics) per scene and pooled; returns the JSON dict.
 
     Args:
-      model: SIC model for `tfseaice.inference.predict_scene` (Keras model,
+      model: SIC model for `tfseaice.serving.scene_inference.predict_scene` (Keras model,
         TFSMLayer, loaded SavedModel or callable) taking `channels` in file units.
       scene_paths: scene files (raw AI4Arctic, or ready-to-train with `raw_glob`).
       channels, downsample, raw_glob: as `ai4arctic.read_scene`.
@@ -181,6 +184,30 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
                           "tile": tile, "overlap": overlap, "batch_size": batch_size}
     result["definitions"] = DEFINITIONS
     return result
+
+
+def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsample=None,
+                       truth_variable="sic_truth", raw_glob=None, tile=512, overlap=64, batch_size=4,
+                       threshold=ICE_THRESHOLD, overwrite=False):
+    """Evaluate the SIC model of `model_dir` on scene files; write OUTPUT (.json) and .md.
+
+    Returns the Markdown table (also written). Outputs are refused before any
+    work unless `overwrite`.
+    """
+    check_outputs(output, overwrite)
+    model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS)
+    info = meta["dataset_info"]
+    channels = tuple(info.get("channels") or ("hh", "hv"))
+    downsample = downsample or int(info.get("downsample") or 2)
+    if info.get("downsample") and downsample != int(info["downsample"]):
+        logging.warning("evaluating at --downsample=%d but the model was trained at %s",
+                        downsample, info["downsample"])
+    result = evaluate_scenes(model, scene_paths, channels=channels, downsample=downsample,
+                             truth_variable=truth_variable, raw_glob=raw_glob, tile=tile, overlap=overlap,
+                             batch_size=batch_size, threshold=threshold)
+    result["settings"].update(model_dir=os.path.abspath(model_dir), task=meta["task"], weights=weights)
+    title = f"{meta['task']} — {os.path.basename(os.path.normpath(model_dir))}"
+    return write_report(result, output, overwrite=overwrite, title=title)
 
 
 # --------------------------------------------------------------------- report

@@ -1,6 +1,8 @@
-"""Task registry: each task ties data, model, loss, metrics and export together.
+"""Task registry: each task ties data, model, loss, metrics and callbacks together.
 
-A task module defines `TASK`, an object with the contract in docs/architecture.md.
+The registry owns the task names. A task module defines `get(name)` returning
+an object with the contract in docs/architecture.md; export and inference of a
+trained task live one layer up, in `tfseaice.serving`.
 """
 
 import importlib
@@ -13,10 +15,11 @@ _MODULES = {
 }
 
 TASK_NAMES = tuple(_MODULES)
+SIC_TASKS = ("sic_regional", "sic_pixel")   # tasks whose models map sea-ice concentration
 
 
 def get_task(name):
-    """Return the task object registered under `name`."""
+    """Return the task object registered under `name` (its module is imported on demand)."""
     if name not in _MODULES:
         raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
     module = importlib.import_module(_MODULES[name])

@@ -30,9 +30,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import io_utils, losses, metrics
+from tfseaice import io_utils, losses, metrics, viz
 from tfseaice.data import glacier, pipeline
 from tfseaice.models import pix2pix as p2p
+from tfseaice.training.model_dir import save_weights_atomic
 
 NUM_CLASSES = glacier.NUM_CLASSES
 SCORES_FILE = "checkpoint_scores.json"
@@ -285,8 +286,6 @@ class GeneratorCheckpoint(keras.callbacks.Callback):
         done = epoch + 1
         if self.every <= 0 or done % self.every:
             return
-        from tfseaice.training import save_weights_atomic
-
         generator = self.model.generator
         path = checkpoint_path(self.model_dir, done)
         save_weights_atomic(generator, path)
@@ -305,19 +304,6 @@ class GeneratorCheckpoint(keras.callbacks.Callback):
         io_utils.write_json(os.path.join(self.model_dir, SCORES_FILE), scores)
         logging.info("epoch %d: generator checkpoint %s dice %.4f ssim %.4f", done, path,
                      entry.get("dice", math.nan), entry.get("ssim", math.nan))
-
-
-def zones_gray(classes):
-    """Class indices -> zone gray values in [0, 1] for display."""
-    lut = tf.constant([v / 255.0 for v in glacier.ZONE_VALUES], tf.float32)
-    return tf.gather(lut, tf.cast(classes, tf.int32))[..., None]
-
-
-def image_grid(cond, target, fake, num_classes=NUM_CLASSES):
-    """[1, n*H, 3*W, 1] panel: rows of mask | target | generated, all in [0, 1]."""
-    mask = zones_gray(classes_from_condition(cond, num_classes))
-    rows = tf.concat([mask, to_unit_range(target), to_unit_range(fake)], axis=2)
-    return tf.reshape(rows, [1, -1, tf.shape(rows)[2], 1])
 
 
 class ImageGrid(keras.callbacks.Callback):
@@ -349,7 +335,8 @@ class ImageGrid(keras.callbacks.Callback):
         cond, target = self.batch
         fake = self.model.generator(cond, training=False)
         with self.writer.as_default():
-            tf.summary.image("mask | target | generated", image_grid(cond, target, fake), step=epoch + 1)
+            grid = viz.pix2pix_grid(classes_from_condition(cond), to_unit_range(target), to_unit_range(fake))
+            tf.summary.image("mask | target | generated", grid, step=epoch + 1)
         self.writer.flush()
 
 
@@ -385,11 +372,6 @@ class Pix2PixTask:
         if cfg.image_every:
             cbs.append(ImageGrid(val_ds, log_dir, every=cfg.image_every))
         return cbs
-
-    def export(self, model, export_dir, info=None):
-        from tfseaice.generate import export_generator
-
-        return export_generator(model, export_dir, extra_names=(info or {}).get("extra_channels"))
 
 
 TASK = Pix2PixTask()

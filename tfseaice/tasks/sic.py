@@ -26,15 +26,17 @@ drop_remainder=True.
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfseaice.losses import (PIXEL_LOSSES, REGIONAL_REDUCTIONS, REGIONAL_WEIGHTINGS,
                              cross_replica_sum, pixel_sic_loss, polygon_terms,
                              reduce_regional_loss)
+from tfseaice import viz
 from tfseaice.data import pipeline
 from tfseaice.metrics import PooledRegressionMetric
 from tfseaice.models.unet import DEFAULT_FILTERS, build_sic_unet
+from tfseaice.tasks import SIC_TASKS
+from tfseaice.training.config import learning_rate
 
 REQUIRED_KEYS = ("sar", "polygon_ids", "polygon_sic")
 
@@ -178,9 +180,6 @@ class SicPixelModel(_SicModel):
         return config
 
 
-# --- task registry below (lead) ---
-
-
 class SicImagePanels(keras.callbacks.Callback):
     """TensorBoard image panels every `every` epochs: HH | chart SIC | predicted SIC | truth."""
 
@@ -195,47 +194,9 @@ class SicImagePanels(keras.callbacks.Callback):
             return
         pred = self.model(self.batch["sar"], training=False)[..., 0]
         with self.writer.as_default():
-            tf.summary.image("sic_panels/hh|chart|predicted|truth", sic_panels(self.batch, pred),
+            tf.summary.image("sic_panels/hh|chart|predicted|truth", viz.sic_panels(self.batch, pred),
                              step=epoch + 1, max_outputs=4)
         self.writer.flush()
-
-
-def _colour(x, lo=0.0, hi=1.0, cmap="viridis"):
-    """[B,H,W] values -> [B,H,W,3] RGB in [0,1] (NaN -> grey)."""
-    from matplotlib import colormaps
-
-    table = tf.constant(colormaps[cmap](np.linspace(0, 1, 256))[:, :3], tf.float32)
-    finite = tf.math.is_finite(x)
-    idx = tf.cast(tf.clip_by_value((tf.where(finite, x, lo) - lo) / (hi - lo), 0, 1) * 255, tf.int32)
-    rgb = tf.gather(table, idx)
-    return tf.where(finite[..., None], rgb, 0.5)
-
-
-def sic_panels(batch, pred):
-    """One RGB strip per example: HH (2-98 % stretch), chart SIC, predicted SIC, truth."""
-    hh = batch["sar"][..., 0]
-    finite = tf.boolean_mask(hh, tf.math.is_finite(hh))
-    lo = tfp_percentile(finite, 2.0)
-    hi = tfp_percentile(finite, 98.0)
-    ids = batch["polygon_ids"]
-    chart = tf.where(ids >= 0, tf.gather(batch["polygon_sic"], tf.maximum(ids, 0), batch_dims=1), np.nan)
-    strips = [_colour(hh, lo, hi + 1e-6, "gray"), _colour(chart), _colour(tf.cast(pred, tf.float32)),
-              _colour(batch.get("sic_truth", tf.fill(tf.shape(hh), np.nan)))]
-    sep = tf.ones_like(strips[0][:, :, :2])
-    out = []
-    for s in strips:
-        out += [s, sep]
-    return tf.concat(out[:-1], axis=2)
-
-
-def tfp_percentile(x, q):
-    """Percentile of a 1-D tensor by sorting (no tensorflow-probability dependency)."""
-    n = tf.size(x)
-    if n == 0:
-        return tf.constant(0.0)
-    s = tf.sort(x)
-    i = tf.cast(tf.round(q / 100.0 * tf.cast(n - 1, tf.float32)), tf.int32)
-    return s[i]
 
 
 class SicTask:
@@ -271,8 +232,6 @@ class SicTask:
                                      weighting=cfg.extra.get("loss_weighting", "polygon"))
         else:
             model = SicPixelModel(unet, loss=cfg.extra.get("pixel_loss", "mse"))
-        from tfseaice.training import learning_rate
-
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
         return model
 
@@ -286,14 +245,8 @@ class SicTask:
         batch = next(iter(source))
         return [SicImagePanels(batch, log_dir, every=cfg.image_every)]
 
-    def export(self, model, export_dir, info):
-        from tfseaice.export import export_sic
-
-        unet = getattr(model, "unet", model)
-        return export_sic(unet, export_dir, info)
-
 
 def get(name):
-    if name not in ("sic_regional", "sic_pixel"):
+    if name not in SIC_TASKS:
         raise ValueError(f"not a SIC task: {name!r}")
     return SicTask(name)

@@ -1,10 +1,9 @@
-"""Whole-scene SIC inference in bounded memory, and per-polygon products.
+"""Whole-scene SIC inference in bounded memory.
 
 `predict_scene(model, sar)` runs a fully convolutional SIC model over a scene of
 any size, tile by tile, and blends the overlapping tiles into one pixel-SIC map
 (paper Fig. 2e). `polygon_map(pred, chart_ids)` turns that map into the
-polygon-SIC map (paper Fig. 2g): every chart polygon gets the mean prediction
-of its usable pixels. `ice_water(pred)` is the ice/water segmentation (Fig. 2f).
+polygon-SIC map (paper Fig. 2g) in `tfseaice.serving.sic_products`.
 
 Tiling (what the blending guarantees)
 -------------------------------------
@@ -42,9 +41,7 @@ import math
 import numpy as np
 
 ALIGN = 16
-ICE_THRESHOLD = 0.5
-ICE_WATER_FILL = 255
-_ROW_CHUNK = 1024
+ROW_CHUNK = 1024   # rows per chunk of the [H, W] passes: bounded temporaries
 
 
 # --------------------------------------------------------------- tile layout
@@ -140,7 +137,7 @@ def _as_predict_fn(model, num_channels):
     with a `serving_default` signature, or any callable. Outputs may be
     [B,h,w,1], [B,h,w] or a dict holding "sic".
     """
-    import keras
+    import keras  # here, not at import: tiling and blending need no TF
     import tensorflow as tf
 
     if hasattr(model, "signatures") and "serving_default" in getattr(model, "signatures", {}):
@@ -190,7 +187,7 @@ def model_channels(model):
 
 
 # ---------------------------------------------------------------- inference
-def finite_mask(sar, rows_per_chunk=_ROW_CHUNK):
+def finite_mask(sar, rows_per_chunk=ROW_CHUNK):
     """[H, W] bool: every channel finite. Computed in row chunks (no [H,W,C] temp)."""
     h = sar.shape[0]
     out = np.empty(sar.shape[:2], bool)
@@ -258,8 +255,8 @@ def predict_scene(model, sar, tile=512, overlap=64, batch_size=4):
         flush()
     norm_r = rows.weight_sum().astype(np.float32)
     norm_c = cols.weight_sum().astype(np.float32)
-    for r in range(0, h, _ROW_CHUNK):
-        sl = slice(r, r + _ROW_CHUNK)
+    for r in range(0, h, ROW_CHUNK):
+        sl = slice(r, r + ROW_CHUNK)
         out[sl] /= np.outer(norm_r[sl], norm_c)
         out[sl][~finite_mask(sar[sl])] = np.nan
     return out
@@ -273,81 +270,3 @@ def _tile(sar, rows, cols, i, j):
     ri = _reflect_index(np.arange(r0, r0 + rows.size), rows.length)
     ci = _reflect_index(np.arange(c0, c0 + cols.size), cols.length)
     return np.asarray(sar[np.ix_(ri, ci)], np.float32)
-
-
-# ------------------------------------------------------------------ products
-def ice_water(pred, threshold=ICE_THRESHOLD):
-    """uint8 [H, W]: 1 = ice (SIC >= threshold), 0 = water, 255 = no data."""
-    pred = np.asarray(pred)
-    out = np.full(pred.shape, ICE_WATER_FILL, np.uint8)
-    finite = np.isfinite(pred)
-    out[finite] = (pred[finite] >= threshold).astype(np.uint8)
-    return out
-
-
-@dataclasses.dataclass
-class PolygonStats:
-    """Per-polygon mean prediction over the polygon's usable pixels."""
-
-    ids: np.ndarray     # int64 [P] chart polygon ids with at least one usable pixel
-    mean: np.ndarray    # float64 [P] mean prediction
-    count: np.ndarray   # int64 [P] usable pixels
-
-    def as_dict(self):
-        return {"id": self.ids.tolist(), "mean_pred": self.mean.tolist(), "count": self.count.tolist()}
-
-    def lookup(self, ids):
-        """Mean prediction of each id in `ids` (NaN for ids not in the table)."""
-        ids = np.asarray(ids)
-        pos = np.clip(np.searchsorted(self.ids, ids), 0, max(len(self.ids) - 1, 0))
-        if len(self.ids) == 0:
-            return np.full(ids.shape, np.nan)
-        return np.where(self.ids[pos] == ids, self.mean[pos], np.nan)
-
-
-def polygon_means(pred, chart_ids, usable=None, rows_per_chunk=_ROW_CHUNK):
-    """PolygonStats of `pred` [H,W] over polygons `chart_ids` [H,W] (-1 = none).
-
-    A pixel is usable when its id is >= 0, its prediction is finite and
-    `usable` (optional [H, W] bool) is True there. Streams over row chunks.
-    """
-    pred = np.asarray(pred)
-    chart_ids = np.asarray(chart_ids)
-    if pred.shape != chart_ids.shape:
-        raise ValueError(f"pred {pred.shape} and chart_ids {chart_ids.shape} differ in shape")
-    sums, counts = {}, {}
-    for r in range(0, pred.shape[0], rows_per_chunk):
-        sl = slice(r, r + rows_per_chunk)
-        ids, p = chart_ids[sl], pred[sl]
-        keep = (ids >= 0) & np.isfinite(p)
-        if usable is not None:
-            keep &= np.asarray(usable[sl], bool)
-        if not keep.any():
-            continue
-        uniq, inv = np.unique(ids[keep], return_inverse=True)
-        s = np.bincount(inv, weights=p[keep].astype(np.float64), minlength=len(uniq))
-        n = np.bincount(inv, minlength=len(uniq))
-        for k, v in enumerate(uniq.tolist()):
-            sums[v] = sums.get(v, 0.0) + s[k]
-            counts[v] = counts.get(v, 0) + int(n[k])
-    ids = np.array(sorted(sums), np.int64)
-    count = np.array([counts[i] for i in ids.tolist()], np.int64)
-    mean = np.array([sums[i] for i in ids.tolist()], np.float64) / np.maximum(count, 1)
-    return PolygonStats(ids=ids, mean=mean, count=count)
-
-
-def polygon_map(pred, chart_ids, usable=None, rows_per_chunk=_ROW_CHUNK):
-    """Polygon-SIC map (paper Fig. 2g) and the per-polygon table.
-
-    Returns (map float32 [H, W] with each polygon's mean prediction, NaN where
-    the pixel has no polygon or its polygon has no usable pixel; PolygonStats).
-    Pixels of a polygon that were not usable themselves (e.g. NaN SAR) still
-    show their polygon's value.
-    """
-    stats = polygon_means(pred, chart_ids, usable, rows_per_chunk)
-    chart_ids = np.asarray(chart_ids)
-    out = np.full(chart_ids.shape, np.nan, np.float32)
-    for r in range(0, chart_ids.shape[0], rows_per_chunk):
-        sl = slice(r, r + rows_per_chunk)
-        out[sl] = stats.lookup(chart_ids[sl])
-    return out, stats

@@ -1,0 +1,45 @@
+"""One export module per task family, chosen by task name (as Model Garden's serving factory).
+
+`export_trained(task, model, export_dir, info)` writes the task's SavedModel
+atomically and returns `saved_model_cli show --all`-like text of its signatures.
+"""
+
+import os
+import shutil
+
+from tfseaice import io_utils
+from tfseaice.errors import InputError
+from tfseaice.serving.pix2pix_export import export_generator
+from tfseaice.serving.saved_model import describe_saved_model
+from tfseaice.serving.sic_export import export_sic
+from tfseaice.serving.zones_export import export_zones
+from tfseaice.tasks import SIC_TASKS, TASK_NAMES
+
+
+def _sic(model, export_dir, info, extra_meta):
+    return export_sic(model, export_dir, info, extra_meta=extra_meta)
+
+
+def _pix2pix(model, export_dir, info, extra_meta):
+    return export_generator(model, export_dir, extra_names=info.get("extra_channels"))
+
+
+def _zones(model, export_dir, info, extra_meta):
+    return export_zones(model, export_dir)
+
+
+EXPORTERS = {**{name: _sic for name in SIC_TASKS}, "pix2pix": _pix2pix, "glacier_zones": _zones}
+assert set(EXPORTERS) == set(TASK_NAMES), "every registered task needs an exporter"
+
+
+def export_trained(task, model, export_dir, info=None, overwrite=False, extra_meta=None):
+    """Export `model` of task `task` to `export_dir` (refused if it exists, unless `overwrite`)."""
+    if task not in EXPORTERS:
+        raise InputError(export_dir, f"no SavedModel export for task {task!r}")
+    io_utils.refuse_existing(export_dir, overwrite)
+    with io_utils.atomic_path(export_dir) as tmp:
+        EXPORTERS[task](model, tmp, dict(info or {}), extra_meta)
+        if not os.path.isfile(os.path.join(tmp, "saved_model.pb")):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise InputError(export_dir, f"the {task} export wrote no saved_model.pb")
+    return describe_saved_model(export_dir)

@@ -1,0 +1,88 @@
+"""A trained pix2pix generator as a function, from a model folder or an exported SavedModel.
+
+`GeneratorFn(cond)`: one-hot zone condition [N, H, W, C] float32 -> SAR [N, H, W, 1] in [0, 1].
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfseaice.data import glacier
+from tfseaice.errors import InputError
+from tfseaice.models.pix2pix import set_dropout_at_inference
+from tfseaice.serving.loading import load_trained
+from tfseaice.serving.pix2pix_export import SIDECAR, generator_of
+from tfseaice.tasks import pix2pix as task
+from tfseaice.training.config import TrainConfig
+from tfseaice.training.model_dir import read_task_file
+
+
+class GeneratorFn:
+    """A generator as a function: condition [N,H,W,C] float32 -> SAR [N,H,W,1] in [0, 1]."""
+
+    def __init__(self, fn, input_channels, num_classes=glacier.NUM_CLASSES, extra_names=()):
+        self.fn = fn
+        self.input_channels = int(input_channels)
+        self.num_classes = num_classes
+        self.extra_names = tuple(extra_names)
+
+    def __call__(self, cond):
+        return np.asarray(self.fn(tf.convert_to_tensor(cond, tf.float32)))
+
+
+def from_keras(generator, extra_names=()):
+    """GeneratorFn of a Keras generator (or a Pix2Pix model)."""
+    generator = generator_of(generator)
+
+    @tf.function(reduce_retracing=True)
+    def run(cond):
+        return tf.clip_by_value((generator(cond, training=False) + 1.0) / 2.0, 0.0, 1.0)
+
+    return GeneratorFn(run, generator.input_shape[-1], extra_names=extra_names)
+
+
+def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False):
+    """GeneratorFn of a trained pix2pix model folder (weights: best|latest|EPOCH|path)."""
+    meta = read_task_file(model_dir)
+    if meta.get("task") != "pix2pix":
+        raise InputError(model_dir, f"holds a {meta.get('task')!r} model, not pix2pix")
+    info = meta["dataset_info"]
+    checkpoint = str(checkpoint)
+    if checkpoint.isdigit() or checkpoint.endswith(".weights.h5") and "epoch_" in os.path.basename(checkpoint):
+        path = task.checkpoint_path(model_dir, int(checkpoint)) if checkpoint.isdigit() else checkpoint
+        if not os.path.exists(path):
+            raise InputError(path, "generator checkpoint not found")
+        cfg = TrainConfig.from_json(meta["config"])
+        generator = task.build_generator_from(cfg, info)
+        generator.load_weights(path)
+    else:
+        model, _ = load_trained(model_dir, weights=checkpoint, expect_task="pix2pix")
+        generator = model.generator
+    set_dropout_at_inference(generator, dropout_at_inference)
+    return from_keras(generator, extra_names=info.get("extra_channels", []))
+
+
+def load_saved_model(path):
+    """GeneratorFn of an exported generator SavedModel (input `mask`, output `sar`)."""
+    if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        raise InputError(path, "not a SavedModel folder (no saved_model.pb)")
+    loaded = tf.saved_model.load(path)
+    sig = loaded.signatures.get("serving_default")
+    if sig is None:
+        raise InputError(path, "SavedModel has no serving_default signature")
+    spec = sig.structured_input_signature[1].get("mask")
+    if spec is None:
+        raise InputError(path, "SavedModel's serving_default takes no `mask` input")
+    extra_names = ()
+    sidecar = os.path.join(path, SIDECAR)
+    if os.path.exists(sidecar):
+        with open(sidecar) as f:
+            extra_names = tuple(json.load(f).get("extra_channels", []))
+
+    def run(cond):
+        return sig(mask=cond)["sar"]
+
+    run.keep_alive = loaded
+    return GeneratorFn(run, spec.shape[-1], extra_names=extra_names)

@@ -1,0 +1,68 @@
+"""Loading a trained model: from a model folder (task.json + weights) or an exported SavedModel.
+
+Models are rebuilt from task.json by their task and loaded from `.weights.h5`:
+nothing is unpickled.
+"""
+
+import os
+
+import keras
+import tensorflow as tf
+
+import tfseaice
+from tfseaice.errors import InputError
+from tfseaice.serving.saved_model import read_export_meta
+from tfseaice.tasks import SIC_TASKS, get_task
+from tfseaice.training.config import TrainConfig
+from tfseaice.training.model_dir import read_task_file, restore_backup
+
+
+def load_trained(model_dir, weights="best", expect_task=None):
+    """Rebuild the model of a model folder and load its weights (no unpickling).
+
+    `weights`: "best", "latest", or a path to a `.weights.h5` file.
+    Returns (model, meta) where meta is the task.json dict.
+    """
+    meta = read_task_file(model_dir)
+    if expect_task and meta["task"] not in (expect_task if isinstance(expect_task, (tuple, list)) else (expect_task,)):
+        raise InputError(model_dir, f"holds a {meta['task']!r} model, not {expect_task!r}")
+    cfg = TrainConfig.from_json(meta["config"])
+    task = get_task(meta["task"])
+    model = task.build_model(cfg, meta["dataset_info"])
+    path = weights if weights.endswith(".h5") else os.path.join(model_dir, "checkpoints", f"{weights}.weights.h5")
+    if not tf.io.gfile.exists(path) and weights == "best":
+        path = os.path.join(model_dir, "checkpoints", "latest.weights.h5")
+    if not tf.io.gfile.exists(path):
+        raise InputError(model_dir, f"has no trained weights ({os.path.basename(path)} missing)")
+    try:
+        restore_backup(model, path)  # optimizer built first: its saved state loads too, without warnings
+    except (OSError, ValueError) as exc:  # h5py: truncated/corrupt file; Keras: weights of another model
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(path, f"cannot load weights ({reason}); use another --weights or train again") from None
+    return model, meta
+
+
+def load_sic_model(model_dir=None, saved_model=None, weights="best"):
+    """(model, info) from a model folder or an exported SavedModel.
+
+    info: {"channels", "downsample", "source", "task"} (channels/downsample may be None).
+    """
+    if bool(model_dir) == bool(saved_model):
+        raise InputError("--model_dir/--saved_model", "give exactly one of them")
+    if model_dir:
+        model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS)
+        ds_info = meta.get("dataset_info") or {}
+        return model, {"channels": ds_info.get("channels"), "downsample": ds_info.get("downsample"),
+                       "task": meta["task"],
+                       "source": f"tfseaice {tfseaice.__version__} {meta['task']} model {os.path.abspath(model_dir)} (weights: {weights})"}
+    if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
+        raise InputError(saved_model, "is not a SavedModel folder (no saved_model.pb)")
+    try:
+        layer = keras.layers.TFSMLayer(saved_model, call_endpoint="serving_default")
+    except Exception as exc:  # noqa: BLE001 - TF raises many kinds here
+        raise InputError(saved_model, f"cannot be loaded as a SavedModel ({str(exc).splitlines()[0]})") from None
+    meta = read_export_meta(saved_model)
+    return layer, {"channels": meta.get("channels"), "downsample": meta.get("downsample"),
+                   "task": meta.get("task", "sic"),
+                   "source": f"tfseaice {tfseaice.__version__} SavedModel {os.path.abspath(saved_model)}"
+                             + (f" ({meta['task']})" if meta.get("task") else "")}

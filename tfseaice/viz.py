@@ -1,0 +1,137 @@
+"""Every picture tfseaice draws: PNG panels and TensorBoard image strips.
+
+PNG panels (matplotlib, Agg canvas, written atomically): the SIC products of a
+scene (paper Fig. 2), pix2pix checkpoint curves (paper Fig. 3). TensorBoard
+strips (TF ops, drawn inside callbacks): SIC patches and pix2pix triples.
+"""
+
+import numpy as np
+import tensorflow as tf
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+
+from tfseaice import io_utils
+from tfseaice.data import glacier
+
+
+# ------------------------------------------------------------- SIC products
+FIG_SIZE_IN = (15.0, 9.0)
+FIG_DPI = 100   # the PNG is 1500 x 900 pixels
+
+
+def save_sic_products_panel(scene, products, path, max_pixels=1000, title=None):
+    """PNG like paper Fig. 2: HH, HV, chart SIC, pixel SIC, ice/water, polygon SIC (+ colour bars)."""
+    h, w = scene.shape
+    step = max(1, int(np.ceil(max(h, w) / max_pixels)))
+    sl = (slice(None, None, step), slice(None, None, step))
+    fig = Figure(figsize=FIG_SIZE_IN, dpi=FIG_DPI)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 3)
+    sic_cmap = colormaps["viridis"].with_extremes(bad="0.8")
+
+    def sar_panel(ax, k, label):
+        if k is None:
+            ax.set_title(f"({'ab'[label]}) no {'HH' if label == 0 else 'HV'} channel")
+            ax.axis("off")
+            return
+        a = np.asarray(scene.sar[sl[0], sl[1], k], np.float32)
+        finite = a[np.isfinite(a)]
+        lo, hi = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
+        im = ax.imshow(a, cmap=colormaps["gray"].with_extremes(bad="0.8"), vmin=lo, vmax=hi,
+                       interpolation="nearest")
+        unit = "dB" if scene.sar_units == "dB" else scene.sar_units
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=unit)
+        ax.set_title(f"({'ab'[label]}) {scene.channels[k].upper()}")
+
+    names = list(scene.channels)
+    sar_panel(axes[0, 0], names.index("hh") if "hh" in names else (0 if names else None), 0)
+    sar_panel(axes[0, 1], names.index("hv") if "hv" in names else (1 if len(names) > 1 else None), 1)
+    for ax, key, label in ((axes[0, 2], "chart_sic", "(c) chart SIC"), (axes[1, 0], "sic", "(e) pixel SIC"),
+                           (axes[1, 2], "polygon_sic", "(g) polygon SIC")):
+        im = ax.imshow(products[key][sl], cmap=sic_cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="SIC")
+        ax.set_title(label)
+    iw = products["ice_water"][sl].astype(np.float32)
+    iw[iw == 255] = np.nan
+    cmap = ListedColormap(["#16325c", "#f2f2f2"]).with_extremes(bad="0.8")
+    im = axes[1, 1].imshow(iw, cmap=cmap, norm=BoundaryNorm([-0.5, 0.5, 1.5], 2), interpolation="nearest")
+    cb = fig.colorbar(im, ax=axes[1, 1], fraction=0.046, pad=0.04, ticks=[0, 1])
+    cb.ax.set_yticklabels(["water", "ice"])
+    axes[1, 1].set_title("(f) ice/water")
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title or f"{scene.scene_id}  ({scene.pixel_spacing_m:g} m pixels, {h} x {w})")
+    fig.subplots_adjust(left=0.02, right=0.96, top=0.92, bottom=0.03, wspace=0.25, hspace=0.18)
+    with io_utils.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=FIG_DPI, format="png")
+
+
+# ------------------------------------------------------------ pix2pix curves
+def save_checkpoint_curves(curves, path, title):
+    """PNG of Dice and SSIM against the epoch of each generator checkpoint (paper Fig. 3)."""
+    epochs = [c["epoch"] for c in curves]
+    fig = Figure(figsize=(6, 6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 1, sharex=True)
+    for ax, key, label in ((axes[0], "dice", "non-binary Dice"), (axes[1], "ssim", "SSIM")):
+        ax.plot(epochs, [c[key] for c in curves], marker="o")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[1].set_xlabel("epoch")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    with io_utils.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+
+
+# ------------------------------------------------------ TensorBoard strips
+def _colour(x, lo=0.0, hi=1.0, cmap="viridis"):
+    """[B,H,W] values -> [B,H,W,3] RGB in [0,1] (NaN -> grey)."""
+    table = tf.constant(colormaps[cmap](np.linspace(0, 1, 256))[:, :3], tf.float32)
+    finite = tf.math.is_finite(x)
+    idx = tf.cast(tf.clip_by_value((tf.where(finite, x, lo) - lo) / (hi - lo), 0, 1) * 255, tf.int32)
+    rgb = tf.gather(table, idx)
+    return tf.where(finite[..., None], rgb, 0.5)
+
+
+def sic_panels(batch, pred):
+    """One RGB strip per example: HH (2-98 % stretch), chart SIC, predicted SIC, truth."""
+    hh = batch["sar"][..., 0]
+    finite = tf.boolean_mask(hh, tf.math.is_finite(hh))
+    lo = tfp_percentile(finite, 2.0)
+    hi = tfp_percentile(finite, 98.0)
+    ids = batch["polygon_ids"]
+    chart = tf.where(ids >= 0, tf.gather(batch["polygon_sic"], tf.maximum(ids, 0), batch_dims=1), np.nan)
+    strips = [_colour(hh, lo, hi + 1e-6, "gray"), _colour(chart), _colour(tf.cast(pred, tf.float32)),
+              _colour(batch.get("sic_truth", tf.fill(tf.shape(hh), np.nan)))]
+    sep = tf.ones_like(strips[0][:, :, :2])
+    out = []
+    for s in strips:
+        out += [s, sep]
+    return tf.concat(out[:-1], axis=2)
+
+
+def tfp_percentile(x, q):
+    """Percentile of a 1-D tensor by sorting (no tensorflow-probability dependency)."""
+    n = tf.size(x)
+    if n == 0:
+        return tf.constant(0.0)
+    s = tf.sort(x)
+    i = tf.cast(tf.round(q / 100.0 * tf.cast(n - 1, tf.float32)), tf.int32)
+    return s[i]
+
+
+def zones_gray(classes):
+    """Class indices -> zone gray values in [0, 1] for display."""
+    lut = tf.constant([v / 255.0 for v in glacier.ZONE_VALUES], tf.float32)
+    return tf.gather(lut, tf.cast(classes, tf.int32))[..., None]
+
+
+def pix2pix_grid(classes, target01, fake01):
+    """[1, n*H, 3*W, 1] panel: rows of mask | target | generated, images in [0, 1]."""
+    mask = zones_gray(classes)
+    rows = tf.concat([mask, target01, fake01], axis=2)
+    return tf.reshape(rows, [1, -1, tf.shape(rows)[2], 1])
