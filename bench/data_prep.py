@@ -1,6 +1,6 @@
 r"""Data preparation: seconds and MB/s per raw 40 m scene converted to TFRecords.
 
-  python bench/data_prep.py [--size=10000 --seed=7 --breakdown]
+  python -m bench.data_prep [--size=10000 --seed=7 --breakdown]
 
 The scene is a synthetic raw AI4Arctic file (tfseaice.data.samples, the real
 layout: HH/HV, polygon_icechart, GCPs, AMSR2/ERA5 grids) made once and cached
@@ -19,9 +19,9 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench import common  # noqa: E402
+from bench.lib.data import CACHE_DIR, cached_raw_scene
+from bench.lib.machine import loadavg, num_cores, peak_rss_mb
+from bench.lib.results import print_table, progress, summary_line, write_result
 
 
 def dir_mb(path):
@@ -49,21 +49,21 @@ def main(argv=None):
     from data_prep.ai4arctic_to_tfrecord import convert
     from tfseaice.data import ai4arctic
 
-    path = common.cached_raw_scene(args.size, args.seed)
+    path = cached_raw_scene(args.size, args.seed)
     in_mb = os.path.getsize(path) / 1e6
-    out_dir = args.keep_output or tempfile.mkdtemp(prefix="records_", dir=common.CACHE_DIR)
+    out_dir = args.keep_output or tempfile.mkdtemp(prefix="records_", dir=CACHE_DIR)
     if not args.keep_output:
         shutil.rmtree(out_dir)
     rows = []
     read_s = None
-    common.progress(f"converting {os.path.basename(path)} ({in_mb:.0f} MB, {args.size}^2) with convert()")
-    load_before = common.loadavg()
+    progress(f"converting {os.path.basename(path)} ({in_mb:.0f} MB, {args.size}^2) with convert()")
+    load_before = loadavg()
     cpu0 = os.times()
     t = time.perf_counter()
     info, failed = convert(path, out_dir, val_fraction=0.0, overwrite=True)
     seconds = time.perf_counter() - t
     cpu1 = os.times()
-    load_after = common.loadavg()
+    load_after = loadavg()
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system) + (cpu1.children_user - cpu0.children_user) \
         + (cpu1.children_system - cpu0.children_system)
     out_mb = dir_mb(out_dir)
@@ -71,7 +71,7 @@ def main(argv=None):
     rows.append({"step": "convert (whole pipeline)", "seconds": seconds, "mb_per_s": in_mb / seconds})
     if args.breakdown:
         # After convert, so that both see the same (warm) page cache.
-        common.progress("timing read_scene (read netCDF + 2x2 downsampling) alone")
+        progress("timing read_scene (read netCDF + 2x2 downsampling) alone")
         t = time.perf_counter()
         scene = ai4arctic.read_scene(path, ai4arctic.DEFAULT_CHANNELS, 2)
         read_s = time.perf_counter() - t
@@ -81,22 +81,22 @@ def main(argv=None):
         if seconds > read_s:
             rows.append({"step": "  rest: patches + encode + write + Beam (difference)", "seconds": seconds - read_s,
                          "mb_per_s": None})
-    common.print_table(rows, ["step", ("seconds", "s"), ("mb_per_s", "input MB/s")],
+    print_table(rows, ["step", ("seconds", "s"), ("mb_per_s", "input MB/s")],
                        title=f"\n{args.size}^2 raw scene ({in_mb:.0f} MB netCDF) -> {patches} patches, "
                              f"{out_mb:.0f} MB of TFRecords")
     payload = {
         "config": vars(args), "scene": path, "input_mb": in_mb, "output_mb": out_mb, "patches": patches,
         "failed": failed, "seconds": seconds, "mb_per_s": in_mb / seconds, "patches_per_s": patches / seconds,
-        "cpu_seconds": cpu_s, "cpu_utilisation": cpu_s / (seconds * common.num_cores()),
-        "read_scene_seconds": read_s, "peak_rss_mb": common.peak_rss_mb(),
+        "cpu_seconds": cpu_s, "cpu_utilisation": cpu_s / (seconds * num_cores()),
+        "read_scene_seconds": read_s, "peak_rss_mb": peak_rss_mb(),
         "converter_seconds_reported": info.get("seconds"),
         "loadavg_before": load_before, "loadavg_after": load_after,
     }
     if not args.keep_output:
         shutil.rmtree(out_dir, ignore_errors=True)
-    out = common.write_result("data_prep", payload, args.results_dir)
+    out = write_result("data_prep", payload, args.results_dir)
     print(f"wrote {out}")
-    common.summary_line({"seconds": seconds, "mb_per_s": in_mb / seconds, "input_mb": in_mb,
+    summary_line({"seconds": seconds, "mb_per_s": in_mb / seconds, "input_mb": in_mb,
                          "output_mb": out_mb, "patches": patches, "patches_per_s": patches / seconds,
                          "peak_rss_mb": payload["peak_rss_mb"], "load1": load_after[0]})
     return 0 if not failed else 1

@@ -1,7 +1,7 @@
 r"""Input pipeline: patches/s from TFRecords (parse + augmentation) vs the train step's consumption.
 
-  python bench/input_pipeline.py [--batch_size=16 --batches=60 --precision=auto|fp32|bf16
-                                  --scenes=4 --scene_size=2048 --train_steps=5]
+  python -m bench.input_pipeline [--batch_size=16 --batches=60 --precision=auto|fp32|bf16
+                                 --scenes=4 --scene_size=2048 --train_steps=5]
 
 Three numbers, on the same cores:
   1. pipeline alone: `tfseaice.data.pipeline.sic_dataset(..., training=True)`
@@ -18,70 +18,15 @@ synthetic raw scenes (tfseaice.data.samples) and cached under /tmp/tfseaice_benc
 """
 
 import argparse
-import glob
-import os
 import sys
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import numpy as np  # noqa: E402
-
-from bench import common  # noqa: E402
+from bench.lib.data import cached_records
+from bench.lib.machine import loadavg, num_cores
+from bench.lib.models import build
+from bench.lib.results import print_table, progress, summary_line, write_result
+from bench.lib.timing import time_fit, time_pipeline
 
 TARGET_RATIO = 3.0
-
-
-def cached_records(n_scenes, size, cache_dir=None):
-    """Folder of SIC TFRecords converted from `n_scenes` sample scenes of `size`^2 (cached)."""
-    from tfseaice.data import samples
-
-    root = os.path.join(cache_dir or common.CACHE_DIR, f"pipeline_{n_scenes}x{size}")
-    records = os.path.join(root, "records")
-    if os.path.exists(os.path.join(records, "dataset_info.json")):
-        return records
-    scenes = os.path.join(root, "scenes")
-    os.makedirs(scenes, exist_ok=True)
-    for i in range(n_scenes):
-        common.progress(f"making sample scene {i + 1}/{n_scenes} ({size}^2)")
-        ds = samples.make_scene(seed=100 + i, size=size)
-        path = os.path.join(scenes, samples.raw_file_name(ds))
-        if not os.path.exists(path):
-            samples.write_scene(ds, path)
-    import logging
-
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    from data_prep.ai4arctic_to_tfrecord import convert
-
-    common.progress("converting them to TFRecords")
-    convert(os.path.join(scenes, "*.nc"), records, val_fraction=0.0, overwrite=True)
-    for f in glob.glob(os.path.join(scenes, "*.nc")):
-        os.remove(f)  # the records are what we keep
-    return records
-
-
-def time_pipeline(ds, batches, warmup):
-    it = iter(ds)
-    for _ in range(warmup):
-        next(it)
-    n = 0
-    cpu0 = time.process_time()
-    t = time.perf_counter()
-    for _ in range(batches):
-        b = next(it)
-        n += int(b["sar"].shape[0])
-    seconds = time.perf_counter() - t
-    return n / seconds, seconds, time.process_time() - cpu0
-
-
-def time_fit(model, ds, steps, warmup, batch_size):
-    """images/s of model.fit over `steps` steps (median step) after `warmup` steps."""
-    from bench.train_step import StepTimer
-
-    model.fit(ds, steps_per_epoch=max(1, warmup), epochs=1, verbose=0, shuffle=False)
-    timer = StepTimer("loss")
-    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False, callbacks=[timer.callback])
-    return batch_size / float(np.median(timer.times)), timer.times
 
 
 def main(argv=None):
@@ -99,7 +44,7 @@ def main(argv=None):
     ap.add_argument("--results_dir", default=None)
     args = ap.parse_args(argv)
 
-    import keras
+    import keras  # TF and tfseaice here, not at the top: --help starts without TF
     import tensorflow as tf
 
     from tfseaice import precision
@@ -112,19 +57,17 @@ def main(argv=None):
     k = int(info.get("max_polygons_per_patch") or 0) or None
     patch = info["patch_size"]
     n_examples = info["splits"]["train"]["num_examples"]
-    common.progress(f"pipeline alone: {n_examples} patches of {patch}^2 in {data_dir}, batch {args.batch_size}")
+    progress(f"pipeline alone: {n_examples} patches of {patch}^2 in {data_dir}, batch {args.batch_size}")
     ds = pipeline.sic_dataset(data_dir, "train", args.batch_size, training=True, seed=1, info=info,
                               augment=True, max_polygons=k)
-    load_before = common.loadavg()
+    load_before = loadavg()
     pipe_ps, pipe_s, pipe_cpu = time_pipeline(ds, args.batches, args.warmup)
-    common.progress(f"  {pipe_ps:.0f} patches/s")
+    progress(f"  {pipe_ps:.0f} patches/s")
     rows = [{"what": "pipeline alone (parse + augment + batch)", "per_s": pipe_ps,
-             "cpu": pipe_cpu / (pipe_s * common.num_cores())}]
+             "cpu": pipe_cpu / (pipe_s * num_cores())}]
     step_ips = fed_ips = None
     step_times = fed_times = []
     if args.train_steps:
-        from bench.train_step import build
-
         if args.precision == "bf16":
             keras.mixed_precision.set_global_policy("mixed_bfloat16")
         keras.utils.set_random_seed(1)
@@ -132,16 +75,16 @@ def main(argv=None):
         model, _ = build("sic_regional", len(info["channels"]), filters, False)
         batch = next(iter(ds))
         in_memory = tf.data.Dataset.from_tensors(batch).repeat()
-        common.progress(f"train step consumption ({args.precision}, in-memory batch)")
+        progress(f"train step consumption ({args.precision}, in-memory batch)")
         step_ips, step_times = time_fit(model, in_memory, args.train_steps, 2, args.batch_size)
-        common.progress(f"  {step_ips:.2f} images/s; now fed by the pipeline")
+        progress(f"  {step_ips:.2f} images/s; now fed by the pipeline")
         fed_ips, fed_times = time_fit(model, ds, args.train_steps, 2, args.batch_size)
-        common.progress(f"  {fed_ips:.2f} images/s")
+        progress(f"  {fed_ips:.2f} images/s")
         rows.append({"what": f"train step, in-memory batch ({args.precision})", "per_s": step_ips})
         rows.append({"what": f"train step fed by the pipeline ({args.precision})", "per_s": fed_ips})
-    load_after = common.loadavg()
+    load_after = loadavg()
     ratio = pipe_ps / step_ips if step_ips else float("nan")
-    common.print_table(rows, ["what", ("per_s", "patches/s"), ("cpu", "CPU use")],
+    print_table(rows, ["what", ("per_s", "patches/s"), ("cpu", "CPU use")],
                        title=f"\ninput pipeline vs train step, batch {args.batch_size} x {patch}^2")
     if step_ips:
         print(f"pipeline / step consumption = {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x); "
@@ -154,9 +97,9 @@ def main(argv=None):
         "ratio": ratio, "fed_over_in_memory": (fed_ips / step_ips) if step_ips else None,
         "target_ratio": TARGET_RATIO, "loadavg_before": load_before, "loadavg_after": load_after,
     }
-    path = common.write_result("input_pipeline", payload, args.results_dir)
+    path = write_result("input_pipeline", payload, args.results_dir)
     print(f"wrote {path}")
-    common.summary_line({"patches_per_s": pipe_ps, "step_images_per_s": step_ips if step_ips else float("nan"),
+    summary_line({"patches_per_s": pipe_ps, "step_images_per_s": step_ips if step_ips else float("nan"),
                          "ratio": ratio, "fed_images_per_s": fed_ips if fed_ips else float("nan"),
                          "fed_over_in_memory": payload["fed_over_in_memory"] or float("nan"),
                          "meets_target": bool(step_ips) and ratio >= TARGET_RATIO, "load1": load_after[0]})

@@ -1,7 +1,7 @@
 r"""Regional (per-polygon) SIC loss + gradient: vectorised vs the paper's Algorithm 1 loop.
 
-  python bench/regional_loss.py [--batch_size=16 --patch_size=256 --min_polygons=20
-                                 --max_polygons=60 --repeats=3]
+  python -m bench.regional_loss [--batch_size=16 --patch_size=256 --min_polygons=20
+                                --max_polygons=60 --repeats=3]
 
 Both compute paper Eq. 1 (mean over every (image, polygon) pair of the batch of
 (mean sigmoid over the polygon's non-land pixels - charted SIC)^2) and its
@@ -21,83 +21,14 @@ polygons lying wholly on land (present in the chart, but no usable pixel).
 """
 
 import argparse
-import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from bench import common  # noqa: E402
-
-
-def make_batch(batch_size, patch_size, min_polygons, max_polygons, seed=0):
-    """(logits [B,P,P], polygon_icecharts [B,P,P] int (chart ids, K..), land [B,P,P] bool,
-    polygon_sic [B,K] float32, local_ids [B,P,P] int32 (-1 = land))."""
-    rng = np.random.default_rng(seed)
-    b, p = batch_size, patch_size
-    k_max = max_polygons
-    charts = np.zeros((b, p, p), np.int32)
-    land = np.zeros((b, p, p), bool)
-    yy, xx = np.mgrid[0:p, 0:p].astype(np.float32)
-    for i in range(b):
-        k = int(rng.integers(min_polygons, max_polygons + 1))
-        seeds = rng.uniform(0, p, (k, 2)).astype(np.float32)
-        # warp the coordinates so that polygon boundaries are wiggly, not straight
-        wy = yy + 6 * np.sin(xx / rng.uniform(7, 19)) + 4 * np.cos(yy / rng.uniform(5, 13))
-        wx = xx + 6 * np.cos(yy / rng.uniform(7, 19)) + 4 * np.sin(xx / rng.uniform(5, 13))
-        d = (wy[None] - seeds[:, 0, None, None]) ** 2 + (wx[None] - seeds[:, 1, None, None]) ** 2
-        charts[i] = np.argmin(d, axis=0)
-        cy, cx, r = rng.uniform(0, p), rng.uniform(0, p), rng.uniform(0.1, 0.3) * p
-        land[i] = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
-    sic = rng.choice(np.arange(11) / 10.0, size=(b, k_max)).astype(np.float32)
-    local = np.where(land, -1, charts).astype(np.int32)
-    logits = rng.normal(0, 2, (b, p, p)).astype(np.float32)
-    return logits, charts, land, sic, local
-
-
-def loop_loss_and_grad(tf, logits, charts, land, sic):
-    """Algorithm 1 in TF eager, per image and per polygon (Eq. 1: squared error, mean)."""
-    logits = tf.convert_to_tensor(logits)
-    with tf.GradientTape() as tape:
-        tape.watch(logits)
-        output_sigmoid = tf.sigmoid(logits)
-        total_loss = 0.0
-        n = 0
-        for img_id in range(logits.shape[0]):
-            polygon_ids = np.unique(charts[img_id])
-            for poly_id in polygon_ids:
-                poly_mask = charts[img_id] == poly_id
-                final_mask = np.logical_and(poly_mask, np.logical_not(land[img_id]))
-                if not final_mask.any():
-                    continue  # polygon wholly on land: no pixel to average
-                c_t = sic[img_id, poly_id]
-                aoi = tf.boolean_mask(output_sigmoid[img_id], final_mask)
-                c_hat = tf.reduce_mean(aoi)
-                total_loss += tf.square(c_t - c_hat)
-                n += 1
-        loss = total_loss / n
-    return loss, tape.gradient(loss, logits)
-
-
-def vectorised_loss_and_grad(tf, losses, logits, local_ids, sic):
-    logits = tf.convert_to_tensor(logits)
-    with tf.GradientTape() as tape:
-        tape.watch(logits)
-        loss = losses.regional_sic_loss(tf.sigmoid(logits), local_ids, sic)
-    return loss, tape.gradient(loss, logits)
-
-
-def timed(fn, repeats):
-    """(best seconds, all seconds, last result) over `repeats` calls."""
-    times, out = [], None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        _ = [np.asarray(o) for o in out]  # make sure the work is done
-        times.append(time.perf_counter() - t)
-    return min(times), times, out
+from bench.lib.machine import loadavg
+from bench.lib.regional import loop_loss_and_grad, make_batch, timed, vectorised_loss_and_grad
+from bench.lib.results import print_table, progress, summary_line, write_result
 
 
 def main(argv=None):
@@ -111,11 +42,11 @@ def main(argv=None):
     ap.add_argument("--results_dir", default=None)
     args = ap.parse_args(argv)
 
-    import tensorflow as tf
+    import tensorflow as tf  # here, not at the top: --help starts without TF
 
     from tfseaice import losses
 
-    common.progress(f"regional loss: batch {args.batch_size} x {args.patch_size}^2, "
+    progress(f"regional loss: batch {args.batch_size} x {args.patch_size}^2, "
                     f"{args.min_polygons}-{args.max_polygons} polygons per patch")
     logits, charts, land, sic, local = make_batch(args.batch_size, args.patch_size, args.min_polygons,
                                                   args.max_polygons, args.seed)
@@ -127,15 +58,15 @@ def main(argv=None):
     graph_fn(logits_t, local_t, sic_t)
     trace_s = time.perf_counter() - t
     v_reps = max(10, 10 * args.repeats)
-    load_before = common.loadavg()
+    load_before = loadavg()
     vec_s, vec_all, (vec_loss, vec_grad) = timed(lambda: graph_fn(logits_t, local_t, sic_t), v_reps)
     vec_eager_s, _, _ = timed(lambda: vectorised_loss_and_grad(tf, losses, logits_t, local_t, sic_t),
                               max(3, args.repeats))
-    common.progress("vectorised done; running the Algorithm 1 loop")
+    progress("vectorised done; running the Algorithm 1 loop")
     loop_loss_and_grad(tf, logits[:1], charts[:1], land[:1], sic[:1])  # warm up eager kernels
     loop_s, loop_all, (loop_loss, loop_grad) = timed(
         lambda: loop_loss_and_grad(tf, logits, charts, land, sic), args.repeats)
-    load_after = common.loadavg()
+    load_after = loadavg()
 
     loss_diff = abs(float(vec_loss) - float(loop_loss))
     grad_diff = float(np.max(np.abs(np.asarray(vec_grad) - np.asarray(loop_grad))))
@@ -149,7 +80,7 @@ def main(argv=None):
          "speedup": loop_s / vec_eager_s},
         {"method": "vectorised, tf.function", "seconds": vec_s, "loss": float(vec_loss), "speedup": ratio},
     ]
-    common.print_table(rows, ["method", ("seconds", "s per loss+grad"), "loss", ("speedup", "x loop")],
+    print_table(rows, ["method", ("seconds", "s per loss+grad"), "loss", ("speedup", "x loop")],
                        title=f"\nregional loss + gradient, batch {args.batch_size} x {args.patch_size}^2, "
                              f"{n_pairs} (image, polygon) pairs", floatfmt="{:.6g}")
     print(f"|loss diff| = {loss_diff:.2e}, max |grad diff| = {grad_diff:.2e} "
@@ -168,9 +99,9 @@ def main(argv=None):
                          "entries are ~1/(pairs x polygon pixels), so an absolute 1e-5 would be vacuous)",
         "loadavg_before": load_before, "loadavg_after": load_after,
     }
-    path = common.write_result("regional_loss", payload, args.results_dir)
+    path = write_result("regional_loss", payload, args.results_dir)
     print(f"wrote {path}")
-    common.summary_line({"speedup": ratio, "loop_s": loop_s, "vectorised_s": vec_s,
+    summary_line({"speedup": ratio, "loop_s": loop_s, "vectorised_s": vec_s,
                          "loss_abs_diff": loss_diff, "grad_max_abs_diff": grad_diff,
                          "equal": bool(equal), "pairs": n_pairs, "load1": load_after[0]})
     return 0 if equal else 1

@@ -1,6 +1,6 @@
 """Markdown "Performance" table from bench/results/*.json (what bench/README.md shows).
 
-  python bench/report.py [--results_dir=bench/results]
+  python -m bench.report [--results_dir=bench/results]
 """
 
 import argparse
@@ -8,9 +8,8 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench import common  # noqa: E402
+from bench.lib.machine import machine_line
+from bench.lib.results import RESULTS_DIR
 
 
 def load(results_dir, name):
@@ -33,7 +32,7 @@ def fmt(v, nd=3):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--results_dir", default=common.RESULTS_DIR)
+    ap.add_argument("--results_dir", default=RESULTS_DIR)
     args = ap.parse_args(argv)
     rows = []
     machine = None
@@ -93,7 +92,7 @@ def main(argv=None):
                      "", fmt(d["loadavg_after"][0])))
 
     if machine:
-        print(f"Machine: {common.machine_line(machine)}\n")
+        print(f"Machine: {machine_line(machine)}\n")
     print("| benchmark | result | detail | target | load1 |")
     print("|---|---|---|---|---|")
     for row in rows:

@@ -30,9 +30,8 @@ mkdir -p "$RESULTS"
 
 wait_quiet() {
   "$PY" -c "
-import sys; sys.path.insert(0, '.')
-from bench import common
-print('load', common.wait_for_quiet($QUIET_LOAD, $QUIET_WAIT), flush=True)"
+from bench.lib.timing import wait_for_quiet
+print('load', wait_for_quiet($QUIET_LOAD, $QUIET_WAIT), flush=True)"
 }
 
 args_for() {
@@ -49,11 +48,11 @@ start=$(date +%s)
 failed=()
 for name in $ONLY; do
   echo
-  echo "=== bench/$name.py  ($(date +%H:%M:%S), $(( $(date +%s) - start )) s so far) ==="
+  echo "=== python -m bench.$name  ($(date +%H:%M:%S), $(( $(date +%s) - start )) s so far) ==="
   wait_quiet
   t0=$(date +%s)
   # shellcheck disable=SC2046
-  if "$PY" "bench/$name.py" $(args_for "$name") --results_dir="$RESULTS" 2>&1 \
+  if "$PY" -m "bench.$name" $(args_for "$name") --results_dir="$RESULTS" 2>&1 \
       | grep --line-buffered -v -E "^(WARNING: All log messages|I0000|E0000|W0000)|cuda_|rebuild TensorFlow|oneDNN custom operations" \
       | tee "$LOGDIR/$name.log"; then
     echo "--- $name: $(( $(date +%s) - t0 )) s"

@@ -1,10 +1,10 @@
-r"""PyTorch reference for train_step.py: the same SIC U-Net and regional loss, in PyTorch.
+r"""PyTorch reference for bench/train_step.py: the same SIC U-Net and regional loss, in PyTorch.
 
 NOT part of tfseaice and not a dependency: run it with a separate interpreter
 that has torch (e.g. `python3.11 -m venv /tmp/torchvenv &&
-/tmp/torchvenv/bin/pip install torch==2.13.0 numpy`):
+/tmp/torchvenv/bin/pip install torch==2.13.0 numpy`), from the repository root:
 
-  /tmp/torchvenv/bin/python bench/torch_unet_reference.py --mode=bf16_cl \
+  /tmp/torchvenv/bin/python -m bench.torch_unet_reference --mode=bf16_cl \
       [--batch_size=16 --patch_size=256 --filters=16,32,64,64 --steps=4 --warmup=2]
 
 Modes: fp32 (NCHW), fp32_cl (channels_last), bf16 (torch.autocast CPU bf16),
@@ -17,7 +17,8 @@ bilinear x2 upsampling (half-pixel centres, = TF's resize) - concat(up, skip)
 - 2 x (conv3x3 - BN - ReLU), a 1x1 conv and a sigmoid. BatchNorm momentum 0.1
 (= Keras 0.9) and eps 1e-3 (Keras' default). The regional loss is the same
 vectorised per-polygon mean (index_add_ over batch*K segments), Adam lr 1e-3,
-the same synthetic batch (bench.train_step.sic_batch). Prints one JSON line.
+the same synthetic batch (bench.lib.data.sic_batch). Prints one JSON line.
+Imports numpy and bench.lib.data / bench.lib.timing only (no TensorFlow).
 """
 
 import argparse
@@ -26,9 +27,10 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
+from bench.lib.data import sic_batch
+from bench.lib.timing import Contention
 
 
 def build(torch, nn, channels, filters, mean, std):
@@ -134,8 +136,6 @@ def main(argv=None):
         sys.exit(f"ERROR: {sys.executable}: has no torch; run this reference with an interpreter that has "
                  "torch (see the module docstring)")
 
-    from bench.train_step import sic_batch
-
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -169,8 +169,6 @@ def main(argv=None):
     warm = time.perf_counter() - t
     load_before = [round(v, 2) for v in os.getloadavg()]
     times, losses = [], []
-    from bench.common import Contention
-
     with Contention() as contention:
         for _ in range(args.steps):
             t = time.perf_counter()

@@ -11,19 +11,19 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from bench import common  # noqa: E402
+from bench.lib.results import parse_summary  # noqa: E402
 
 
-def run_bench(script, args, tmp_path, timeout=600):
+def run_bench(name, args, tmp_path, timeout=600):
+    """Run `python -m bench.NAME` from the repository root; (its summary line as a dict, its JSON)."""
     results = tmp_path / "results"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TFSEAICE_BENCH_CACHE=str(tmp_path / "cache"),
                CUDA_VISIBLE_DEVICES="")
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "bench", script), *args,
+    proc = subprocess.run([sys.executable, "-m", f"bench.{name}", *args,
                            f"--results_dir={results}"], capture_output=True, text=True, env=env,
                           timeout=timeout, cwd=REPO)
-    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    summary = common.parse_summary(proc.stdout)
-    name = os.path.splitext(script)[0]
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    summary = parse_summary(proc.stdout)
     with open(results / f"{name}.json") as f:
         doc = json.load(f)
     assert doc["benchmark"] == name
@@ -34,16 +34,16 @@ def run_bench(script, args, tmp_path, timeout=600):
 
 
 def test_regional_loss(tmp_path):
-    summary, doc = run_bench("regional_loss.py", ["--batch_size=2", "--patch_size=32", "--min_polygons=3",
-                                                  "--max_polygons=6", "--repeats=1"], tmp_path)
+    summary, doc = run_bench("regional_loss", ["--batch_size=2", "--patch_size=32", "--min_polygons=3",
+                                               "--max_polygons=6", "--repeats=1"], tmp_path)
     assert {"speedup", "loop_s", "vectorised_s", "loss_abs_diff", "grad_max_abs_diff", "equal"} <= set(summary)
     assert summary["equal"] == "true"
     assert doc["equal_within_1e-5"] is True
 
 
 def test_train_step_sic_fp32(tmp_path):
-    summary, doc = run_bench("train_step.py", ["--task=sic_regional", "--batch_size=2", "--patch_size=32",
-                                               "--channels=2", "--filters=4,4,8,8", "--steps=2", "--warmup=1"],
+    summary, doc = run_bench("train_step", ["--task=sic_regional", "--batch_size=2", "--patch_size=32",
+                                            "--channels=2", "--filters=4,4,8,8", "--steps=2", "--warmup=1"],
                              tmp_path)
     assert {"steps_per_s", "images_per_s", "gflops", "fraction_of_peak", "loss_finite"} <= set(summary)
     assert summary["loss_finite"] == "true"
@@ -52,17 +52,17 @@ def test_train_step_sic_fp32(tmp_path):
 
 
 def test_train_step_sic_bf16_parity(tmp_path):
-    summary, doc = run_bench("train_step.py", ["--batch_size=2", "--patch_size=32", "--filters=4,4,8,8",
-                                               "--steps=1", "--warmup=1", "--precision=bf16",
-                                               "--parity_steps=1"], tmp_path)
+    summary, doc = run_bench("train_step", ["--batch_size=2", "--patch_size=32", "--filters=4,4,8,8",
+                                            "--steps=1", "--warmup=1", "--precision=bf16",
+                                            "--parity_steps=1"], tmp_path)
     assert "bf16_parity_ok" in summary
     assert len(doc["bf16_parity"]["bf16_losses"]) == 1
 
 
 def test_train_step_suite(tmp_path):
-    summary, doc = run_bench("train_step.py", ["--suite", "--suite_tiny", "--suite_scale=0.01", "--batch_size=2",
-                                               "--patch_size=32", "--warmup=1", "--no_torch",
-                                               "--suite_only=sic_default,pix2pix_b1_fp32"], tmp_path)
+    summary, doc = run_bench("train_step", ["--suite", "--suite_tiny", "--suite_scale=0.01", "--batch_size=2",
+                                            "--patch_size=32", "--warmup=1", "--no_torch",
+                                            "--suite_only=sic_default,pix2pix_b1_fp32"], tmp_path)
     assert {"default_images_per_s", "best_sic_config", "speedup_vs_torch", "failures"} <= set(summary)
     assert summary["failures"] == "0"
     assert [r["tag"] for r in doc["results"]] == ["sic_default", "pix2pix_b1_fp32"]
@@ -80,7 +80,7 @@ def _torch_python():
 def test_torch_reference(tmp_path):
     """With a torch interpreter (optional, not a dependency) it reports; without, it says so in one line."""
     py = _torch_python() or sys.executable
-    proc = subprocess.run([py, os.path.join(REPO, "bench", "torch_unet_reference.py"), "--mode=bf16_cl",
+    proc = subprocess.run([py, "-m", "bench.torch_unet_reference", "--mode=bf16_cl",
                            "--batch_size=2", "--patch_size=32", "--filters=4,4,8,8", "--steps=1", "--warmup=1"],
                           capture_output=True, text=True, timeout=300, cwd=REPO)
     if "No module named 'torch'" in proc.stderr or "has no torch" in proc.stderr:
@@ -93,22 +93,54 @@ def test_torch_reference(tmp_path):
 
 
 def test_input_pipeline(tmp_path):
-    summary, doc = run_bench("input_pipeline.py", ["--scenes=1", "--scene_size=512", "--batch_size=1",
-                                                   "--batches=2", "--warmup=1", "--train_steps=1",
-                                                   "--filters=4,4,8,8"], tmp_path)
+    summary, doc = run_bench("input_pipeline", ["--scenes=1", "--scene_size=512", "--batch_size=1",
+                                                "--batches=2", "--warmup=1", "--train_steps=1",
+                                                "--filters=4,4,8,8"], tmp_path)
     assert {"patches_per_s", "step_images_per_s", "ratio", "fed_images_per_s", "meets_target"} <= set(summary)
     assert float(summary["patches_per_s"]) > 0
 
 
 def test_scene_inference(tmp_path):
-    summary, doc = run_bench("scene_inference.py", ["--sizes=64x80,96x130", "--tile=64", "--overlap=16",
-                                                    "--batch_size=2", "--variants=64:1:bf16:1"], tmp_path)
+    summary, doc = run_bench("scene_inference", ["--sizes=64x80,96x130", "--tile=64", "--overlap=16",
+                                                 "--batch_size=2", "--variants=64:1:bf16:1"], tmp_path)
     assert {"seconds", "pixels_per_s", "peak_rss_mb", "working_growth_mb", "meets_target"} <= set(summary)
     assert [r["pixels"] for r in doc["sizes"]] == [64 * 80, 96 * 130]
     assert all(r["nan_mask_ok"] for r in doc["sizes"] + doc["variants"])
 
 
 def test_data_prep(tmp_path):
-    summary, doc = run_bench("data_prep.py", ["--size=512"], tmp_path)
+    summary, doc = run_bench("data_prep", ["--size=512"], tmp_path)
     assert {"seconds", "mb_per_s", "input_mb", "patches"} <= set(summary)
     assert doc["input_mb"] > 0 and doc["seconds"] > 0
+
+
+def test_scripts_import_only_bench_lib():
+    """No bench script imports another (shared code lives in bench/lib); no bench module over 400 lines."""
+    import ast
+    import glob
+
+    for path in glob.glob(os.path.join(REPO, "bench", "*.py")) + glob.glob(os.path.join(REPO, "bench", "lib", "*.py")):
+        with open(path) as f:
+            text = f.read()
+        assert text.count("\n") <= 400, f"{path}: {text.count(chr(10))} lines"
+        for node in ast.walk(ast.parse(text)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name == "bench" or name.startswith("bench."):
+                    assert name == "bench.lib" or name.startswith("bench.lib."), f"{path} imports {name}"
+
+
+def test_torch_reference_imports_no_tensorflow():
+    """The PyTorch reference runs under a torch-only interpreter: importing it must not need TF or tfseaice."""
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('tensorflow', 'keras', 'tfseaice', 'data_prep'):\n"
+            "            raise ImportError(f'blocked: {name}')\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "import bench.torch_unet_reference as ref\n"
+            "print(ref.sic_batch(1, 16, 2)['sar'].shape)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "(1, 16, 16, 2)"

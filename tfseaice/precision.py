@@ -10,7 +10,7 @@ load into a float32 model for evaluation, prediction and export.
 
 import contextlib
 
-# TensorFlow and Keras are imported where used: cpu_flags() also serves bench/common.py,
+# TensorFlow and Keras are imported where used: cpu_flags() also serves bench/lib/machine.py,
 # which must stay cheap to import.
 CHOICES = ("auto", "fp32", "bf16")
 POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16"}

@@ -1,28 +1,18 @@
-"""Shared helpers of the benchmark scripts: machine description, peak FLOP/s,
-tables, JSON results and the one-line summary.
+"""The machine a benchmark ran on: CPU model, cores, ISA flags, clock, peak FLOP/s, memory.
 
-Every bench script prints a table, writes ``bench/results/NAME.json`` (or
-``--results_dir``) holding ``machine_info()`` next to its numbers, and ends
-with one line ``key=value key=value ...``.
+Every result JSON carries `machine_info()`: timings mean little without the
+machine and the load average they were taken under.
 """
 
 import datetime
-import json
 import os
 import platform
 import resource
 import subprocess
 import sys
-import time
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+BENCH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(BENCH_DIR)
-RESULTS_DIR = os.path.join(BENCH_DIR, "results")
-CACHE_DIR = os.environ.get("TFSEAICE_BENCH_CACHE", "/tmp/tfseaice_bench")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-if REPO_DIR not in sys.path:  # `python bench/x.py` from anywhere
-    sys.path.insert(0, REPO_DIR)
 
 # ISA flags that decide which kernels oneDNN / XLA can use.
 ISA_FLAGS = ("sse4_2", "fma", "avx", "avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
@@ -51,6 +41,9 @@ def _cpuinfo():
 
 
 def cpu_flags():
+    """The ISA flags of the first CPU (tfseaice.precision's reading of /proc/cpuinfo)."""
+    # Imported here so that a torch-only interpreter (torch_unet_reference.py) can
+    # import this module without tfseaice on its path.
     from tfseaice.precision import cpu_flags as first_cpu_flags
 
     return first_cpu_flags()
@@ -186,168 +179,9 @@ def peak_rss_mb():
 
 
 def current_rss_mb():
+    """Resident set size of this process now, MB (NaN where /proc is missing)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except OSError:
         return float("nan")
-
-
-def cpu_pressure_us():
-    """Cumulative microseconds during which some runnable task waited for a CPU (Linux PSI), or None."""
-    try:
-        with open("/proc/pressure/cpu") as f:
-            for line in f:
-                if line.startswith("some"):
-                    return int(line.split("total=")[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-class Contention:
-    """Measures, over a block of code, how much CPU this process got and how contended the CPUs were.
-
-    cpu_share: process CPU time / (wall x cores). stall: fraction of the wall time during
-    which some runnable task (ours or anyone's) waited for a CPU (/proc/pressure/cpu).
-    On a quiet machine a 2-thread TF step shows stall ~0; another busy job pushes it to ~1.
-    """
-
-    def __enter__(self):
-        self.cpu0, self.wall0, self.psi0 = time.process_time(), time.perf_counter(), cpu_pressure_us()
-        return self
-
-    def __exit__(self, *exc):
-        wall = time.perf_counter() - self.wall0
-        self.cpu_share = (time.process_time() - self.cpu0) / (wall * num_cores())
-        psi1 = cpu_pressure_us()
-        self.stall = None if psi1 is None or self.psi0 is None else (psi1 - self.psi0) / 1e6 / wall
-        return False
-
-
-def wait_for_quiet(max_load=1.2, timeout_s=0, poll_s=10, log=print):
-    """Wait (at most timeout_s) until the 1-minute load average is below max_load.
-
-    Returns the load average seen last. Other people's jobs share the cores:
-    timings taken under load are inflated, so we record the load with every result.
-    """
-    t0 = time.time()
-    while os.getloadavg()[0] >= max_load and time.time() - t0 < timeout_s:
-        log(f"  waiting for the 1-min load average ({os.getloadavg()[0]:.2f}) to fall below {max_load} ...")
-        time.sleep(poll_s)
-    return loadavg()
-
-
-# ----------------------------------------------------------------- output
-
-def format_table(rows, columns, floatfmt="{:.3g}"):
-    """Plain-text table of `rows` (dicts) over `columns` (keys or (key, header))."""
-    cols = [(c, c) if isinstance(c, str) else c for c in columns]
-
-    def fmt(v):
-        if isinstance(v, float):
-            return floatfmt.format(v)
-        return "" if v is None else str(v)
-
-    cells = [[h for _, h in cols]] + [[fmt(r.get(k)) for k, _ in cols] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def print_table(rows, columns, title=None, floatfmt="{:.3g}"):
-    if title:
-        print(title)
-    print(format_table(rows, columns, floatfmt), flush=True)
-
-
-def write_result(name, payload, results_dir=None):
-    """Write `payload` + machine info to RESULTS_DIR/NAME.json (atomically); returns the path."""
-    results_dir = results_dir or RESULTS_DIR
-    os.makedirs(results_dir, exist_ok=True)
-    path = os.path.join(results_dir, f"{name}.json")
-    doc = {"benchmark": name, "machine": machine_info(), "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:])}
-    doc.update(payload)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f, indent=2, default=_json_default)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
-
-
-def _json_default(o):
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:
-        pass
-    return str(o)
-
-
-def summary_line(values):
-    """The closing `key=value ...` line (floats with 4 significant digits)."""
-    parts = []
-    for k, v in values.items():
-        if isinstance(v, float):
-            v = f"{v:.4g}"
-        elif isinstance(v, bool):
-            v = str(v).lower()
-        parts.append(f"{k}={v}")
-    line = " ".join(parts)
-    print(line, flush=True)
-    return line
-
-
-def parse_summary(text):
-    """dict of the last `key=value ...` line of `text` (for run_all and tests)."""
-    for line in reversed(text.strip().splitlines()):
-        if "=" in line and all("=" in p for p in line.split()):
-            return dict(p.split("=", 1) for p in line.split())
-    return {}
-
-
-def progress(msg):
-    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {msg}", flush=True)
-
-
-def set_threads(threads):
-    """Pin TF's intra/inter-op pools (0 = TF's default). Call before TF runs anything."""
-    import tensorflow as tf
-
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(int(threads))
-        tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(threads))))
-
-
-# ------------------------------------------------------------- sample data
-
-def cached_raw_scene(size, seed=7, cache_dir=None):
-    """Path of a synthetic raw AI4Arctic scene (size x size, 40 m) cached on disk.
-
-    Made once with tfseaice.data.samples (a 10000^2 scene takes ~80 s and
-    ~2.7 GB of memory) and kept under CACHE_DIR, never in the repository.
-    """
-    from tfseaice.data import samples
-
-    folder = os.path.join(cache_dir or CACHE_DIR, f"raw_{size}_seed{seed}")
-    done = os.path.join(folder, "DONE")
-    if os.path.exists(done):
-        with open(done) as f:
-            path = f.read().strip()
-        if os.path.exists(path):
-            return path
-    os.makedirs(folder, exist_ok=True)
-    progress(f"making a {size}x{size} sample scene (seed {seed}) into {folder} (cached for later runs)")
-    ds = samples.make_scene(seed=seed, size=size)
-    path = os.path.join(folder, samples.raw_file_name(ds))
-    samples.write_scene(ds, path)
-    del ds
-    with open(done, "w") as f:
-        f.write(path)
-    return path
