@@ -7,7 +7,7 @@ Each scene size runs in its own subprocess, so that its peak RSS (ru_maxrss)
 belongs to that size alone. The scene is a synthetic 2-channel (HH, HV dB)
 80 m scene with a no-data border (NaN), the model the package's default SIC
 U-Net (`build_sic_unet(2)`, filters 16,32,64,64, random weights: speed does not
-depend on them), called through `tfseaice.inference.predict_scene`.
+depend on them), called through `tfseaice.serving.scene_inference.predict_scene`.
 
 Reported per size: `seconds` (the timed call, after one untimed call on a small
 scene that traces the tf.function and creates the oneDNN primitives),

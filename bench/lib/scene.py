@@ -27,7 +27,7 @@ def child(args):
     set_threads(args.threads)
     if args.precision == "bf16":
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    from tfseaice import inference
+    from tfseaice.serving import scene_inference as inference
     from tfseaice.models.unet import build_sic_unet
 
     h, w = args.height, args.width
