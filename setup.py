@@ -19,6 +19,10 @@ setup(
         "xarray>=2024.1",
         "netCDF4>=1.7",
         "scikit-image>=0.24",
+        # The AutoICE scores, computed as the challenge computes them (r2_score, weighted f1_score).
+        "scikit-learn>=1.4",
+        # GeoTIFF products georeferenced by ground control points (its wheels bundle GDAL).
+        "rasterio>=1.3",
         "scipy>=1.11",
         "absl-py>=2.1",
         "matplotlib>=3.8",

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tfseaice.data.ai4arctic import block_majority, block_mean, db_block_mean
+from tfseaice.data.downsampling import block_majority, block_mean, db_block_mean
 
 
 def test_majority_only_returns_ids_present_in_the_block():

@@ -4,11 +4,12 @@ SIC (paper Table 1 on whole scenes, tiled inference; pooled and per scene):
 
   python -m tfseaice.evaluate --task=sic --model_dir=runs/regional \
       --scenes_glob='scenes/test/*.nc' [--downsample=2] [--truth_variable=sic_truth] \
-      [--raw_glob='raw/*.nc'] [--tile=512 --overlap=64] --output=metrics.json \
-      [--overwrite] [--weights=best]
+      [--raw_glob='raw/*.nc'] [--reference_glob='ref/*_reference.nc'] [--land_mask=distance_map|none] \
+      [--tile=512 --overlap=64] --output=metrics.json [--overwrite] [--weights=best]
 
   writes metrics.json (pooled keys pixel_rmse, pixel_r2, polygon_rmse, polygon_r2,
-  truth_pixel_rmse, truth_pixel_r2, truth_ice_water_f1 + counts, then "scenes")
+  truth_pixel_rmse, truth_pixel_r2, truth_ice_water_f1 + counts, "autoice" with the
+  challenge's sic_r2 in percent, then "scenes"); scenes without a chart need --reference_glob
   and metrics.md (the Markdown table, also printed).
 
 pix2pix (per-checkpoint curves, Table I row, FCN-score):
@@ -49,6 +50,10 @@ def define_flags():
     flags.DEFINE_integer("overlap", 64, "sic: minimum overlap of neighbouring tiles, blended.")
     flags.DEFINE_float("threshold", 0.5, "sic: ice/water threshold for the F1 score (ice = SIC >= threshold).")
     flags.DEFINE_string("output", None, "sic: metrics JSON path; the Markdown table goes beside it (.md).")
+    flags.DEFINE_string("reference_glob", None, "sic: AutoICE reference files (*_reference.nc) to score the "
+                        "`autoice` object against (default: each scene's own chart).")
+    flags.DEFINE_enum("land_mask", "distance_map", ["distance_map", "none"],
+                      "sic: leave distance_map land (class 0) out of the chart figures.")
 
     # --- pix2pix
     flags.DEFINE_string("data_dir", None, "pix2pix: converted glacier data (default: the training data).")
@@ -77,7 +82,8 @@ def main_sic():
                                   weights=FLAGS.weights, downsample=FLAGS.downsample,
                                   truth_variable=FLAGS.truth_variable, raw_glob=FLAGS.raw_glob,
                                   tile=FLAGS.tile, overlap=FLAGS.overlap, batch_size=FLAGS.batch_size,
-                                  threshold=FLAGS.threshold, overwrite=FLAGS.overwrite)
+                                  threshold=FLAGS.threshold, overwrite=FLAGS.overwrite,
+                                  reference_glob=FLAGS.reference_glob, land_mask=FLAGS.land_mask)
     print(text)
     print("Wrote {} and {}".format(*sic.report_paths(FLAGS.output)))
 

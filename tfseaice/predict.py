@@ -4,15 +4,22 @@ r"""Whole-scene SIC products: CF-1.8 netCDF + a Fig. 2-like PNG panel.
   python -m tfseaice.predict --saved_model=export/sic --scene=SCENE.nc --out=OUT.nc
       [--downsample=2] [--raw_glob='raw/*.nc'] [--tile=512 --overlap=64] [--overwrite]
 
-OUT.nc is on the scene grid after downsampling (dims `sar_lines`, `sar_samples`;
-lat/lon auxiliary coordinates interpolated from the scene's GCPs) with
+SCENE is a raw AI4Arctic file (with or without a chart) or a ready-to-train
+`*_prep.nc` (alone, or with its raw twin through --raw_glob for the chart and
+lat/lon). OUT.nc is on the scene grid after downsampling (dims `sar_lines`,
+`sar_samples`; lat/lon auxiliary coordinates interpolated from the raw file's
+GCPs when there is one) with
   sic          pixel SIC (paper Fig. 2e), float32 in [0, 1], NaN = no data
   ice_water    ice/water map (Fig. 2f): 0 water, 1 ice (sic >= 0.5), 255 no data
-  polygon_sic  predicted SIC averaged over each chart polygon (Fig. 2g)
-  chart_sic    the rasterised ice chart (Fig. 2c), NaN = no label
-  polygon_id   chart polygon id per pixel (Fig. 2d), -1 = none
+  polygon_sic  predicted SIC averaged over each chart polygon (Fig. 2g)   } only when the
+  chart_sic    the rasterised ice chart (Fig. 2c), NaN = no label         } scene has a
+  polygon_id   chart polygon id per pixel (Fig. 2d), -1 = none            } chart
   sic_truth    pixel truth, only when the scene carries it (sample scenes)
-OUT.png (beside it) shows HH, HV, chart SIC, pixel SIC, ice/water, polygon SIC.
+OUT.png (beside it) shows HH, HV, chart SIC, pixel SIC, ice/water, polygon SIC
+(without a chart: HH, HV, pixel SIC, ice/water). With --format=netcdf,geotiff
+each product is also OUT_<product>.tif, placed on the map by the raw file's
+ground control points (QGIS/ArcGIS open it as it is). No-data pixels (NaN SAR, or
+all-zero SAR in a ready-to-train file) are missing in every product.
 
 With --saved_model the exported SavedModel (`python -m tfseaice.export`) runs
 through `keras.layers.TFSMLayer` with the same tiled inference; its channels
@@ -28,7 +35,7 @@ from absl import flags
 from tfseaice import cli, io_utils
 from tfseaice.errors import InputError
 from tfseaice.serving.loading import load_sic_model
-from tfseaice.serving.sic_scene import png_path, predict_scene_file
+from tfseaice.serving.sic_scene import output_paths, predict_scene_file
 
 FLAGS = flags.FLAGS
 
@@ -49,6 +56,10 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 4, "Tiles per model call.")
     flags.DEFINE_float("threshold", 0.5, "Ice/water threshold: ice = SIC >= threshold.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing OUT.nc / OUT.png.")
+    flags.DEFINE_list("format", ["netcdf"], "Product files: netcdf (OUT.nc, CF-1.8) and/or geotiff "
+                      "(OUT_<product>.tif per product, placed by the scene's GCPs).")
+    flags.DEFINE_enum("land_mask", "distance_map", ["distance_map", "none"],
+                      "Leave distance_map land (class 0) out of the polygon means.")
 
 
 def main(argv):
@@ -56,7 +67,7 @@ def main(argv):
         raise InputError(argv[1], "unexpected positional argument (flags are --name=value)")
     if FLAGS.tile - FLAGS.overlap < 16 or FLAGS.overlap < 0:
         raise InputError("--tile/--overlap", f"need tile >= overlap + 16 and overlap >= 0 (got {FLAGS.tile}, {FLAGS.overlap})")
-    for p in (FLAGS.out, png_path(FLAGS.out)):   # before loading anything
+    for p in output_paths(FLAGS.out, FLAGS.format):   # before loading anything
         io_utils.refuse_existing(p, FLAGS.overwrite)
     if not os.path.exists(FLAGS.scene):
         raise InputError(FLAGS.scene, "file does not exist")
@@ -65,8 +76,10 @@ def main(argv):
     predict_scene_file(model, info, FLAGS.scene, FLAGS.out, downsample=FLAGS.downsample,
                        channels=FLAGS.channels, raw_glob=FLAGS.raw_glob, tile=FLAGS.tile,
                        overlap=FLAGS.overlap, batch_size=FLAGS.batch_size, threshold=FLAGS.threshold,
-                       overwrite=FLAGS.overwrite, history=history)
-    print(f"Wrote {FLAGS.out} and {png_path(FLAGS.out)}")
+                       overwrite=FLAGS.overwrite, history=history, land_mask=FLAGS.land_mask,
+                       formats=tuple(FLAGS.format))
+    written = [p for p in output_paths(FLAGS.out, FLAGS.format) if os.path.exists(p)]
+    print(f"Wrote {', '.join(written)}")
 
 
 if __name__ == "__main__":

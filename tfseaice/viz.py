@@ -22,13 +22,17 @@ FIG_DPI = 100   # the PNG is 1500 x 900 pixels
 
 
 def save_sic_products_panel(scene, products, path, max_pixels=1000, title=None):
-    """PNG like paper Fig. 2: HH, HV, chart SIC, pixel SIC, ice/water, polygon SIC (+ colour bars)."""
+    """PNG like paper Fig. 2: HH, HV, chart SIC, pixel SIC, ice/water, polygon SIC (+ colour bars).
+
+    Without a chart (no `chart_sic` product) the chart column is left out: HH, HV, pixel SIC, ice/water.
+    """
     h, w = scene.shape
     step = max(1, int(np.ceil(max(h, w) / max_pixels)))
     sl = (slice(None, None, step), slice(None, None, step))
-    fig = Figure(figsize=FIG_SIZE_IN, dpi=FIG_DPI)
+    with_chart = "chart_sic" in products
+    fig = Figure(figsize=FIG_SIZE_IN if with_chart else (FIG_SIZE_IN[0] * 2 / 3, FIG_SIZE_IN[1]), dpi=FIG_DPI)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 3)
+    axes = fig.subplots(2, 3 if with_chart else 2)
     sic_cmap = colormaps["viridis"].with_extremes(bad="0.8")
 
     def sar_panel(ax, k, label):
@@ -48,8 +52,10 @@ def save_sic_products_panel(scene, products, path, max_pixels=1000, title=None):
     names = list(scene.channels)
     sar_panel(axes[0, 0], names.index("hh") if "hh" in names else (0 if names else None), 0)
     sar_panel(axes[0, 1], names.index("hv") if "hv" in names else (1 if len(names) > 1 else None), 1)
-    for ax, key, label in ((axes[0, 2], "chart_sic", "(c) chart SIC"), (axes[1, 0], "sic", "(e) pixel SIC"),
-                           (axes[1, 2], "polygon_sic", "(g) polygon SIC")):
+    maps = [(axes[1, 0], "sic", "(e) pixel SIC")]
+    if with_chart:
+        maps += [(axes[0, 2], "chart_sic", "(c) chart SIC"), (axes[1, 2], "polygon_sic", "(g) polygon SIC")]
+    for ax, key, label in maps:
         im = ax.imshow(products[key][sl], cmap=sic_cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="SIC")
         ax.set_title(label)

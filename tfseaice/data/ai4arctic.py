@@ -1,11 +1,23 @@
-"""Read AI4Arctic Sea Ice Challenge scenes (raw 40 m, or ready-to-train 80 m + raw).
+"""Read AI4Arctic Sea Ice Challenge scenes: raw (40 m) or ready-to-train (80 m), with or without a chart.
 
 A `Scene` holds what every later step needs on one grid: SAR channels, the
-chart's polygon id per pixel, the polygon table, and optional pixel truth.
-Output pixel spacing is always 40 m x `downsample` (relative to the raw grid):
-raw files are reduced by `downsample`, ready-to-train files (already 80 m) by
-`downsample / 2`. SAR is averaged in linear power (multilooking), then returned
-in dB; polygon ids are taken by majority vote in each block, never averaged.
+chart's polygon id per pixel and the polygon table (when the scene has a
+chart), the file's own AutoICE class charts (ready-to-train), and optional
+pixel truth. Output pixel spacing is always 40 m x `downsample` (relative to the
+raw grid): raw files are reduced by `downsample`, ready-to-train files (already
+80 m) by `downsample / 2`. SAR is averaged in linear power (multilooking), then
+returned in dB; polygon ids are taken by majority vote in each block, never
+averaged.
+
+Conventions of the real files (sources in docs/ai4arctic.md):
+- A scene without `polygon_icechart`/`polygon_codes` (the challenge's test
+  files, any new Sentinel-1 scene) is read without a chart: it can be mapped
+  and scored against a reference file, not trained on.
+- Ready-to-train SAR had NaN replaced by 0: a pixel whose SAR channels are all
+  exactly 0 is no data (NaN here, in every channel read from that file).
+- `distance_map` is a class index (0 = land, then 41 distance bins); with
+  `land_mask="distance_map"` land pixels leave the chart (polygon id -1), so they
+  are in no polygon mean and no pixel loss.
 """
 
 import dataclasses
@@ -15,8 +27,11 @@ import re
 
 import numpy as np
 import xarray as xr
+from absl import logging
 
 from tfseaice.data.codes import PolygonTable, parse_polygon_codes
+from tfseaice.data.downsampling import block_fraction, block_majority, block_mean, db_block_mean
+from tfseaice.data.scene_grids import grid_2km, incidence_angle
 from tfseaice.errors import InputError
 
 RAW_SPACING_M = 40
@@ -24,30 +39,41 @@ SAR_VARIABLES = {"hh": "nersc_sar_primary", "hv": "nersc_sar_secondary"}
 DB_CHANNELS = ("hh", "hv")
 GRID_2KM_PREFIXES = ("btemp_", "u10m_rotated", "v10m_rotated", "t2m", "skt", "tcwv", "tclw")
 DEFAULT_CHANNELS = ("hh", "hv")
+AUTOICE_CHARTS = ("SIC", "SOD", "FLOE")
+CHART_FILL = 255          # AutoICE class rasters: masked pixel
+LAND_CLASS = 0            # distance_map class of land
+LAND_MASKS = ("distance_map", "none")
 _TIME_RE = re.compile(r"(\d{8}T\d{6})")
 _SERVICE_RE = re.compile(r"(dmi|cis)", re.IGNORECASE)
 
 
 @dataclasses.dataclass
 class Scene:
-    """One scene on one grid. `chart_ids` is -1 outside the chart (land, no chart)."""
+    """One scene on one grid. `chart_ids` is -1 outside the chart (land, no chart), None without a chart."""
 
     scene_id: str
     path: str
     channels: tuple
     sar: np.ndarray            # float32 [H, W, C], NaN = no data
-    chart_ids: np.ndarray      # int64 [H, W]
-    table: PolygonTable
+    chart_ids: np.ndarray | None    # int64 [H, W]; None: the scene has no chart
+    table: PolygonTable | None
     pixel_spacing_m: float
     sar_units: str             # "dB" (raw) or "standard_scaled" (ready-to-train)
     sic_truth: np.ndarray | None = None  # float32 [H, W]
+    class_charts: dict = dataclasses.field(default_factory=dict)  # the file's own AutoICE charts, uint8 [H, W]
 
     @property
     def shape(self):
-        return self.chart_ids.shape
+        return self.sar.shape[:2]
+
+    @property
+    def has_chart(self):
+        return self.chart_ids is not None
 
     def chart_sic(self):
-        """The rasterised chart: SIC of each pixel's polygon, NaN where unlabelled."""
+        """The rasterised chart: SIC of each pixel's polygon, NaN where unlabelled (or no chart)."""
+        if not self.has_chart:
+            return np.full(self.shape, np.nan, np.float32)
         return self.table.lookup(self.chart_ids)
 
     def valid_mask(self):
@@ -110,124 +136,59 @@ def _require(ds, path, names):
         raise InputError(path, f"missing required variable {', '.join(missing)}")
 
 
-# ---------------------------------------------------------------- downsampling
-def _blocks(a, f):
-    h, w = a.shape[0] // f * f, a.shape[1] // f * f
-    a = a[:h, :w]
-    return a.reshape(h // f, f, w // f, f, *a.shape[2:]).swapaxes(1, 2)
-
-
-def block_mean(a, f):
-    """NaN-aware mean over f x f blocks (edges cropped to a multiple of f)."""
-    if f == 1:
-        return a.astype(np.float32, copy=False)
-    b = _blocks(a.astype(np.float32, copy=False), f)
-    b = b.reshape(b.shape[0], b.shape[1], f * f, *b.shape[4:])
-    finite = np.isfinite(b)
-    total = np.where(finite, b, 0).sum(axis=2, dtype=np.float64)
-    count = finite.sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
-
-
-def db_block_mean(a_db, f):
-    """Average dB backscatter over f x f blocks in linear power, back to dB."""
-    if f == 1:
-        return a_db.astype(np.float32, copy=False)
-    with np.errstate(invalid="ignore"):
-        power = np.power(np.float32(10.0), a_db.astype(np.float32) / np.float32(10.0))
-    mean = block_mean(power, f)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (np.float32(10.0) * np.log10(mean)).astype(np.float32)
-
-
-def block_majority(ids, f, rows_per_chunk=512):
-    """Most frequent id in each f x f block (ties: the first in row-major order).
-
-    Ids are labels: they are voted on, never averaged, so no id that is absent
-    from a block (or from the scene) can appear.
-    """
-    ids = np.asarray(ids)
-    if f == 1:
-        return ids.copy()
-    b = _blocks(ids, f)
-    out = np.empty(b.shape[:2], ids.dtype)
-    for r0 in range(0, b.shape[0], rows_per_chunk):
-        chunk = b[r0:r0 + rows_per_chunk].reshape(-1, f * f)
-        counts = (chunk[:, :, None] == chunk[:, None, :]).sum(axis=2)
-        pick = np.argmax(counts, axis=1)
-        out[r0:r0 + rows_per_chunk] = chunk[np.arange(len(chunk)), pick].reshape(-1, b.shape[1])
-    return out
-
-
 # ------------------------------------------------------------------ channels
-def incidence_angle(ds, path, shape, f):
-    """Interpolate the 21 x 21 GCP incidence angles bilinearly to block centres."""
-    _require(ds, path, ["sar_grid_line", "sar_grid_sample", "sar_grid_incidenceangle"])
-    lines = ds["sar_grid_line"].values.astype(np.float64)
-    samples = ds["sar_grid_sample"].values.astype(np.float64)
-    values = ds["sar_grid_incidenceangle"].values.astype(np.float64)
-    ul, us = np.unique(lines), np.unique(samples)
-    if len(ul) * len(us) != len(values):
-        raise InputError(path, f"GCPs do not form a regular grid ({len(ul)} lines x {len(us)} samples != {len(values)} points)")
-    grid = np.full((len(ul), len(us)), np.nan)
-    grid[np.searchsorted(ul, lines), np.searchsorted(us, samples)] = values
-    if not np.isfinite(grid).all():
-        raise InputError(path, "incidence angle GCP grid has gaps")
-    out_lines = np.arange(shape[0]) * f + (f - 1) / 2.0
-    out_samples = np.arange(shape[1]) * f + (f - 1) / 2.0
-    along = np.stack([np.interp(out_samples, us, row) for row in grid])  # [21, W]
-    full = np.stack([np.interp(out_lines, ul, along[:, j]) for j in range(along.shape[1])], axis=1)
-    return full.astype(np.float32)
-
-
-def _grid_2km(ds, path, name, shape):
-    from skimage.transform import resize
-
-    a = ds[name].values.astype(np.float32)
-    if a.ndim != 2:
-        raise InputError(path, f"variable {name} is not 2-D")
-    filled = np.where(np.isfinite(a), a, np.nanmean(a) if np.isfinite(a).any() else 0.0)
-    return resize(filled, shape, order=1, mode="edge", anti_aliasing=False,
-                  preserve_range=True).astype(np.float32)
-
-
-def _sar_var(ds, path, name, f, in_db):
+def _sar_var(ds, path, name, f, in_db, nodata=None):
     var = SAR_VARIABLES.get(name, name)
     _require(ds, path, [var])
     a = ds[var].values
     if a.ndim != 2:
         raise InputError(path, f"variable {var} is not 2-D (shape {a.shape})")
+    if nodata is not None:
+        a = np.where(nodata, np.nan, a)
     return db_block_mean(a, f) if in_db else block_mean(a, f)
 
 
-def _read_channels(ds, path, channels, f, in_db, ref_ds=None, ref_path=None, ref_f=None):
-    """Channels on the output grid. 2 km / GCP channels may come from `ref_ds` (raw)."""
+def zero_filled_nodata(ds):
+    """Ready-to-train no-data: [H, W] bool where every SAR variable of the file is exactly 0."""
+    present = [v for v in SAR_VARIABLES.values() if v in ds.variables]
+    if not present:
+        return None
+    mask = ds[present[0]].values == 0
+    for v in present[1:]:
+        mask &= ds[v].values == 0
+    return mask
+
+
+def _read_channels(ds, path, channels, f, in_db, raw_f, ref_ds=None, ref_path=None, nodata=None):
+    """Channels on the output grid (`f`: reduction of `ds`; `raw_f`: output pixel in raw 40 m pixels).
+
+    GCP and 2 km channels may come from `ref_ds` (the raw twin of a
+    ready-to-train file). `nodata` ([H, W] bool at the resolution of `ds`) is
+    NaN in every channel read from `ds` at that resolution.
+    """
     arrays = {}
     for name in channels:
         if name in SAR_VARIABLES or name == "distance_map":
-            arrays[name] = _sar_var(ds, path, name, f, in_db and name in DB_CHANNELS)
+            arrays[name] = _sar_var(ds, path, name, f, in_db and name in DB_CHANNELS, nodata)
     shape = next(iter(arrays.values())).shape if arrays else None
     for name in channels:
         if name in arrays:
             continue
-        src, src_path, src_f = (ds, path, f)
+        if shape is None:
+            raise InputError(path, f"{name} needs at least one SAR channel")
         if name == "incidence_angle":
-            if "sar_grid2d_incidenceangle" in ds.variables:
-                arrays[name] = block_mean(ds["sar_grid2d_incidenceangle"].values, f)
-                continue
-            if ref_ds is not None:
-                src, src_path, src_f = ref_ds, ref_path, ref_f
-            if shape is None:
-                raise InputError(path, "incidence_angle needs at least one SAR channel")
-            arrays[name] = incidence_angle(src, src_path, shape, src_f)
+            if "sar_incidenceangle" in ds.variables:   # ready-to-train: on the 80 m grid
+                arrays[name] = _sar_var(ds, path, "sar_incidenceangle", f, False, nodata)
+            elif ref_ds is not None:
+                arrays[name] = incidence_angle(ref_ds, ref_path, shape, raw_f)
+            else:
+                arrays[name] = incidence_angle(ds, path, shape, raw_f)
         elif name.startswith(GRID_2KM_PREFIXES):
+            src, src_path = ds, path
             if name not in ds.variables and ref_ds is not None and name in ref_ds.variables:
                 src, src_path = ref_ds, ref_path
             _require(src, src_path, [name])
-            if shape is None:
-                raise InputError(path, f"{name} needs at least one SAR channel")
-            arrays[name] = _grid_2km(src, src_path, name, shape)
+            arrays[name] = grid_2km(src[name].values, src_path, name, shape, raw_f)
         else:
             raise InputError(path, f"unknown channel {name!r} (use hh, hv, incidence_angle, distance_map, btemp_*, ERA5 names)")
     return arrays
@@ -239,19 +200,35 @@ def _stack(arrays, channels, path):
         raise InputError(path, f"channels have different shapes {sorted(shapes)}")
     sar = np.stack([arrays[c] for c in channels], axis=-1)
     if not np.isfinite(sar).any():
-        raise InputError(path, "SAR is all NaN (no valid pixel)")
+        raise InputError(path, "SAR is all NaN or zero-filled (no valid pixel)")
     return sar
 
 
-def _chart_ids(ds, path, f):
+# --------------------------------------------------------------------- charts
+def has_polygon_chart(ds, path):
+    """True if the file carries a polygon chart; a file with half of one is refused."""
+    have = [n for n in ("polygon_icechart", "polygon_codes") if n in ds.variables]
+    if len(have) == 1:
+        other = "polygon_codes" if have[0] == "polygon_icechart" else "polygon_icechart"
+        raise InputError(path, f"has {have[0]} but no {other} (a chart needs both)")
+    return len(have) == 2
+
+
+def _chart_ids(ds, path, f, land_mask):
     """(ids voted onto the 40 m x f grid, every id present in the full-resolution raster).
 
     The ids are checked against polygon_codes at full resolution: a polygon of
     a few pixels can be outvoted by the downsampling and would go unchecked.
+    Land (distance_map class 0, at least half of a block) gets id -1.
     """
     a = ds["polygon_icechart"].values
     ids = np.where(np.isfinite(a), a, -1).astype(np.int64)
-    return block_majority(ids, f), _present_ids(ids)
+    present = _present_ids(ids)
+    voted = block_majority(ids, f)
+    if land_mask == "distance_map" and "distance_map" in ds.variables:
+        land = block_fraction(ds["distance_map"].values == LAND_CLASS, f) >= 0.5
+        voted[land[:voted.shape[0], :voted.shape[1]]] = -1
+    return voted, present
 
 
 def _present_ids(ids):
@@ -266,39 +243,63 @@ def _table(ds, path):
     return parse_polygon_codes(ds["polygon_codes"].values, source=path)
 
 
-def _check_ids_in_table(present, table, path):
+def _unlabel_ids_missing_from_table(chart_ids, present, table, path):
+    """Raster ids that polygon_codes lacks become -1 (unlabelled), with a warning naming them."""
     missing = np.setdiff1d(present, table.ids)
     if len(missing):
-        raise InputError(path, f"polygon_icechart has id(s) {missing[:5].tolist()} that polygon_codes lacks")
+        logging.warning("%s: polygon_icechart has id(s) %s that polygon_codes lacks; those pixels are unlabelled",
+                        path, missing[:10].tolist())
+        chart_ids[np.isin(chart_ids, missing)] = -1
+    return missing
+
+
+def _class_charts(ds, f, shape):
+    """The AutoICE class charts a ready-to-train file carries (uint8, 255 = masked), on the output grid."""
+    out = {}
+    for name in AUTOICE_CHARTS:
+        if name in ds.variables:
+            a = np.asarray(ds[name].values)
+            a = np.where(np.isfinite(a), a, CHART_FILL).astype(np.uint8) if a.dtype.kind == "f" else a.astype(np.uint8)
+            out[name] = block_majority(a, f)[:shape[0], :shape[1]]
+    return out
+
+
+def _check_land_mask(land_mask):
+    if land_mask not in LAND_MASKS:
+        raise InputError("--land_mask", f"must be one of {', '.join(LAND_MASKS)}, got {land_mask!r}")
 
 
 def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw_glob=None,
-               truth_variable="sic_truth"):
+               truth_variable="sic_truth", land_mask="distance_map"):
     """Read one scene onto a grid of 40 m x `downsample` pixels.
 
-    Raw files give everything. Ready-to-train files (`*_prep.nc`) give SAR and
-    need the matching raw file (`raw_path`, or found in `raw_glob`) for
-    `polygon_icechart` and `polygon_codes`. `truth_variable` is read when
+    Raw files give everything they hold; a raw file without a chart gives a
+    Scene without one. Ready-to-train files (`*_prep.nc`) give SAR (zero-filled
+    no-data as NaN) and their own AutoICE charts; polygon ids come from the
+    matching raw file (`raw_path`, or found in `raw_glob`) when one is given,
+    otherwise the Scene has no polygon chart. `truth_variable` is read when
     present (sample scenes carry `sic_truth`).
     """
     channels = tuple(channels)
     if not channels:
         raise ValueError("at least one channel is required")
+    _check_land_mask(land_mask)
     ds = open_dataset(path)
     with ds:
         if is_ready_to_train(path, ds):
-            return _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable)
-        _require(ds, path, ["polygon_icechart", "polygon_codes"])
+            return _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask)
         f = int(downsample)
         if f < 1:
             raise ValueError(f"downsample must be >= 1, got {downsample}")
-        arrays = _read_channels(ds, path, channels, f, in_db=True)
+        arrays = _read_channels(ds, path, channels, f, in_db=True, raw_f=f)
         sar = _stack(arrays, channels, path)
-        chart_ids, present = _chart_ids(ds, path, f)
-        if chart_ids.shape != sar.shape[:2]:
-            raise InputError(path, f"SAR {ds['nersc_sar_primary'].shape if 'nersc_sar_primary' in ds else sar.shape[:2]} and polygon_icechart {ds['polygon_icechart'].shape} differ in shape")
-        table = _table(ds, path)
-        _check_ids_in_table(present, table, path)
+        chart_ids = table = None
+        if has_polygon_chart(ds, path):
+            chart_ids, present = _chart_ids(ds, path, f, land_mask)
+            if chart_ids.shape != sar.shape[:2]:
+                raise InputError(path, f"SAR {ds['nersc_sar_primary'].shape if 'nersc_sar_primary' in ds else sar.shape[:2]} and polygon_icechart {ds['polygon_icechart'].shape} differ in shape")
+            table = _table(ds, path)
+            _unlabel_ids_missing_from_table(chart_ids, present, table, path)
         truth = None
         if truth_variable and truth_variable in ds.variables:
             truth = block_mean(ds[truth_variable].values, f)
@@ -307,23 +308,29 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
                      sar_units="dB", sic_truth=truth)
 
 
-def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable):
+def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask):
     spacing = float(ds.attrs.get("pixel_spacing", 2 * RAW_SPACING_M))
     ratio = spacing / RAW_SPACING_M
     if downsample % ratio:
         raise InputError(path, f"ready-to-train file is {spacing:g} m; --downsample={downsample} (x40 m) is not a multiple of it")
     f = int(downsample // ratio)
-    if raw_path is None:
-        if raw_glob is None:
-            raise InputError(path, "ready-to-train file has no polygon ids; give the raw files with --raw_glob")
+    if raw_path is None and raw_glob is not None:
         raw_path = find_raw_for(path, raw_glob)
+    nodata = zero_filled_nodata(ds)
+    if raw_path is None:
+        arrays = _read_channels(ds, path, channels, f, in_db=False, raw_f=int(downsample), nodata=nodata)
+        sar = _stack(arrays, channels, path)
+        return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar, chart_ids=None,
+                     table=None, pixel_spacing_m=RAW_SPACING_M * downsample, sar_units="standard_scaled",
+                     class_charts=_class_charts(ds, f, sar.shape[:2]))
     raw = open_dataset(raw_path)
     with raw:
         _require(raw, raw_path, ["polygon_icechart", "polygon_codes"])
         raw_f = int(downsample)
-        arrays = _read_channels(ds, path, channels, f, in_db=False, ref_ds=raw, ref_path=raw_path, ref_f=raw_f)
+        arrays = _read_channels(ds, path, channels, f, in_db=False, raw_f=raw_f, ref_ds=raw, ref_path=raw_path,
+                                nodata=nodata)
         sar = _stack(arrays, channels, path)
-        chart_ids, present = _chart_ids(raw, raw_path, raw_f)
+        chart_ids, present = _chart_ids(raw, raw_path, raw_f, land_mask)
         truth = None
         if truth_variable and truth_variable in raw.variables:
             truth = block_mean(raw[truth_variable].values, raw_f)
@@ -333,7 +340,8 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
     if max(sar.shape[0] - h, chart_ids.shape[0] - h, sar.shape[1] - w, chart_ids.shape[1] - w) > 2:
         raise InputError(path, f"grid {sar.shape[:2]} does not match raw file {os.path.basename(raw_path)} grid {chart_ids.shape} at {spacing:g} m")
     chart_ids = chart_ids[:h, :w]
-    _check_ids_in_table(present, table, raw_path)
+    _unlabel_ids_missing_from_table(chart_ids, present, table, raw_path)
     return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar[:h, :w],
                  chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * downsample,
-                 sar_units="standard_scaled", sic_truth=None if truth is None else truth[:h, :w])
+                 sar_units="standard_scaled", sic_truth=None if truth is None else truth[:h, :w],
+                 class_charts=_class_charts(ds, f, (h, w)))

@@ -4,17 +4,24 @@ Entry 0 of `polygon_codes` is the header
 `poly_id;CT;CA;SA;FA;CB;SB;FB;CC;SC;FC;CN;CD;CF;POLY_TYPE`; every other entry is
 one chart polygon. SIGRID-3 CT codes: 0, 1, 2, 55 ice free -> 0; 10..90 -> 0.1..0.9;
 91 (9+/10) and 92 (10/10) -> 1.0; 98 (glacier), 99 (unknown), -9 (not filled)
-and any other code -> unlabelled (NaN). POLY_TYPE `W` (water) is SIC 0 whatever CT says.
+and any other code -> unlabelled (NaN). POLY_TYPE `W` (water) is SIC 0 whatever CT says;
+`I` (ice) takes its CT; any other SIGRID-3 type (L land, N no data, S shelf...) is
+unlabelled, with a warning, rather than failing the scene. Older files name the
+first column `id` instead of `poly_id`.
 """
 
 import dataclasses
 
 import numpy as np
+from absl import logging
 
 from tfseaice.errors import InputError
 
 HEADER = "poly_id;CT;CA;SA;FA;CB;SB;FB;CC;SC;FC;CN;CD;CF;POLY_TYPE"
 REQUIRED_COLUMNS = ("poly_id", "CT", "POLY_TYPE")
+ID_ALIASES = ("poly_id", "id")   # the older header names the first column `id`
+LABELLED_TYPES = ("I", "W")
+SIC_CLASS_FILL = 255             # AutoICE SIC class of an unlabelled pixel
 ICE_FREE_CODES = (0, 1, 2, 55)
 FULL_ICE_CODES = (91, 92)
 NOT_FILLED = -9
@@ -38,7 +45,7 @@ class PolygonTable:
 
     ids: np.ndarray        # int64 [P] the chart's poly_id
     ct: np.ndarray         # int64 [P] raw CT code (-9 = not filled)
-    poly_type: np.ndarray  # <U1 [P] "I" or "W"
+    poly_type: np.ndarray  # <U1 [P] "I", "W" (labelled) or another SIGRID-3 type (unlabelled)
     sic: np.ndarray        # float32 [P] SIC in [0, 1], NaN = unlabelled
 
     def __len__(self):
@@ -59,6 +66,22 @@ class PolygonTable:
     def labelled_ids(self):
         return self.ids[np.isfinite(self.sic)]
 
+    def odd_type_ids(self):
+        """Ids of polygons whose POLY_TYPE is neither I nor W (unlabelled)."""
+        return self.ids[~np.isin(self.poly_type, LABELLED_TYPES)]
+
+
+def sic_classes(sic):
+    """AutoICE SIC classes (uint8 0..10, 255 = masked) of SIC values in [0, 1] (NaN = masked).
+
+    Values between the tenths are rounded to the nearest class and clamped to
+    0..10, as a prediction is scored.
+    """
+    sic = np.asarray(sic, np.float32)
+    finite = np.isfinite(sic)
+    classes = np.clip(np.rint(np.where(finite, sic, 0) * 10), 0, 10).astype(np.uint8)
+    return np.where(finite, classes, SIC_CLASS_FILL).astype(np.uint8)
+
 
 def _as_str(entry):
     if isinstance(entry, bytes):
@@ -77,6 +100,8 @@ def parse_polygon_codes(entries, source="polygon_codes"):
     if not entries:
         raise InputError(source, "polygon_codes is empty (no header row)")
     header = entries[0].split(";")
+    if "poly_id" not in header and header and header[0] in ID_ALIASES:
+        header[0] = "poly_id"
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise InputError(source, f"polygon_codes header {entries[0]!r} lacks column(s) {', '.join(missing)}")
@@ -97,8 +122,8 @@ def parse_polygon_codes(entries, source="polygon_codes"):
         except ValueError:
             raise InputError(source, f"polygon_codes row {row_no} (poly_id {poly_id}): CT {fields[i_ct]!r} is not an integer code") from None
         ptype = fields[i_type].strip().upper()
-        if ptype not in ("I", "W"):
-            raise InputError(source, f"polygon_codes row {row_no} (poly_id {poly_id}): POLY_TYPE {fields[i_type]!r} is not I or W")
+        if not ptype.isalpha():
+            raise InputError(source, f"polygon_codes row {row_no} (poly_id {poly_id}): POLY_TYPE {fields[i_type]!r} is not a SIGRID-3 type letter")
         ids.append(poly_id)
         cts.append(ct)
         types.append(ptype)
@@ -108,5 +133,10 @@ def parse_polygon_codes(entries, source="polygon_codes"):
         raise InputError(source, f"polygon_codes has duplicate poly_id(s) {uniq[counts > 1].tolist()[:5]}")
     cts = np.asarray(cts, np.int64)
     types = np.asarray(types, dtype="<U1")
-    sic = np.array([0.0 if t == "W" else ct_to_sic(c) for c, t in zip(cts, types)], np.float32)
+    odd = ~np.isin(types, LABELLED_TYPES)
+    if odd.any():
+        logging.warning("%s: polygon(s) %s have a POLY_TYPE other than I/W (%s): unlabelled", source,
+                        ids[odd][:10].tolist(), ",".join(sorted(set(types[odd].tolist()))))
+    sic = np.array([0.0 if t == "W" else ct_to_sic(c) if t == "I" else np.nan for c, t in zip(cts, types)],
+                   np.float32)
     return PolygonTable(ids=ids, ct=cts, poly_type=types, sic=sic)

@@ -45,6 +45,9 @@ def iter_patches(scene, patch_size, stride, stats=None):
 
     `stats` (a dict) receives counts: kept, dropped_unlabelled.
     """
+    if not scene.has_chart:
+        raise InputError(scene.path, "has no ice chart (no polygon_icechart/polygon_codes; a ready-to-train file "
+                                     "needs its raw twin via --raw_glob): nothing to train on")
     h, w = scene.shape
     if h < patch_size or w < patch_size:
         raise InputError(scene.path, f"scene is {h}x{w} pixels after downsampling, smaller than one {patch_size}x{patch_size} patch")

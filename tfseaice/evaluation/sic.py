@@ -1,7 +1,7 @@
 """Whole-scene SIC evaluation: paper Table 1 per scene and pooled over scenes.
 
 For every scene file: read it (`tfseaice.data.ai4arctic.read_scene`), predict
-pixel SIC with tiled inference (`tfseaice.inference.predict_scene`), then
+pixel SIC with tiled inference (`tfseaice.serving.scene_inference.predict_scene`), then
 
 * pixel level (Table 1 row 1): RMSE and R² of the pixel prediction against the
   rasterised chart, over *labelled pixels*: finite SAR in every channel and a
@@ -18,6 +18,7 @@ pixel SIC with tiled inference (`tfseaice.inference.predict_scene`), then
 
 Pooled figures accumulate sums over all scenes' pixels / polygons (exactly as
 if all scenes were concatenated), they are not means of per-scene figures.
+Scenes without a chart add only to the `autoice` object (tfseaice.evaluation.autoice).
 """
 
 import math
@@ -29,6 +30,7 @@ from absl import logging
 from tfseaice import io_utils
 from tfseaice.data import ai4arctic
 from tfseaice.errors import InputError
+from tfseaice.evaluation.autoice import AutoiceEvaluation
 from tfseaice.serving.loading import load_trained
 from tfseaice.serving.scene_inference import finite_mask, model_channels, predict_scene
 from tfseaice.serving.sic_products import ICE_THRESHOLD, polygon_means
@@ -137,17 +139,19 @@ def evaluate_arrays(pred, chart_ids, table, sar_finite, truth=None, threshold=IC
 
 def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, downsample=2,
                     truth_variable="sic_truth", raw_glob=None, tile=512, overlap=64, batch_size=4,
-                    threshold=ICE_THRESHOLD):
-    """Paper Table 1 (and truth metrics) per scene and pooled; returns the JSON dict.
+                    threshold=ICE_THRESHOLD, reference_glob=None, land_mask="distance_map"):
+    """Paper Table 1 (and truth metrics) per scene and pooled, plus the AutoICE scores; returns the JSON dict.
 
     Args:
       model: SIC model for `tfseaice.serving.scene_inference.predict_scene` (Keras model,
         TFSMLayer, loaded SavedModel or callable) taking `channels` in file units.
-      scene_paths: scene files (raw AI4Arctic, or ready-to-train with `raw_glob`).
-      channels, downsample, raw_glob: as `ai4arctic.read_scene`.
+      scene_paths: scene files (raw AI4Arctic or ready-to-train; with or without a chart).
+      channels, downsample, raw_glob, land_mask: as `ai4arctic.read_scene`.
       truth_variable: pixel-truth variable read when present ("" / None = never).
       tile, overlap, batch_size: tiled inference settings.
       threshold: ice/water threshold (ice = SIC >= threshold).
+      reference_glob: AutoICE reference files (`*_reference.nc`); without them
+        the `autoice` object uses each scene's own chart.
     """
     scene_paths = list(scene_paths)
     if not scene_paths:
@@ -156,31 +160,48 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
     if expected is not None and expected != len(channels):
         raise InputError(scene_paths[0], f"the model takes {expected} channel(s) but {len(channels)} were asked for ({', '.join(channels)})")
     pooled = SceneEvaluation()
+    challenge = AutoiceEvaluation(reference_glob)
     scenes = {}
     for k, path in enumerate(scene_paths, 1):
         scene = ai4arctic.read_scene(path, channels, downsample, raw_glob=raw_glob,
-                                     truth_variable=truth_variable or None)
-        logging.info("[%d/%d] %s: %dx%d pixels", k, len(scene_paths), scene.scene_id, *scene.shape)
-        pred = predict_scene(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size)
-        ev = evaluate_arrays(pred, scene.chart_ids, scene.table, finite_mask(scene.sar),
-                             truth=scene.sic_truth, threshold=threshold, into=[SceneEvaluation(), pooled])
-        if ev.pixel.n == 0:
-            logging.warning("%s has no labelled pixel: it adds nothing to the pooled figures", path)
+                                     truth_variable=truth_variable or None, land_mask=land_mask)
+        logging.info("[%d/%d] %s: %dx%d pixels%s", k, len(scene_paths), scene.scene_id, *scene.shape,
+                     "" if scene.has_chart else " (no chart)")
+        unmasked = predict_scene(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size,
+                                 mask_nodata=False)
+        sar_finite = finite_mask(scene.sar)
+        pred = np.where(sar_finite, unmasked, np.float32(np.nan))
+        ev = SceneEvaluation()
+        if scene.has_chart:
+            evaluate_arrays(pred, scene.chart_ids, scene.table, sar_finite, truth=scene.sic_truth,
+                            threshold=threshold, into=[ev, pooled])
+            if ev.pixel.n == 0:
+                logging.warning("%s has no labelled pixel: it adds nothing to the pooled chart figures", path)
+        scene_autoice = challenge.add(scene, unmasked)
+        if not scene.has_chart and scene_autoice is None:
+            raise InputError(path, "has no ice chart and no reference chart to score against (give the "
+                                   "reference files with --reference_glob, or the raw files with --raw_glob)")
         key = scene.scene_id
         n = 2
         while key in scenes:
             key = f"{scene.scene_id}#{n}"
             n += 1
-        scenes[key] = {**ev.figures(), "path": os.path.abspath(path),
-                       "shape": list(scene.shape), "has_truth": scene.sic_truth is not None}
-        del scene, pred
+        scenes[key] = {**ev.figures(), "path": os.path.abspath(path), "shape": list(scene.shape),
+                       "has_chart": scene.has_chart, "has_truth": scene.sic_truth is not None}
+        if scene_autoice is not None:
+            scenes[key]["autoice"] = {k: _clean(v) for k, v in scene_autoice.items()}
+        del scene, pred, unmasked
     result = pooled.figures()
     result["scene_count"] = len(scenes)
     result["truth_scene_count"] = sum(1 for v in scenes.values() if v["has_truth"])
     result["ice_water_threshold"] = float(threshold)
+    autoice_result = challenge.result()
+    if autoice_result is not None:
+        result["autoice"] = {k: v if isinstance(v, str) else _clean(v) for k, v in autoice_result.items()}
     result["scenes"] = scenes
     result["settings"] = {"channels": list(channels), "downsample": int(downsample),
                           "truth_variable": truth_variable or None, "raw_glob": raw_glob,
+                          "reference_glob": reference_glob, "land_mask": land_mask,
                           "tile": tile, "overlap": overlap, "batch_size": batch_size}
     result["definitions"] = DEFINITIONS
     return result
@@ -188,7 +209,7 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
 
 def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsample=None,
                        truth_variable="sic_truth", raw_glob=None, tile=512, overlap=64, batch_size=4,
-                       threshold=ICE_THRESHOLD, overwrite=False):
+                       threshold=ICE_THRESHOLD, overwrite=False, reference_glob=None, land_mask="distance_map"):
     """Evaluate the SIC model of `model_dir` on scene files; write OUTPUT (.json) and .md.
 
     Returns the Markdown table (also written). Outputs are refused before any
@@ -204,7 +225,8 @@ def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsampl
                         downsample, info["downsample"])
     result = evaluate_scenes(model, scene_paths, channels=channels, downsample=downsample,
                              truth_variable=truth_variable, raw_glob=raw_glob, tile=tile, overlap=overlap,
-                             batch_size=batch_size, threshold=threshold)
+                             batch_size=batch_size, threshold=threshold, reference_glob=reference_glob,
+                             land_mask=land_mask)
     result["settings"].update(model_dir=os.path.abspath(model_dir), task=meta["task"], weights=weights)
     title = f"{meta['task']} — {os.path.basename(os.path.normpath(model_dir))}"
     return write_report(result, output, overwrite=overwrite, title=title)
@@ -234,6 +256,13 @@ def markdown_table(result, title=None):
         lines.append(f"| {sid} | " + " | ".join(_fmt(s.get(k)) for _, k in cols) + " |")
     lines.append(f"| **pooled ({result['scene_count']} scenes)** | "
                  + " | ".join(f"**{_fmt(result.get(k))}**" for _, k in cols) + " |")
+    if result.get("autoice"):
+        a = result["autoice"]
+        parts = [f"{name} {_fmt(a.get(key), 2)}" for name, key in
+                 (("SIC R²", "sic_r2"), ("SOD F1", "sod_f1"), ("FLOE F1", "floe_f1"), ("score", "score"))
+                 if a.get(key) is not None]
+        lines += ["", f"**AutoICE** (percent, against {a['reference']}, {a['sic_pixel_count']} pixels): "
+                  + ", ".join(parts)]
     lines += ["", "Pixel and polygon figures are against the rasterised ice chart (paper Table 1); "
               "truth figures against the pixel truth. Ice/water: ice = SIC ≥ "
               f"{result['ice_water_threshold']:g}. Pooled = over all pixels/polygons of all scenes. "

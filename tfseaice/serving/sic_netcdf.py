@@ -40,15 +40,18 @@ def products_dataset(scene, products, downsample, lat_lon=None, attrs=None, thre
             "flag_values": np.array([0, 1], np.uint8), "flag_meanings": "water ice",
             "valid_range": np.array([0, 1], np.uint8),
             "comment": f"ice where sic >= {threshold:g}; {255} = no data"}),
-        "polygon_sic": (dims, products["polygon_sic"], {**sic_attrs,
-                        "long_name": "predicted sea ice concentration averaged over each ice chart polygon",
-                        "comment": "mean of sic over the polygon's pixels with valid SAR (paper Fig. 2g)"}),
-        "chart_sic": (dims, products["chart_sic"], {**sic_attrs,
-                      "long_name": "sea ice concentration of the ice chart (polygon CT, rasterised)",
-                      "comment": "NaN where the chart gives no label (land, outside the chart, CT 98/99)"}),
-        "polygon_id": (dims, products["polygon_id"], {"long_name": "ice chart polygon id (poly_id)",
-                                                      "units": "1"}),
     }
+    chart_attrs = {
+        "polygon_sic": {**sic_attrs,
+                        "long_name": "predicted sea ice concentration averaged over each ice chart polygon",
+                        "comment": "mean of sic over the polygon's pixels with valid SAR (paper Fig. 2g)"},
+        "chart_sic": {**sic_attrs, "long_name": "sea ice concentration of the ice chart (polygon CT, rasterised)",
+                      "comment": "NaN where the chart gives no label (land, outside the chart, CT 98/99)"},
+        "polygon_id": {"long_name": "ice chart polygon id (poly_id)", "units": "1"},
+    }
+    for name, attrs_ in chart_attrs.items():   # only for a scene with a chart
+        if name in products:
+            data[name] = (dims, products[name], attrs_)
     if "sic_truth" in products:
         data["sic_truth"] = (dims, products["sic_truth"], {**sic_attrs,
                              "long_name": "pixel sea ice concentration truth carried by the input scene"})

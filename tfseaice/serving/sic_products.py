@@ -93,13 +93,18 @@ def polygon_map(pred, chart_ids, usable=None, rows_per_chunk=ROW_CHUNK):
     return out, stats
 
 
+CHART_PRODUCTS = ("polygon_sic", "chart_sic", "polygon_id")   # only for a scene with a chart
+
+
 def predict_products(model, scene, tile=512, overlap=64, batch_size=4, threshold=0.5):
-    """dict of [H, W] arrays: sic, ice_water, polygon_sic, chart_sic, polygon_id (+ sic_truth)."""
+    """dict of [H, W] arrays: sic, ice_water; polygon_sic, chart_sic, polygon_id when the
+    scene has a chart; sic_truth when it carries one."""
     sic = predict_scene(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size)
-    poly, _ = polygon_map(sic, scene.chart_ids)
-    out = {"sic": sic, "ice_water": ice_water(sic, threshold), "polygon_sic": poly,
-           "chart_sic": scene.chart_sic(),
-           "polygon_id": np.where(scene.chart_ids >= 0, scene.chart_ids, -1).astype(np.int32)}
+    out = {"sic": sic, "ice_water": ice_water(sic, threshold)}
+    if scene.has_chart:
+        out["polygon_sic"], _ = polygon_map(sic, scene.chart_ids)
+        out["chart_sic"] = scene.chart_sic()
+        out["polygon_id"] = np.where(scene.chart_ids >= 0, scene.chart_ids, -1).astype(np.int32)
     if scene.sic_truth is not None:
         out["sic_truth"] = scene.sic_truth.astype(np.float32)
     return out

@@ -1,4 +1,4 @@
-"""One scene file in, its SIC products out: OUT.nc (CF-1.8) and OUT.png (paper Fig. 2 panel)."""
+"""One scene file in, its SIC products out: OUT.nc (CF-1.8), OUT_<product>.tif (GeoTIFF) and OUT.png (paper Fig. 2 panel)."""
 
 import datetime
 import os
@@ -8,10 +8,11 @@ from absl import logging
 import tfseaice
 from tfseaice import io_utils, viz
 from tfseaice.data import ai4arctic
-from tfseaice.data.geolocation import gcp_lat_lon
+from tfseaice.data.scene_grids import gcp_lat_lon, gcp_points
 from tfseaice.errors import InputError
 from tfseaice.serving.scene_inference import model_channels
 from tfseaice.serving.sic_netcdf import products_dataset, write_netcdf
+from tfseaice.serving.sic_geotiff import geotiff_path, write_geotiffs
 from tfseaice.serving.sic_products import predict_products
 
 
@@ -20,11 +21,45 @@ def png_path(out):
     return stem + ".png"
 
 
+FORMATS = ("netcdf", "geotiff")
+ALL_PRODUCTS = ("sic", "ice_water", "polygon_sic", "chart_sic", "polygon_id", "sic_truth")
+
+
+def scene_georeference(scene_path, raw_glob, shape, downsample):
+    """((lat, lon) [H, W] or None, the raw GCPs or None) from the scene's raw file.
+
+    A raw file has its own GCPs; a ready-to-train file uses its raw twin when
+    `raw_glob` is given (its 21 x 21 `sar_grid2d_*` grid does not say where the
+    points lie on the image, so it is not used alone).
+    """
+    raw_path = scene_path
+    if ai4arctic.is_ready_to_train(scene_path):
+        if not raw_glob:
+            return None, None
+        raw_path = ai4arctic.find_raw_for(scene_path, raw_glob)
+    with ai4arctic.open_dataset(raw_path) as ds:
+        return gcp_lat_lon(ds, raw_path, shape, downsample), gcp_points(ds, raw_path)
+
+
+def output_paths(out, formats):
+    """Every file a prediction may write for `formats` (checked before any work)."""
+    paths = [png_path(out)]
+    if "netcdf" in formats:
+        paths.append(out)
+    if "geotiff" in formats:
+        paths += [geotiff_path(out, p) for p in ALL_PRODUCTS]
+    return paths
+
+
 def predict_scene_file(model, info, scene_path, out, downsample=None, channels=None, raw_glob=None,
                        tile=512, overlap=64, batch_size=4, threshold=0.5, overwrite=False,
-                       history=None):
-    """Read a scene, predict, write OUT.nc and OUT.png. Returns the Dataset written."""
-    for p in (out, png_path(out)):
+                       history=None, land_mask="distance_map", formats=("netcdf",)):
+    """Read a scene (with or without a chart), predict, write OUT.nc (and/or OUT_<product>.tif) and
+    OUT.png. Returns the products Dataset."""
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise InputError("--format", f"choose one or more of {', '.join(FORMATS)} (got {', '.join(formats) or 'none'})")
+    for p in output_paths(out, formats):
         io_utils.refuse_existing(p, overwrite)
     channels = tuple(channels or info.get("channels") or ai4arctic.DEFAULT_CHANNELS)
     downsample = int(downsample or info.get("downsample") or 2)
@@ -36,13 +71,11 @@ def predict_scene_file(model, info, scene_path, out, downsample=None, channels=N
         expected = len(info["channels"])
     if expected is not None and expected != len(channels):
         raise InputError(scene_path, f"the model takes {expected} channel(s) but {len(channels)} were asked for ({', '.join(channels)})")
-    scene = ai4arctic.read_scene(scene_path, channels, downsample, raw_glob=raw_glob)
-    logging.info("%s: %d x %d pixels at %g m", scene.scene_id, *scene.shape, scene.pixel_spacing_m)
+    scene = ai4arctic.read_scene(scene_path, channels, downsample, raw_glob=raw_glob, land_mask=land_mask)
+    logging.info("%s: %d x %d pixels at %g m%s", scene.scene_id, *scene.shape, scene.pixel_spacing_m,
+                 "" if scene.has_chart else " (no chart: sic and ice_water only)")
     products = predict_products(model, scene, tile, overlap, batch_size, threshold)
-    raw_path = scene_path
-    if ai4arctic.is_ready_to_train(scene_path):
-        raw_path = ai4arctic.find_raw_for(scene_path, raw_glob)
-    lat_lon = gcp_lat_lon(raw_path, scene.shape, downsample)
+    lat_lon, gcps = scene_georeference(scene_path, raw_glob, scene.shape, downsample)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     ds = products_dataset(scene, products, downsample, lat_lon, threshold=threshold, attrs={
         "source": info.get("source", "tfseaice"),
@@ -51,6 +84,12 @@ def predict_scene_file(model, info, scene_path, out, downsample=None, channels=N
         "tfseaice_version": tfseaice.__version__,
         "inference": f"tiles {tile} px, overlap {overlap} px, raised-cosine blending",
     })
-    write_netcdf(ds, out)
+    if "netcdf" in formats:
+        write_netcdf(ds, out)
+    if "geotiff" in formats:
+        if gcps is None:
+            logging.warning("%s: no ground control points (a ready-to-train file needs --raw_glob): "
+                            "the GeoTIFFs are not georeferenced", scene_path)
+        write_geotiffs(products, out, gcps, downsample)
     viz.save_sic_products_panel(scene, products, png_path(out))
     return ds

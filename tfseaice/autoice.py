@@ -1,0 +1,53 @@
+r"""Write the AutoICE challenge's upload package for a trained SIC model.
+
+  python -m tfseaice.autoice --model_dir=runs/regional --scenes_glob='test/*_prep.nc' \
+      --out=upload_package.nc [--saved_model=...] [--weights=best] [--overwrite]
+
+One uint8 variable `{scene_name}_SIC` per scene (classes 0..10 = SIC in
+tenths), dims `{scene_name}_SIC_dim0/_dim1`, on the scene's 80 m grid, zlib
+level 1 (tfseaice.serving.autoice_submission). A progress line per scene.
+Score predictions against the reference files with
+`python -m tfseaice.evaluate --task=sic ... --reference_glob='ref/*_reference.nc'`.
+"""
+
+import glob
+import os
+
+from absl import flags
+
+from tfseaice import cli, io_utils
+from tfseaice.errors import InputError
+from tfseaice.serving.autoice_submission import write_upload_package
+from tfseaice.serving.loading import load_sic_model
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("model_dir", None, "Trained SIC model folder (task.json, checkpoints/).")
+    flags.DEFINE_string("saved_model", None, "Exported SavedModel folder (instead of --model_dir).")
+    flags.DEFINE_string("weights", "best", "--model_dir weights: best, latest, or a .weights.h5 path.")
+    flags.DEFINE_string("scenes_glob", None, "The test scenes (ready-to-train *_prep.nc, or raw files).", required=True)
+    flags.DEFINE_string("out", "upload_package.nc", "The upload package to write.")
+    flags.DEFINE_integer("tile", 512, "Inference tile size in pixels (multiple of 16).")
+    flags.DEFINE_integer("overlap", 64, "Minimum overlap of neighbouring tiles, blended.")
+    flags.DEFINE_integer("batch_size", 4, "Tiles per model call.")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise InputError(argv[1], "unexpected positional argument (flags are --name=value)")
+    io_utils.refuse_existing(FLAGS.out, FLAGS.overwrite)   # before loading anything
+    paths = sorted(p for p in glob.glob(FLAGS.scenes_glob) if os.path.isfile(p))
+    if not paths:
+        raise InputError(FLAGS.scenes_glob, "--scenes_glob matches no file")
+    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights)
+    written = write_upload_package(model, info, paths, FLAGS.out, overwrite=FLAGS.overwrite, tile=FLAGS.tile,
+                                   overlap=FLAGS.overlap, batch_size=FLAGS.batch_size)
+    print(f"Wrote {FLAGS.out}: {len(written)} variables ({', '.join(sorted(written))})")
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)

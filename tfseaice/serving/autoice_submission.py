@@ -1,0 +1,95 @@
+"""The AutoICE upload package: one uint8 class raster per scene and chart, in one netCDF file.
+
+As the challenge's `test_upload.ipynb` writes it: variable
+`{scene_name}_{chart}` (scene_name = the first 19 characters of the file name,
+chart SIC, and SOD/FLOE when the model predicts them) with dims
+`{scene_name}_{chart}_dim0` and `_dim1`, on the scene's 80 m grid, zlib level
+1. Every pixel gets a class (the model's output also where the SAR is no
+data: the reference masks those). Scenes are written one at a time into a
+temporary file that is renamed at the end, so memory holds one scene and an
+interrupted run leaves no package behind.
+"""
+
+import time
+
+import netCDF4
+import numpy as np
+from absl import logging
+from skimage.transform import rescale
+
+from tfseaice import io_utils
+from tfseaice.data import ai4arctic, autoice
+from tfseaice.data.codes import sic_classes
+from tfseaice.errors import InputError
+from tfseaice.serving.scene_inference import predict_scene
+
+CHALLENGE_SPACING_M = 80.0
+MAX_GRID_MISMATCH = 2   # pixels a prediction grid may fall short of the target's (edge cropping)
+
+
+def to_grid(pred, shape, factor, path):
+    """`pred` [h, w] on pixels `factor` times the target's, as [H, W] = `shape` (bilinear, edges kept)."""
+    if factor != 1:
+        if factor != int(factor) or factor < 1:
+            raise InputError(path, f"prediction pixels are {factor:g} x the target's; need a whole factor >= 1")
+        pred = rescale(pred.astype(np.float32), int(factor), order=1, mode="edge", preserve_range=True,
+                       anti_aliasing=False).astype(np.float32)
+    h, w = min(pred.shape[0], shape[0]), min(pred.shape[1], shape[1])
+    if max(shape[0] - h, shape[1] - w) > MAX_GRID_MISMATCH * max(1, int(factor)):
+        raise InputError(path, f"prediction grid {pred.shape} does not cover the target grid {shape}")
+    return np.pad(pred[:h, :w], ((0, shape[0] - h), (0, shape[1] - w)), mode="edge")
+
+
+def challenge_shape(path):
+    """The 80 m grid of a scene: a ready-to-train file's own, or half a raw file's (cropped to even)."""
+    with ai4arctic.open_dataset(path) as ds:
+        h, w = ds.sizes.get("sar_lines", 0), ds.sizes.get("sar_samples", 0)
+        ratio = float(ds.attrs.get("pixel_spacing", CHALLENGE_SPACING_M)) / CHALLENGE_SPACING_M \
+            if ai4arctic.is_ready_to_train(path, ds) else 0.5
+    if not h or not w:
+        raise InputError(path, "has no sar_lines x sar_samples grid")
+    return int(h * ratio), int(w * ratio)
+
+
+def _scene_names(paths):
+    names = {}
+    for p in paths:
+        name = autoice.scene_name(p)
+        if name in names:
+            raise InputError(p, f"has the same scene name {name} as {names[name]}")
+        names[name] = p
+    return list(names)
+
+
+def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=512, overlap=64, batch_size=4):
+    """Predict every scene and write the upload package `out`; returns {variable: shape}."""
+    scene_paths = sorted(scene_paths)
+    if not scene_paths:
+        raise InputError("--scenes_glob", "matches no file")
+    io_utils.refuse_existing(out, overwrite)
+    names = _scene_names(scene_paths)
+    channels = tuple(info.get("channels") or ai4arctic.DEFAULT_CHANNELS)
+    downsample = int(info.get("downsample") or 2)
+    written = {}
+    with io_utils.atomic_path(out) as tmp:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+            nc.setncattr("title", "AutoICE upload package (tfseaice)")
+            for k, (name, path) in enumerate(zip(names, scene_paths), 1):
+                start = time.time()
+                shape = challenge_shape(path)
+                scene = ai4arctic.read_scene(path, channels, downsample, truth_variable=None, land_mask="none")
+                sic = predict_scene(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size,
+                                    mask_nodata=False)
+                sic = to_grid(sic, shape, scene.pixel_spacing_m / CHALLENGE_SPACING_M, path)
+                for chart, classes in (("SIC", sic_classes(sic)),):
+                    var = f"{name}_{chart}"
+                    for d, n in zip((f"{var}_dim0", f"{var}_dim1"), classes.shape):
+                        nc.createDimension(d, n)
+                    v = nc.createVariable(var, "u1", (f"{var}_dim0", f"{var}_dim1"), zlib=True, complevel=1,
+                                          fill_value=False)   # as xarray writes uint8: no _FillValue
+                    v[:] = classes
+                    written[var] = classes.shape
+                del scene, sic
+                logging.info("[%d/%d] %s: %d x %d pixels in %.1f s", k, len(scene_paths), name, *shape,
+                             time.time() - start)
+    return written
