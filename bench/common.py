@@ -330,10 +330,11 @@ def set_threads(threads):
 def cached_raw_scene(size, seed=7, cache_dir=None):
     """Path of a synthetic raw AI4Arctic scene (size x size, 40 m) cached on disk.
 
-    Made once with tfseaice.data.samples (a 10000^2 scene takes ~80 s and
+    Made once with tfseaice.simulate.scenes (a 10000^2 scene takes ~80 s and
     ~2.7 GB of memory) and kept under CACHE_DIR, never in the repository.
     """
-    from tfseaice.data import samples
+    from tfseaice.simulate.scenes import make_scene, raw_file_name
+    from tfseaice.simulate.writers import write_scene
 
     folder = os.path.join(cache_dir or CACHE_DIR, f"raw_{size}_seed{seed}")
     done = os.path.join(folder, "DONE")
@@ -344,9 +345,9 @@ def cached_raw_scene(size, seed=7, cache_dir=None):
             return path
     os.makedirs(folder, exist_ok=True)
     progress(f"making a {size}x{size} sample scene (seed {seed}) into {folder} (cached for later runs)")
-    ds = samples.make_scene(seed=seed, size=size)
-    path = os.path.join(folder, samples.raw_file_name(ds))
-    samples.write_scene(ds, path)
+    ds = make_scene(seed=seed, size=size)
+    path = os.path.join(folder, raw_file_name(ds))
+    write_scene(ds, path)
     del ds
     with open(done, "w") as f:
         f.write(path)

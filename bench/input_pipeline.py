@@ -14,7 +14,7 @@ The pipeline is not the bottleneck when 1 >= 3 x 2 (the issue's criterion; it
 then costs the step at most ~1/3 of the CPU it needs) and 3 is close to 2.
 
 The records are made once with data_prep.ai4arctic_to_tfrecord.convert from
-synthetic raw scenes (tfseaice.data.samples) and cached under /tmp/tfseaice_bench.
+synthetic raw scenes (tfseaice.simulate.scenes) and cached under /tmp/tfseaice_bench.
 """
 
 import argparse
@@ -34,7 +34,8 @@ TARGET_RATIO = 3.0
 
 def cached_records(n_scenes, size, cache_dir=None):
     """Folder of SIC TFRecords converted from `n_scenes` sample scenes of `size`^2 (cached)."""
-    from tfseaice.data import samples
+    from tfseaice.simulate.scenes import make_scene, raw_file_name
+    from tfseaice.simulate.writers import write_scene
 
     root = os.path.join(cache_dir or common.CACHE_DIR, f"pipeline_{n_scenes}x{size}")
     records = os.path.join(root, "records")
@@ -44,10 +45,10 @@ def cached_records(n_scenes, size, cache_dir=None):
     os.makedirs(scenes, exist_ok=True)
     for i in range(n_scenes):
         common.progress(f"making sample scene {i + 1}/{n_scenes} ({size}^2)")
-        ds = samples.make_scene(seed=100 + i, size=size)
-        path = os.path.join(scenes, samples.raw_file_name(ds))
+        ds = make_scene(seed=100 + i, size=size)
+        path = os.path.join(scenes, raw_file_name(ds))
         if not os.path.exists(path):
-            samples.write_scene(ds, path)
+            write_scene(ds, path)
     import logging
 
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
