@@ -4,13 +4,13 @@ Why atomic: a reader (or a second run) must never see a half-written file, and
 a failed write must leave the previous file intact.
 """
 
-import os
-import tempfile
-
 import numpy as np
+
+from tfseaice import io_utils
 
 
 def _encoding(ds):
+    """netCDF encoding: strings as variable-length str, chunked 2-D grids, uint8 without fill."""
     enc = {}
     for name, var in ds.variables.items():
         if var.dtype == object:
@@ -28,28 +28,10 @@ def _encoding(ds):
 
 
 def write_scene(ds, path):
-    """Write `ds` as netCDF4 atomically: a temporary name in the same folder, then os.replace.
+    """Write `ds` as netCDF4 atomically (io_utils.atomic_path: a temporary sibling, then rename).
 
     A reader never sees a half-written file, and a failed write leaves the
     previous file (if any) intact.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
+    with io_utils.atomic_path(path) as tmp:
         ds.to_netcdf(tmp, mode="w", format="NETCDF4", engine="netcdf4", encoding=_encoding(ds))
-        publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def publish(tmp, path):
-    """Give the temporary file the usual permissions (mkstemp makes it 0600), rename it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
