@@ -2,7 +2,7 @@ r"""Data preparation: seconds and MB/s per raw 40 m scene converted to TFRecords
 
   python -m bench.data_prep [--size=10000 --seed=7 --breakdown]
 
-The scene is a synthetic raw AI4Arctic file (tfseaice.data.samples, the real
+The scene is a synthetic raw AI4Arctic file (tfseaice.simulate.scenes, the real
 layout: HH/HV, polygon_icechart, GCPs, AMSR2/ERA5 grids) made once and cached
 under /tmp/tfseaice_bench (a 10000^2 scene: ~80 s and ~2.7 GB of memory to
 make, ~0.95 GB on disk). It is converted with

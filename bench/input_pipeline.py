@@ -14,7 +14,7 @@ The pipeline is not the bottleneck when 1 >= 3 x 2 (the issue's criterion; it
 then costs the step at most ~1/3 of the CPU it needs) and 3 is close to 2.
 
 The records are made once with data_prep.ai4arctic_to_tfrecord.convert from
-synthetic raw scenes (tfseaice.data.samples) and cached under /tmp/tfseaice_bench.
+synthetic raw scenes (tfseaice.simulate.scenes) and cached under /tmp/tfseaice_bench.
 """
 
 import argparse

@@ -4,7 +4,7 @@ r"""Write synthetic glacier fjord scenes in the CaFFe layout.
 
 Layout: sar_images/, zones/ (0/64/127/254), fronts/ (255 on 0) with train/ and
 test/ subfolders, plus elevation/ with --with_elevation (an extra conditioning
-channel). See tfseaice/data/glacier_samples.py for what the scenes contain.
+channel). See tfseaice/simulate/glaciers.py for what the scenes contain.
 """
 
 import time
@@ -12,7 +12,7 @@ import time
 from absl import flags
 
 from tfseaice import cli
-from tfseaice.data import glacier_samples
+from tfseaice.simulate import glaciers
 
 FLAGS = flags.FLAGS
 
@@ -32,7 +32,7 @@ def define_flags():
 def main(argv):
     del argv
     t0 = time.time()
-    written = glacier_samples.make_sample_dataset(
+    written = glaciers.make_sample_dataset(
         FLAGS.out_dir, FLAGS.num_images, seed=FLAGS.seed, test_fraction=FLAGS.test_fraction,
         with_elevation=FLAGS.with_elevation, overwrite=FLAGS.overwrite,
         min_size=FLAGS.min_size, max_size=FLAGS.max_size)

@@ -7,7 +7,7 @@ Scene i is made from a seed derived from (--seed, i), so the same flags give
 identical data. Files: `S1A_EW_GRDM_1SDH_{YYYYMMDDThhmmss}_sample_icechart_{dmi|cis}.nc`
 and, with --ready_to_train, the matching 80 m `{YYYYMMDDThhmmss}_{dmi|cis}_prep.nc`.
 --panel saves a PNG of the first scene. What the scenes contain:
-tfseaice/data/samples.py.
+tfseaice/simulate/scenes.py.
 """
 
 import os
@@ -16,7 +16,8 @@ import time
 from absl import flags, logging
 
 from tfseaice import cli
-from tfseaice.data import samples
+from tfseaice import viz
+from tfseaice.simulate import ready_to_train, scenes, writers
 from tfseaice.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -33,13 +34,13 @@ def _plan(out_dir, num_scenes, seed, ready_to_train):
     """(scene seed, raw path, ready-to-train path or None) per scene, before any work."""
     plan, seen = [], {}
     for i in range(num_scenes):
-        s = samples.scene_seed(seed, i)
-        time_str, service = samples.scene_metadata(s)
-        raw = os.path.join(out_dir, samples.raw_file_name(time_str, service))
+        s = scenes.scene_seed(seed, i)
+        time_str, service = scenes.scene_metadata(s)
+        raw = os.path.join(out_dir, scenes.raw_file_name(time_str, service))
         if raw in seen:
             raise InputError(raw, f"scenes {seen[raw]} and {i} would share an acquisition time; use another --seed")
         seen[raw] = i
-        rtt = os.path.join(out_dir, samples.ready_file_name(time_str, service)) if ready_to_train else None
+        rtt = os.path.join(out_dir, scenes.ready_file_name(time_str, service)) if ready_to_train else None
         plan.append((s, raw, rtt))
     return plan
 
@@ -66,15 +67,15 @@ def main(argv):
     n_polygons = 0
     for i, (s, raw, rtt) in enumerate(plan):
         t = time.time()
-        ds = samples.make_scene(s, FLAGS.size)
-        samples.write_scene(ds, raw)
+        ds = scenes.make_scene(s, FLAGS.size)
+        writers.write_scene(ds, raw)
         n_bytes += os.path.getsize(raw)
         n_polygons += ds.sizes["polygon_codes"] - 1
         if rtt:
-            samples.write_scene(samples.make_ready_to_train(ds), rtt)
+            writers.write_scene(ready_to_train.make_ready_to_train(ds), rtt)
             n_bytes += os.path.getsize(rtt)
         if i == 0 and FLAGS.panel:
-            samples.save_panel(ds, FLAGS.panel)
+            viz.save_sample_scene_panel(ds, FLAGS.panel)
         logging.info("scene %d/%d %s: %d polygons, ice service %s, %.1f s%s",
                      i + 1, len(plan), os.path.basename(raw), ds.sizes["polygon_codes"] - 1,
                      ds.attrs["ice_service"], time.time() - t,

@@ -16,8 +16,10 @@ import numpy as np
 import xarray as xr
 from PIL import Image
 
-from tfseaice.data import ai4arctic, glacier, records, samples
+from tfseaice.data import ai4arctic, glacier, records
 from tfseaice.data.patches import iter_patches
+from tfseaice.simulate.scenes import make_scene, raw_file_name
+from tfseaice.simulate.writers import write_scene
 
 SCENE_SIZE = 128          # 40 m pixels; --downsample=2 -> 64 x 64
 PATCH = 32
@@ -406,9 +408,9 @@ def build_world(root):
     good_dir = os.path.join(root, "scenes", "good")
     good = []
     for seed in (21, 22):
-        ds = samples.make_scene(seed=seed, size=SCENE_SIZE)
-        path = os.path.join(good_dir, samples.raw_file_name(ds))
-        samples.write_scene(ds, path)
+        ds = make_scene(seed=seed, size=SCENE_SIZE)
+        path = os.path.join(good_dir, raw_file_name(ds))
+        write_scene(ds, path)
         good.append(path)
     name = os.path.basename(good[0])
     bad = {}

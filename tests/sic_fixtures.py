@@ -2,7 +2,9 @@
 
 import os
 
-from tfseaice.data import samples
+from tfseaice.simulate.ready_to_train import make_ready_to_train
+from tfseaice.simulate.scenes import make_scene, raw_file_name, ready_file_name
+from tfseaice.simulate.writers import write_scene
 
 
 def write_scenes(out_dir, n, size=256, seed=0, ready_to_train=False):
@@ -10,14 +12,14 @@ def write_scenes(out_dir, n, size=256, seed=0, ready_to_train=False):
     os.makedirs(out_dir, exist_ok=True)
     raw, rtt = [], []
     for i in range(n):
-        ds = samples.make_scene(seed=seed * 1000 + i, size=size)
-        path = os.path.join(out_dir, samples.raw_file_name(ds))
-        samples.write_scene(ds, path)
+        ds = make_scene(seed=seed * 1000 + i, size=size)
+        path = os.path.join(out_dir, raw_file_name(ds))
+        write_scene(ds, path)
         raw.append(path)
         if ready_to_train:
-            prep = samples.make_ready_to_train(ds)
-            p = os.path.join(out_dir, samples.ready_file_name(ds))
-            samples.write_scene(prep, p)
+            prep = make_ready_to_train(ds)
+            p = os.path.join(out_dir, ready_file_name(ds))
+            write_scene(prep, p)
             rtt.append(p)
     return raw, rtt
 

@@ -160,14 +160,15 @@ def test_all_nan_scene_parts_and_channel_mismatch(scenes, tmp_path):
 def test_evaluate_cli_on_sample_scenes(tmp_path):
     from tfseaice.training.config import TrainConfig
     from tfseaice.training.model_dir import save_weights_atomic, write_task_file
-    from tfseaice.data import samples
+    from tfseaice.simulate.scenes import make_scene, raw_file_name
+    from tfseaice.simulate.writers import write_scene
     from tfseaice.tasks import get_task
 
     paths = []
     for seed in (11, 12):
-        ds = samples.make_scene(seed=seed, size=96)
-        paths.append(str(tmp_path / "scenes" / samples.raw_file_name(ds)))
-        samples.write_scene(ds, paths[-1])
+        ds = make_scene(seed=seed, size=96)
+        paths.append(str(tmp_path / "scenes" / raw_file_name(ds)))
+        write_scene(ds, paths[-1])
     info = {"kind": "sic", "channels": ["hh", "hv"], "num_channels": 2, "downsample": 2,
             "normalization": {"mean": [-14.5, -24.7], "std": [5.7, 4.8]}}
     cfg = TrainConfig(task="sic_regional", data_dir=str(tmp_path), model_dir=str(tmp_path / "m"),

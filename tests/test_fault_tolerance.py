@@ -245,9 +245,9 @@ def test_killed_conversion_leaves_nothing_a_reader_takes_as_complete(data, tmp_p
 def test_interrupted_pix2pix_resumes_with_both_optimizers(tmp_path):
     """The GAN (two optimizers, scored generator checkpoints) resumes as the SIC model does."""
     from data_prep import glacier_to_tfrecord
-    from tfseaice.data import glacier_samples
+    from tfseaice.simulate import glaciers
 
-    glacier_samples.make_sample_dataset(str(tmp_path / "raw"), 2, seed=1, test_fraction=0.0,
+    glaciers.make_sample_dataset(str(tmp_path / "raw"), 2, seed=1, test_fraction=0.0,
                                         min_size=520, max_size=540)
     glacier_to_tfrecord.convert(str(tmp_path / "raw"), str(tmp_path / "records"), patch_size=256,
                                 val_fraction=0.3, seed=1)

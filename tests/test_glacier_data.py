@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfseaice.data import glacier, glacier_samples, records
+from tfseaice.data import glacier, records
 from tfseaice.errors import InputError
+from tfseaice.simulate import glacier_masks, glaciers
 
 NAME_RE = re.compile(r"^(SI|DBE|Mapple|COL|JAC)_\d{4}-\d{2}-\d{2}_(ERS|ENVISAT|RSAT|PALSAR|TSX|TDX|S1)_\d+_\d_\d+$")
 
@@ -112,7 +113,7 @@ def test_extra_channels_are_found_and_required(tmp_path):
 @pytest.fixture(scope="module")
 def sample_root(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("glaciers") / "raw")
-    glacier_samples.make_sample_dataset(root, 5, seed=3, with_elevation=True, min_size=300, max_size=420)
+    glaciers.make_sample_dataset(root, 5, seed=3, with_elevation=True, min_size=300, max_size=420)
     return root
 
 
@@ -140,9 +141,9 @@ def test_sample_scenes_look_like_fjords():
 
     stats = {"rock": [], "glacier": [], "melange": [], "water": []}
     for i in range(4):
-        s = glacier_samples.make_scene(np.random.default_rng([11, i]), "SI", "TSX", size=(400, 360))
+        s = glaciers.make_scene(np.random.default_rng([11, i]), "SI", "TSX", size=(400, 360))
         sar, cls = s["sar"].astype(float), s["classes"]
-        d = ndimage.distance_transform_edt(~glacier_samples.front_line(cls))
+        d = ndimage.distance_transform_edt(~glacier_masks.front_line(cls))
         stats["rock"].append(sar[cls == 1].mean())
         stats["glacier"].append(sar[cls == 2].mean())
         stats["melange"].append(sar[(cls == 3) & (d < 15)].mean())
@@ -154,14 +155,14 @@ def test_sample_scenes_look_like_fjords():
 
 
 def test_random_fjord_masks_are_seeded_and_plausible():
-    a = glacier_samples.random_fjord_mask(300, 700, 5)
-    b = glacier_samples.random_fjord_mask(300, 700, 5)
-    c = glacier_samples.random_fjord_mask(300, 700, 6)
+    a = glacier_masks.random_fjord_mask(300, 700, 5)
+    b = glacier_masks.random_fjord_mask(300, 700, 5)
+    c = glacier_masks.random_fjord_mask(300, 700, 6)
     assert a.shape == (300, 700) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
     assert {1, 2, 3} <= set(np.unique(a).tolist()) <= {0, 1, 2, 3}
-    assert glacier_samples.front_line(a).sum() > 50  # a calving front exists
+    assert glacier_masks.front_line(a).sum() > 50  # a calving front exists
 
 
 # ------------------------------------------------------------ Beam conversion

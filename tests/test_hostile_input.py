@@ -106,10 +106,10 @@ def write_text(path, text="mine\n"):
 
 def sample_scene_target(w, d):
     """The file `make_sample_scenes --seed=0 --num_scenes=1` would write, already there."""
-    from tfseaice.data import samples
+    from tfseaice.simulate.scenes import raw_file_name, scene_metadata, scene_seed
 
-    time_str, service = samples.scene_metadata(samples.scene_seed(0, 0))
-    write_text(os.path.join(d, "scenes", samples.raw_file_name(time_str, service)))
+    time_str, service = scene_metadata(scene_seed(0, 0))
+    write_text(os.path.join(d, "scenes", raw_file_name(time_str, service)))
 
 
 def write_flagfile(path, lines):

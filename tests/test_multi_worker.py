@@ -18,8 +18,9 @@ import tensorflow as tf
 from data_prep import glacier_to_tfrecord
 from tfseaice import distribute
 from tfseaice.serving.loading import load_trained
-from tfseaice.data import dataset_info, glacier_samples, pipeline
+from tfseaice.data import dataset_info, pipeline
 from tfseaice.errors import InputError
+from tfseaice.simulate import glaciers
 
 from sic_fixtures import convert_tiny
 
@@ -130,7 +131,7 @@ def _free_ports(n):
 @pytest.fixture(scope="module")
 def glacier_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("mw_glacier")
-    glacier_samples.make_sample_dataset(str(root / "raw"), 3, seed=1, test_fraction=0.34,
+    glaciers.make_sample_dataset(str(root / "raw"), 3, seed=1, test_fraction=0.34,
                                         min_size=520, max_size=540)
     glacier_to_tfrecord.convert(str(root / "raw"), str(root / "records"), patch_size=256, val_fraction=0.3,
                                 seed=1, num_shards=2)

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfseaice.data import glacier, glacier_samples
+from tfseaice.data import glacier
+from tfseaice.simulate import glaciers
 
 TINY = {"generator_filters": 2, "discriminator_filters": 2, "checkpoint_every": 1, "gen_kernel": 4,
         "disc_kernel": 4, "gan_weight": 1.0, "l1_weight": 100.0, "beta_1": 0.5, "augment": True,
@@ -22,7 +23,7 @@ def trained(tmp_path_factory):
     from tfseaice.training.loop import run_training
 
     root = tmp_path_factory.mktemp("p2p")
-    glacier_samples.make_sample_dataset(str(root / "raw"), 3, seed=1, test_fraction=0.34,
+    glaciers.make_sample_dataset(str(root / "raw"), 3, seed=1, test_fraction=0.34,
                                         min_size=300, max_size=330)
     g2t.convert(str(root / "raw"), str(root / "records"), patch_size=256, val_fraction=0.3, seed=1)
     common = dict(data_dir=str(root / "records"), epochs=2, steps_per_epoch=2, batch_size=2,

@@ -12,10 +12,12 @@ import pytest
 import xarray as xr
 
 from tfseaice.serving.sic_scene import predict_scene_file
-from tfseaice.data import ai4arctic, samples
+from tfseaice.data import ai4arctic
 from tfseaice.errors import InputError
 from tfseaice.serving.scene_inference import predict_scene
 from tfseaice.models.unet import build_sic_unet
+from tfseaice.simulate.scenes import make_scene, raw_file_name
+from tfseaice.simulate.writers import write_scene
 
 INFO = {"channels": ["hh", "hv"], "downsample": 2, "source": "test model"}
 
@@ -29,9 +31,9 @@ def png_size(path):
 
 @pytest.fixture(scope="module")
 def scene_path(tmp_path_factory):
-    ds = samples.make_scene(seed=5, size=136)   # 68 x 68 at 80 m: not a multiple of 16
-    path = tmp_path_factory.mktemp("scenes") / samples.raw_file_name(ds)
-    samples.write_scene(ds, path)
+    ds = make_scene(seed=5, size=136)   # 68 x 68 at 80 m: not a multiple of 16
+    path = tmp_path_factory.mktemp("scenes") / raw_file_name(ds)
+    write_scene(ds, path)
     return str(path)
 
 

@@ -1,4 +1,4 @@
-"""Sample AI4Arctic scenes (tfseaice.data.samples) and their CLI (data_prep.make_sample_scenes).
+"""Sample AI4Arctic scenes (tfseaice.simulate) and their CLI (data_prep.make_sample_scenes).
 
 Beyond layout, these check the properties that make the samples useful: the
 chart agrees with the pixel truth within chart rounding while truth varies
@@ -18,7 +18,11 @@ import pytest
 import xarray as xr
 from scipy import ndimage
 
-from tfseaice.data import samples
+from tfseaice.data import codes
+from tfseaice.simulate import backscatter, writers
+from tfseaice.simulate.ancillary import N_GCP
+from tfseaice.simulate.ready_to_train import make_ready_to_train
+from tfseaice.simulate.scenes import make_scene, raw_file_name, ready_file_name, scene_metadata, scene_seed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 384
@@ -34,7 +38,7 @@ GRID_2KM_VARS = tuple(f"btemp_{f}{p}" for f in ("6_9", "7_3", "10_7", "18_7", "2
 
 @pytest.fixture(scope="module")
 def scenes():
-    return [samples.make_scene(s, SIZE) for s in SEEDS]
+    return [make_scene(s, SIZE) for s in SEEDS]
 
 
 @pytest.fixture(scope="module")
@@ -73,30 +77,30 @@ def blocks(a, b):
 
 def incidence_per_sample(ds):
     us = np.unique(ds["sar_grid_sample"].values)
-    grid = ds["sar_grid_incidenceangle"].values.reshape(samples.N_GCP, samples.N_GCP)
-    return np.interp(np.arange(ds.sizes["sar_samples"]), us, grid[samples.N_GCP // 2])
+    grid = ds["sar_grid_incidenceangle"].values.reshape(N_GCP, N_GCP)
+    return np.interp(np.arange(ds.sizes["sar_samples"]), us, grid[N_GCP // 2])
 
 
 # ------------------------------------------------------------------ determinism
 
 def test_same_seed_same_scene_different_seed_different():
-    a = samples.make_scene(5, 256)
-    b = samples.make_scene(5, 256)
-    c = samples.make_scene(6, 256)
+    a = make_scene(5, 256)
+    b = make_scene(5, 256)
+    c = make_scene(6, 256)
     for name in a.variables:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
     assert a.attrs == b.attrs
     assert not np.array_equal(a["nersc_sar_primary"].values, c["nersc_sar_primary"].values, equal_nan=True)
     assert not np.array_equal(a["sic_truth"].values, c["sic_truth"].values, equal_nan=True)
-    assert samples.raw_file_name(a) != samples.raw_file_name(c)
+    assert raw_file_name(a) != raw_file_name(c)
 
 
 def test_scene_seeds_and_names_differ_per_scene():
-    seeds = [samples.scene_seed(7, i) for i in range(20)]
+    seeds = [scene_seed(7, i) for i in range(20)]
     assert len(set(seeds)) == 20
-    assert seeds == [samples.scene_seed(7, i) for i in range(20)]
-    assert samples.scene_seed(8, 0) != seeds[0]
-    names = {samples.raw_file_name(*samples.scene_metadata(s)) for s in seeds}
+    assert seeds == [scene_seed(7, i) for i in range(20)]
+    assert scene_seed(8, 0) != seeds[0]
+    names = {raw_file_name(*scene_metadata(s)) for s in seeds}
     assert len(names) == 20
     for name in names:
         assert RAW_NAME.match(name), name
@@ -123,8 +127,8 @@ def test_raw_layout(scene):
     assert scene.attrs["seed"] == SEEDS[0]
     assert scene.attrs["scene_id"] == f"{scene.attrs['acquisition_time']}_{scene.attrs['ice_service']}"
     assert scene["distance_map"].attrs["units"] == "km"
-    assert RAW_NAME.match(samples.raw_file_name(scene))
-    assert RTT_NAME.match(samples.ready_file_name(scene))
+    assert RAW_NAME.match(raw_file_name(scene))
+    assert RTT_NAME.match(ready_file_name(scene))
 
 
 def test_gcps_and_incidence_angle(scene):
@@ -143,7 +147,7 @@ def test_gcps_and_incidence_angle(scene):
 def test_polygon_codes_table(scenes):
     for ds in scenes:
         header, rows = parse_codes(ds)
-        assert ds["polygon_codes"].values[0] == samples.HEADER
+        assert ds["polygon_codes"].values[0] == codes.HEADER
         assert header == "poly_id;CT;CA;SA;FA;CB;SB;FB;CC;SC;FC;CN;CD;CF;POLY_TYPE".split(";")
         ids = np.array(sorted(rows))
         assert 6 <= len(ids) <= 20, len(ids)
@@ -162,7 +166,7 @@ def test_polygon_codes_table(scenes):
 
 def test_chart_codes_vary_like_real_charts():
     """Over a handful of scenes: water polygons, 91/92, unknown 98/99, many tens, CF like 08-9."""
-    all_rows = [r for s in range(8) for r in parse_codes(samples.make_scene(samples.scene_seed(1, s), 128))[1].values()]
+    all_rows = [r for s in range(8) for r in parse_codes(make_scene(scene_seed(1, s), 128))[1].values()]
     assert any(r["POLY_TYPE"] == "W" for r in all_rows)
     assert any(r["CF"].endswith("-9") and r["CF"] != "-9" for r in all_rows)
     cts = {int(r["CT"]) for r in all_rows}
@@ -202,8 +206,8 @@ def test_land_nodata_and_nan(scenes):
 
 
 def test_netcdf_round_trip_and_atomic_write(tmp_path, scene):
-    path = tmp_path / samples.raw_file_name(scene)
-    samples.write_scene(scene, path)
+    path = tmp_path / raw_file_name(scene)
+    writers.write_scene(scene, path)
     assert sorted(os.listdir(tmp_path)) == [path.name], "no temporary files left behind"
     with netCDF4.Dataset(path) as nc:  # stored as a variable-length string, as the real files are
         assert nc["polygon_codes"].dtype is str and nc["polygon_codes"].dimensions == ("polygon_codes",)
@@ -344,22 +348,22 @@ def test_wind_roughened_water_vs_ice_and_hv_noise_floor(scenes):
 
 def test_backscatter_model_incidence_slopes_and_wind():
     theta = np.array([25.0, 35.0, 45.0])
-    for surface in (samples.NEW, samples.YOUNG, samples.THIN_FYI, samples.THICK_FYI, samples.OLD, samples.FAST):
-        hh, hv = samples.backscatter_db(surface, theta)
+    for surface in (backscatter.NEW, backscatter.YOUNG, backscatter.THIN_FYI, backscatter.THICK_FYI, backscatter.OLD, backscatter.FAST):
+        hh, hv = backscatter.backscatter_db(surface, theta)
         slope = (hh[2] - hh[0]) / 20
         assert -0.3 <= slope <= -0.15, (surface, slope)
         assert hv[1] < hh[1] - 5
-    ice_hh = {s: samples.backscatter_db(s, 35.0)[0] for s in (samples.YOUNG, samples.THICK_FYI, samples.OLD)}
-    assert ice_hh[samples.YOUNG] < ice_hh[samples.THICK_FYI] < ice_hh[samples.OLD]
+    ice_hh = {s: backscatter.backscatter_db(s, 35.0)[0] for s in (backscatter.YOUNG, backscatter.THICK_FYI, backscatter.OLD)}
+    assert ice_hh[backscatter.YOUNG] < ice_hh[backscatter.THICK_FYI] < ice_hh[backscatter.OLD]
     assert all(-18 <= v <= -10 for v in ice_hh.values())
-    calm_hh, calm_hv = samples.backscatter_db(samples.WATER, theta, wind_ms=3.0)
+    calm_hh, calm_hv = backscatter.backscatter_db(backscatter.WATER, theta, wind_ms=3.0)
     calm_slope = (calm_hh[2] - calm_hh[0]) / 20
     assert -0.8 <= calm_slope <= -0.5, calm_slope
     assert -24 < calm_hh[1] < -20
-    windy_hh, windy_hv = samples.backscatter_db(samples.WATER, theta, wind_ms=12.0)
-    fyi_hh, _ = samples.backscatter_db(samples.THICK_FYI, theta)
+    windy_hh, windy_hv = backscatter.backscatter_db(backscatter.WATER, theta, wind_ms=12.0)
+    fyi_hh, _ = backscatter.backscatter_db(backscatter.THICK_FYI, theta)
     assert windy_hh[0] > fyi_hh[0] and windy_hh[1] >= fyi_hh[1] - 1
-    assert (windy_hv < samples.NOISE_FLOOR_DB[1]).all() and (calm_hv < samples.NOISE_FLOOR_DB[1] - 5).all()
+    assert (windy_hv < backscatter.NOISE_FLOOR_DB[1]).all() and (calm_hv < backscatter.NOISE_FLOOR_DB[1] - 5).all()
 
 
 def test_scene_backscatter_falls_with_incidence(scenes):
@@ -378,7 +382,7 @@ def test_scene_backscatter_falls_with_incidence(scenes):
 # ------------------------------------------------------------------ ready-to-train
 
 def test_ready_to_train(scene):
-    rtt = samples.make_ready_to_train(scene)
+    rtt = make_ready_to_train(scene)
     half = SIZE // 2
     assert rtt.sizes["sar_lines"] == rtt.sizes["sar_samples"] == half
     assert rtt.attrs["pixel_spacing"] == 80

@@ -2,7 +2,7 @@
 
 The batches only need numpy (torch_unet_reference.py trains on `sic_batch`
 under a torch-only interpreter). The sample scenes and TFRecords come from
-tfseaice.data.samples and data_prep, imported inside the functions that use
+tfseaice.simulate.scenes and data_prep, imported inside the functions that use
 them (Beam and TF are slow to import and absent from that interpreter); they
 are made once and kept under CACHE_DIR, never in the repository.
 """
@@ -93,10 +93,11 @@ def synthetic_scene(h, w, seed=0):
 def cached_raw_scene(size, seed=7, cache_dir=None):
     """Path of a synthetic raw AI4Arctic scene (size x size, 40 m) cached on disk.
 
-    Made once with tfseaice.data.samples (a 10000^2 scene takes ~80 s and
+    Made once with tfseaice.simulate.scenes (a 10000^2 scene takes ~80 s and
     ~2.7 GB of memory) and kept under CACHE_DIR, never in the repository.
     """
-    from tfseaice.data import samples
+    from tfseaice.simulate.scenes import make_scene, raw_file_name
+    from tfseaice.simulate.writers import write_scene
 
     folder = os.path.join(cache_dir or CACHE_DIR, f"raw_{size}_seed{seed}")
     done = os.path.join(folder, "DONE")
@@ -107,9 +108,9 @@ def cached_raw_scene(size, seed=7, cache_dir=None):
             return path
     os.makedirs(folder, exist_ok=True)
     progress(f"making a {size}x{size} sample scene (seed {seed}) into {folder} (cached for later runs)")
-    ds = samples.make_scene(seed=seed, size=size)
-    path = os.path.join(folder, samples.raw_file_name(ds))
-    samples.write_scene(ds, path)
+    ds = make_scene(seed=seed, size=size)
+    path = os.path.join(folder, raw_file_name(ds))
+    write_scene(ds, path)
     del ds
     with open(done, "w") as f:
         f.write(path)
@@ -118,7 +119,8 @@ def cached_raw_scene(size, seed=7, cache_dir=None):
 
 def cached_records(n_scenes, size, cache_dir=None):
     """Folder of SIC TFRecords converted from `n_scenes` sample scenes of `size`^2 (cached)."""
-    from tfseaice.data import samples
+    from tfseaice.simulate.scenes import make_scene, raw_file_name
+    from tfseaice.simulate.writers import write_scene
 
     root = os.path.join(cache_dir or CACHE_DIR, f"pipeline_{n_scenes}x{size}")
     records = os.path.join(root, "records")
@@ -128,10 +130,10 @@ def cached_records(n_scenes, size, cache_dir=None):
     os.makedirs(scenes, exist_ok=True)
     for i in range(n_scenes):
         progress(f"making sample scene {i + 1}/{n_scenes} ({size}^2)")
-        ds = samples.make_scene(seed=100 + i, size=size)
-        path = os.path.join(scenes, samples.raw_file_name(ds))
+        ds = make_scene(seed=100 + i, size=size)
+        path = os.path.join(scenes, raw_file_name(ds))
         if not os.path.exists(path):
-            samples.write_scene(ds, path)
+            write_scene(ds, path)
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     from data_prep.ai4arctic_to_tfrecord import convert
 

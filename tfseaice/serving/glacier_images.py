@@ -11,8 +11,9 @@ import re
 import numpy as np
 
 from tfseaice import io_utils
-from tfseaice.data import glacier, glacier_samples
+from tfseaice.data import glacier
 from tfseaice.errors import InputError
+from tfseaice.simulate import glacier_masks
 
 TILE = 256
 
@@ -154,14 +155,14 @@ def generate_random(gen, num, out_dir, seed=0, overwrite=False, min_size=300, ma
     for i in range(num):
         rng = np.random.default_rng([seed, i])
         h, w = (int(rng.integers(min_size, max_size + 1)) for _ in range(2))
-        classes = glacier_samples.random_fjord_mask(h, w, rng)
+        classes = glacier_masks.random_fjord_mask(h, w, rng)
         img = generate_image(gen, classes, mode=mode, batch_size=batch_size)
         name = f"SYN_random-{seed}_GAN_0_0_{i:05d}"
         files = {
             ("sar_images", f"{name}.png"): img,
             ("zones", f"{name}_zones.png"): glacier.classes_to_zones(classes),
             ("fronts", f"{name}_front.png"):
-                np.where(glacier_samples.front_line(classes, 2), 255, 0).astype(np.uint8),
+                np.where(glacier_masks.front_line(classes, 2), 255, 0).astype(np.uint8),
         }
         for (folder, fname), arr in files.items():
             glacier.write_png(os.path.join(out_dir, folder, "train", fname), arr)
