@@ -69,12 +69,52 @@ def test_ready_to_train_plus_raw_matches_raw(scenes):
     np.testing.assert_allclose(s.sar[..., 0][ok], (from_raw.sar[..., 0][ok] + 14.5) / 5.7, atol=1e-3)
 
 
-def test_ready_to_train_without_raw_is_a_clear_error(scenes):
-    _, rtt, d = scenes
-    with pytest.raises(InputError, match="--raw_glob"):
-        ai4arctic.read_scene(rtt, downsample=2)
+def test_ready_to_train_alone_is_a_scene_without_polygon_chart(scenes):
+    raw, rtt, d = scenes
+    s = ai4arctic.read_scene(rtt, ("hh", "hv", "incidence_angle"), downsample=2)
+    assert not s.has_chart and s.chart_ids is None and np.isnan(s.chart_sic()).all()
+    with xr.open_dataset(rtt) as ds:
+        sic, hh, hv = ds["SIC"].values, ds["nersc_sar_primary"].values, ds["nersc_sar_secondary"].values
+        inc = ds["sar_incidenceangle"].values
+    np.testing.assert_array_equal(s.class_charts["SIC"], sic)
+    # Zero-filled no data (every SAR variable exactly 0) is NaN in every channel; nothing else is.
+    nodata = (hh == 0) & (hv == 0)
+    assert nodata.any() and np.isnan(s.sar[nodata]).all() and np.isfinite(s.sar[~nodata]).all()
+    # The 80 m incidence angle is the file's own variable, not the raw GCPs'.
+    np.testing.assert_array_equal(s.sar[..., 2][~nodata], inc[~nodata])
+    with pytest.raises(InputError, match="no ice chart"):
+        next(iter_patches(s, 32, 32))
     with pytest.raises(InputError, match="no raw file matching"):
         ai4arctic.read_scene(rtt, downsample=2, raw_glob=os.path.join(d, "nothing*.nc"))
+
+
+def test_raw_scene_without_a_chart_reads_sar_only(scenes, tmp_path):
+    raw, _, _ = scenes
+    bare = _copy_with(raw, str(tmp_path / os.path.basename(raw)),
+                      lambda ds: ds.drop_vars(["polygon_icechart"]).drop_vars("polygon_codes"))
+    s = ai4arctic.read_scene(bare, ("hh", "hv"), downsample=2)
+    full = ai4arctic.read_scene(raw, ("hh", "hv"), downsample=2)
+    assert not s.has_chart and full.has_chart
+    np.testing.assert_array_equal(s.sar, full.sar)
+
+
+def test_land_of_distance_map_leaves_the_chart(scenes, tmp_path):
+    raw, _, _ = scenes
+    # Mark a sea band as land (class 0): it must leave the chart unless --land_mask=none.
+    def edit(ds):
+        dist = ds["distance_map"].values.copy()
+        dist[100:120, :] = 0
+        return ds.assign(distance_map=(ds["distance_map"].dims, dist))
+    path = _copy_with(raw, str(tmp_path / os.path.basename(raw)), edit)
+    masked = ai4arctic.read_scene(path, ("hh",), downsample=1)
+    kept = ai4arctic.read_scene(path, ("hh",), downsample=1, land_mask="none")
+    band = (slice(100, 120), slice(None))
+    assert (masked.chart_ids[band] == -1).all() and (kept.chart_ids[band] >= 0).any()
+    outside = np.ones(masked.shape, bool)   # elsewhere land is where the chart has no polygon anyway
+    outside[100:120] = False
+    np.testing.assert_array_equal(masked.chart_ids[outside], kept.chart_ids[outside])
+    with pytest.raises(InputError, match="--land_mask"):
+        ai4arctic.read_scene(path, ("hh",), downsample=2, land_mask="coast")
 
 
 def _copy_with(src, dst, edit):
@@ -86,7 +126,7 @@ def _copy_with(src, dst, edit):
 
 @pytest.mark.parametrize("edit,message", [
     (lambda ds: ds.drop_vars("nersc_sar_secondary"), "missing required variable nersc_sar_secondary"),
-    (lambda ds: ds.drop_vars("polygon_icechart"), "missing required variable polygon_icechart"),
+    (lambda ds: ds.drop_vars("polygon_icechart"), "has polygon_codes but no polygon_icechart"),
     (lambda ds: ds.assign_coords(polygon_codes=("polygon_codes", np.array(
         ["poly_id;CT;POLY_TYPE"] + ["x;y;I"] * (ds.sizes["polygon_codes"] - 1), dtype=object))),
      "poly_id 'x' is not an integer"),
@@ -115,17 +155,22 @@ def test_not_a_netcdf_and_truncated_files(scenes, tmp_path):
         ai4arctic.read_scene(str(cut))
 
 
-def test_raster_id_missing_from_table(scenes, tmp_path):
+def test_raster_id_missing_from_table_is_unlabelled_not_fatal(scenes, tmp_path, caplog):
     raw, _, _ = scenes
     dst = str(tmp_path / os.path.basename(raw))
     _copy_with(raw, dst, lambda ds: ds)
     with netCDF4.Dataset(dst, "a") as nc:
         v = nc["polygon_icechart"]
         a = v[:]
-        a[5, 5] = 123456
+        a[5:9, 5:9] = 123456
         v[:] = a
-    with pytest.raises(InputError, match="123456"):
-        ai4arctic.read_scene(dst)
+    s = ai4arctic.read_scene(dst)
+    good = ai4arctic.read_scene(raw)
+    assert (s.chart_ids[5:9, 5:9] == -1).all() and 123456 not in s.chart_ids
+    outside = np.ones(s.shape, bool)
+    outside[5:9, 5:9] = False
+    np.testing.assert_array_equal(s.chart_ids[outside], good.chart_ids[outside])
+    assert any("123456" in r.getMessage() and dst in r.getMessage() for r in caplog.records)
 
 
 def test_scene_smaller_than_a_patch(scenes):
@@ -155,8 +200,9 @@ def test_patches_have_patch_local_ids_and_tables(scenes):
 
 
 @pytest.mark.parametrize("downsample", [1, 2, 4])
-def test_single_pixel_id_missing_from_the_table_is_reported_at_any_downsampling(scenes, tmp_path, downsample):
-    """A one-pixel polygon is outvoted by the 2x2/4x4 majority vote; it must still be checked."""
+def test_single_pixel_id_missing_from_the_table_is_reported_at_any_downsampling(scenes, tmp_path, downsample,
+                                                                                 caplog):
+    """A one-pixel polygon is outvoted by the 2x2/4x4 majority vote; it must still be checked (and warned of)."""
     raw, _, _ = scenes
     with xr.open_dataset(raw) as ds:
         ds = ds.load()
@@ -165,8 +211,10 @@ def test_single_pixel_id_missing_from_the_table_is_reported_at_any_downsampling(
     chart[r, c] = 777
     path = str(tmp_path / os.path.basename(raw))
     ds.assign(polygon_icechart=(ds["polygon_icechart"].dims, chart)).to_netcdf(path)
-    with pytest.raises(InputError, match=r"id\(s\) \[777\] that polygon_codes lacks"):
-        ai4arctic.read_scene(path, ("hh", "hv"), downsample=downsample)
+    scene = ai4arctic.read_scene(path, ("hh", "hv"), downsample=downsample)
+    assert 777 not in scene.chart_ids
+    assert any("id(s) [777] that polygon_codes lacks" in r.getMessage() and path in r.getMessage()
+               for r in caplog.records)
     # the same file with the pixel given back to its polygon reads
     chart[r, c] = ds["polygon_icechart"].values[r, c]
     ok = str(tmp_path / ("ok_" + os.path.basename(raw)))

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tfseaice.data.codes import HEADER, ct_to_sic, parse_polygon_codes
+from tfseaice.data.codes import HEADER, ct_to_sic, parse_polygon_codes, sic_classes
 from tfseaice.errors import InputError
 
 
@@ -48,7 +48,7 @@ def test_bytes_entries_and_blank_rows():
     ([HEADER, "1;30;I"], "row 1 has 3 fields"),
     ([HEADER, row("x", 30)], "poly_id 'x' is not an integer"),
     ([HEADER, row(1, "9+")], "CT '9+' is not an integer code"),
-    ([HEADER, row(1, 30, "Q")], "POLY_TYPE 'Q' is not I or W"),
+    ([HEADER, row(1, 30, "7")], "POLY_TYPE '7' is not a SIGRID-3 type letter"),
     ([HEADER, row(1, 30), row(1, 40)], "duplicate poly_id(s) [1]"),
 ])
 def test_malformed_tables_name_the_file_and_the_problem(entries, message):
@@ -57,3 +57,25 @@ def test_malformed_tables_name_the_file_and_the_problem(entries, message):
     assert err.value.path == "/data/S1_scene.nc"
     assert message in err.value.what
     assert "\n" not in str(err.value)
+
+
+def test_other_sigrid_polygon_types_are_unlabelled_not_errors(caplog):
+    t = parse_polygon_codes([HEADER, row(1, 30), row(2, 92, "L"), row(3, 40, "N"), row(4, 10, "W"), row(5, 60, "s")],
+                            "/data/S1_scene.nc")
+    assert t.ids.tolist() == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(t.sic, [0.3, np.nan, np.nan, 0.0, np.nan])
+    assert t.odd_type_ids().tolist() == [2, 3, 5]
+    assert any("/data/S1_scene.nc" in r.getMessage() and "[2, 3, 5]" in r.getMessage() for r in caplog.records)
+
+
+def test_older_id_header_reads_like_poly_id():
+    old = HEADER.replace("poly_id", "id", 1)
+    assert old.startswith("id;CT;")
+    t = parse_polygon_codes([old, row(7, 50), row(8, 91)], "old.nc")
+    assert t.ids.tolist() == [7, 8] and t.sic.tolist() == pytest.approx([0.5, 1.0])
+
+
+def test_sic_classes_are_tenths_rounded_and_masked():
+    sic = np.array([0.0, 0.04, 0.05, 0.26, 0.7, 0.95, 1.0, 1.3, -0.2, np.nan], np.float32)
+    assert sic_classes(sic).tolist() == [0, 0, 0, 3, 7, 10, 10, 10, 0, 255]
+    assert sic_classes(sic).dtype == np.uint8

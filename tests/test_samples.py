@@ -126,7 +126,7 @@ def test_raw_layout(scene):
     assert "synthetic" in scene.attrs["synthetic"]
     assert scene.attrs["seed"] == SEEDS[0]
     assert scene.attrs["scene_id"] == f"{scene.attrs['acquisition_time']}_{scene.attrs['ice_service']}"
-    assert scene["distance_map"].attrs["units"] == "km"
+    assert "class index" in scene["distance_map"].attrs["long_name"]
     assert RAW_NAME.match(raw_file_name(scene))
     assert RTT_NAME.match(ready_file_name(scene))
 
@@ -200,8 +200,9 @@ def test_land_nodata_and_nan(scenes):
         touched = [nodata[:, 0].mean() > 0.9, nodata[:, -1].mean() > 0.9,
                    nodata[0].mean() > 0.9, nodata[-1].mean() > 0.9]
         assert 1 <= sum(touched) <= 2, touched
-        dist = ds["distance_map"].values
-        assert (dist[land | nodata] == 0).all() and (dist[sea] >= 0).all() and dist.max() > 1
+        dist = ds["distance_map"].values   # AI4Arctic classes: 0 land, 1..41 distance bins
+        assert (dist[land] == 0).all() and (dist[~land] >= 1).all() and dist.max() > 3
+        assert (dist == np.round(dist)).all() and dist.max() <= 41
         assert ((truth >= 0) | np.isnan(truth)).all() and ((truth <= 1) | np.isnan(truth)).all()
 
 
@@ -398,12 +399,20 @@ def test_ready_to_train(scene):
     ok = np.isfinite(expect)
     np.testing.assert_allclose(rtt["nersc_sar_primary"].values[ok], expect[ok], atol=1e-4)
     assert abs(np.nanmean(rtt["nersc_sar_primary"].values)) < 1.5
+    # No data is 0 in every SAR variable, never NaN (the real files' convention).
+    nodata = (rtt["nersc_sar_primary"].values == 0) & (rtt["nersc_sar_secondary"].values == 0)
+    hv = scene["nersc_sar_secondary"].values
+    expect_nodata = blocks(np.isnan(hh), 2).all(-1) | blocks(np.isnan(hv), 2).all(-1)
+    assert expect_nodata.any() and np.array_equal(nodata, expect_nodata)
+    assert np.isfinite(rtt["nersc_sar_primary"].values).all()
+    inc = rtt["sar_incidenceangle"].values
+    assert (inc[nodata] == 0).all() and -3 < inc[~nodata].min() < inc[~nodata].max() < 3
     # SIC classes come from the chart: CT x 10 of the (never averaged) polygon id.
     _, rows = parse_codes(scene)
     ids40 = scene["polygon_icechart"].values
     top_left = ids40[0::2, 0::2]
     same = blocks(np.nan_to_num(ids40, nan=-1), 2)
-    uniform = (same == same[..., :1]).all(-1) & np.isfinite(top_left) & np.isfinite(rtt["nersc_sar_primary"].values)
+    uniform = (same == same[..., :1]).all(-1) & np.isfinite(top_left) & ~nodata
     for pid, row in rows.items():
         ct = int(row["CT"])
         where = uniform & (top_left == pid)
@@ -414,7 +423,7 @@ def test_ready_to_train(scene):
         assert (sic[where] == expected).all(), (pid, ct, np.unique(sic[where]))
     land = blocks(np.isnan(ids40), 2).all(-1)
     assert (sic[land] == 255).all() and (rtt["SOD"].values[land] == 255).all()
-    assert (sic[~np.isfinite(rtt["nersc_sar_primary"].values)] == 255).all()
+    assert (sic[nodata] == 255).all()
     np.testing.assert_allclose(np.nanmean(rtt["sic_truth"].values), np.nanmean(scene["sic_truth"].values), atol=0.02)
 
 

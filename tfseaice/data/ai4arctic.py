@@ -42,6 +42,8 @@ DEFAULT_CHANNELS = ("hh", "hv")
 AUTOICE_CHARTS = ("SIC", "SOD", "FLOE")
 CHART_FILL = 255          # AutoICE class rasters: masked pixel
 LAND_CLASS = 0            # distance_map class of land
+# Upper edges (km) of distance_map classes 1..40; class 41 is over 300 km (docs/ai4arctic.md).
+DISTANCE_CLASS_EDGES_KM = (0.5, *range(1, 21), *range(25, 51, 5), *range(60, 101, 10), *range(125, 301, 25))
 LAND_MASKS = ("distance_map", "none")
 _TIME_RE = re.compile(r"(\d{8}T\d{6})")
 _SERVICE_RE = re.compile(r"(dmi|cis)", re.IGNORECASE)
@@ -134,6 +136,13 @@ def _require(ds, path, names):
     missing = [n for n in names if n not in ds.variables]
     if missing:
         raise InputError(path, f"missing required variable {', '.join(missing)}")
+
+
+def distance_classes(km):
+    """distance_map class index (float32, as the files store it) of distances to land in km; 0 km = land."""
+    km = np.asarray(km, np.float32)
+    classes = 1 + np.searchsorted(np.asarray(DISTANCE_CLASS_EDGES_KM, np.float32), km, side="left")
+    return np.where(km > 0, classes, LAND_CLASS).astype(np.float32)
 
 
 # ------------------------------------------------------------------ channels

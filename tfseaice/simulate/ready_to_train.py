@@ -8,39 +8,25 @@ global scaling, class rasters from the chart) lets the quickstart run on both.
 import numpy as np
 import xarray as xr
 
+from tfseaice.data.downsampling import block_majority, block_mean
+from tfseaice.data.scene_grids import incidence_angle
 from tfseaice.simulate.charts import CHART_FILL, labels_of, parse_rows
 
 RTT_PIXEL_SPACING_M = 80
 HH_STATS = (-14.5, 5.7)  # dB mean, std of the real raw files (ready-to-train scaling)
 HV_STATS = (-24.7, 4.8)
+INCIDENCE_STATS = (34.0, 8.0)  # degrees mean, std (the dataset's incidence angles)
 SAR_SCALING = {"nersc_sar_primary": HH_STATS, "nersc_sar_secondary": HV_STATS}
-
-
-def _mean2(a):
-    """NaN-aware mean over 2 x 2 blocks (odd last row / column dropped)."""
-    h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
-    b = a[:h, :w].reshape(h // 2, 2, w // 2, 2)
-    finite = np.isfinite(b)
-    total = np.where(finite, b, 0).sum(axis=(1, 3), dtype=np.float64)
-    cnt = finite.sum(axis=(1, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cnt > 0, total / np.maximum(cnt, 1), np.nan).astype(np.float32)
-
-
-def _majority2(ids):
-    """Most frequent id in each 2 x 2 block (ties: first in row-major order); never averaged."""
-    h, w = ids.shape[0] // 2 * 2, ids.shape[1] // 2 * 2
-    q = [ids[i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
-    counts = np.stack([sum((a == b) for b in q) for a in q])
-    pick = np.argmax(counts, axis=0)
-    return np.choose(pick, q)
+TRAIN_FILL_VALUE = 0.0          # what NaN became in the real files' SAR (the starter pack's train_fill_value)
 
 
 def make_ready_to_train(raw_ds):
     """The 80 m ready-to-train version of a raw scene.
 
     SAR: 2 x 2 mean in linear power, back to dB, then standard-scaled with the
-    fixed global statistics (HH -14.5 +- 5.7, HV -24.7 +- 4.8 dB). SIC/SOD/FLOE:
+    fixed global statistics (HH -14.5 +- 5.7, HV -24.7 +- 4.8 dB), no data
+    (NaN in either channel) written as 0; `sar_incidenceangle` likewise
+    (34 +- 8 degrees). SIC/SOD/FLOE:
     uint8 classes rasterised from the chart (majority id per 2 x 2 block), 255
     where unknown, on land or where the SAR is NaN. No polygon ids: regional
     training needs the matching raw file. `sic_truth` is the 2 x 2 mean truth.
@@ -66,19 +52,25 @@ def _downsample(raw_ds):
         rows40 = slice(2 * r0, 2 * r1)
         for name, (mean, std) in SAR_SCALING.items():
             with np.errstate(invalid="ignore", divide="ignore"):
-                lin = _mean2(np.power(np.float32(10), src[name][rows40] / np.float32(10)))
+                lin = block_mean(np.power(np.float32(10), src[name][rows40] / np.float32(10)), 2)
                 res[name][r0:r1] = (10 * np.log10(lin) - mean) / std
         for name in ("distance_map", "sic_truth"):
             if name in src:
-                res[name][r0:r1] = _mean2(src[name][rows40])
+                res[name][r0:r1] = block_mean(src[name][rows40], 2)
         ids = src["polygon_icechart"][rows40]
-        ids80 = _majority2(np.where(np.isfinite(ids), ids, np.float32(-1)))
+        ids80 = block_majority(np.where(np.isfinite(ids), ids, np.float32(-1)), 2)
         pos = np.clip(np.searchsorted(keys, ids80), 0, max(len(keys) - 1, 0))
         found = (keys[pos] == ids80) if len(keys) else np.zeros(ids80.shape, bool)
         found &= np.isfinite(res["nersc_sar_primary"][r0:r1]) & np.isfinite(res["nersc_sar_secondary"][r0:r1])
         pos = np.where(found, pos, len(table) - 1)
         for k, name in enumerate(("SIC", "SOD", "FLOE")):
             res[name][r0:r1] = table[pos, k]
+    # Standard-scaled incidence angle on the 80 m grid; then the masks aligned, NaN SAR -> 0 as in the real files.
+    res["sar_incidenceangle"] = (incidence_angle(raw_ds, "sample scene", (h, w), 2) - INCIDENCE_STATS[0]) \
+        / np.float32(INCIDENCE_STATS[1])
+    nodata = ~(np.isfinite(res["nersc_sar_primary"]) & np.isfinite(res["nersc_sar_secondary"]))
+    for name in (*SAR_SCALING, "sar_incidenceangle"):
+        res[name][nodata] = TRAIN_FILL_VALUE
     return res
 
 
@@ -90,6 +82,9 @@ def _dataset(raw_ds, res):
         out[name] = (dims, res[name], {
             "long_name": raw_ds[name].attrs.get("long_name", name),
             "units": "1 (standard scaled dB)", "scaling_mean_db": mean, "scaling_std_db": std})
+    out["sar_incidenceangle"] = (dims, res["sar_incidenceangle"], {
+        "long_name": "incidence angle", "units": "1 (standard scaled degrees)",
+        "scaling_mean_deg": INCIDENCE_STATS[0], "scaling_std_deg": INCIDENCE_STATS[1]})
     for name in ("SIC", "SOD", "FLOE"):
         out[name] = (dims, res[name], {"chart_fill_value": np.uint8(CHART_FILL)})
     out["SIC"][2]["long_name"] = "SIC class: CT x 10 (0-10), 255 = fill"

@@ -15,18 +15,16 @@ from tfseaice.simulate.backscatter import BRASH, FAST, LAND, NEW, WATER, speckle
 from tfseaice.simulate.floes import value_noise
 from tfseaice.simulate.grid import BLOCK_PIXELS, PIXEL_SPACING_M, axis_weights
 
-F_DISTANCE = T.F_LEAD_WIDTH + 1  # extra coarse row: distance to land or no data (km)
+F_DISTANCE = T.F_LEAD_WIDTH + 1  # extra coarse row: distance to land (km)
 
 
-def _coarse_columns(size, lay, nodata_params):
-    """Layout fields plus distance to land / no data, columns already resampled to full width.
+def _coarse_columns(size, lay):
+    """Layout fields plus distance to land, columns already resampled to full width.
 
     Each row block then only mixes two coarse rows.
     """
     n = lay["n"]
-    centres = (np.arange(n) + 0.5) * size / n - 0.5
-    barrier = (lay["land"] > 0) | T.nodata_mask(nodata_params, size, centres[:, None], centres[None, :])
-    dist_km = ndimage.distance_transform_edt(~barrier).astype(np.float32) * (size / n) * PIXEL_SPACING_M / 1000
+    dist_km = ndimage.distance_transform_edt(~(lay["land"] > 0)).astype(np.float32) * (size / n) * PIXEL_SPACING_M / 1000
     coarse = np.concatenate([lay["fields"], dist_km[None]])
     j0, j1, wx = axis_weights(size, n)
     return np.ascontiguousarray(coarse[..., j0] * (1 - wx) + coarse[..., j1] * wx)
@@ -119,7 +117,7 @@ def render(size, lay, nodata_params, fl, swath, chart, grid2, speckle_rng):
     labels = np.empty((size, size), np.float32)
     truth_out = np.empty((size, size), np.float32)
     distance = np.empty((size, size), np.float32)
-    coarse = _coarse_columns(size, lay, nodata_params)
+    coarse = _coarse_columns(size, lay)
 
     x = np.arange(size, dtype=np.float32)[None, :]
     theta_x = swath.theta_across(x)
@@ -150,7 +148,7 @@ def render(size, lay, nodata_params, fl, swath, chart, grid2, speckle_rng):
         hh[r0:r1], hv[r0:r1] = speckled_sar(swath, cover.typ, truth, land, nodata, theta, tex,
                                             surface_fields, speckle_rng)
         truth_out[r0:r1] = truth
-        f[F_DISTANCE][np.isnan(truth)] = 0.0
+        f[F_DISTANCE][land] = 0.0
         distance[r0:r1] = f[F_DISTANCE]
 
         ok = np.isfinite(truth)

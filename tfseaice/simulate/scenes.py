@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from tfseaice.data import codes
+from tfseaice.data.ai4arctic import distance_classes
 from tfseaice.simulate import ancillary, charts, floes, render, terrain
 from tfseaice.simulate.backscatter import ENL, Swath
 from tfseaice.simulate.grid import PIXEL_SPACING_M
@@ -125,8 +126,10 @@ def _dataset(image, rows, gcp_vars, grid2_vars, seed, acq_time, service):
             "polygon_icechart": (SAR_DIMS, image.labels, {
                 "long_name": "ice chart poly_id of each pixel (see polygon_codes)",
                 "comment": "NaN outside the chart (land)"}),
-            "distance_map": (SAR_DIMS, image.distance, {
-                "long_name": "distance to land or the no-data border", "units": "km"}),
+            "distance_map": (SAR_DIMS, distance_classes(image.distance), {
+                "long_name": "distance to land as a class index", "units": "1",
+                "comment": "0 land; 1: 0-0.5 km, 2: 0.5-1 km, then 1 km steps to 20 km, 5 km to 50 km, "
+                           "10 km to 100 km, 25 km to 300 km, 41: over 300 km (the AI4Arctic classes)"}),
             "sic_truth": (SAR_DIMS, image.truth, {
                 "long_name": "true per-pixel sea-ice concentration (synthetic scenes only)",
                 "units": "1", "valid_range": np.array([0.0, 1.0], np.float32),
@@ -143,6 +146,5 @@ def _dataset(image, rows, gcp_vars, grid2_vars, seed, acq_time, service):
             "seed": np.int64(seed),
             "synthetic": SYNTHETIC_NOTE,
             "speckle_enl": ENL,
-            "distance_map_units": "km",
         },
     )
