@@ -115,3 +115,77 @@ def test_predict_cli_with_saved_model(scene_path, model, tmp_path):
                                    atol=1e-5)
         assert "SavedModel" in ds.attrs["source"] and "tfseaice.predict" in ds.attrs["history"]
     assert png_size(str(tmp_path / "cli" / "OUT.png")) == (1500, 900)
+
+
+# ---------------------------------------------------------- scenes without a chart, GeoTIFF
+@pytest.fixture(scope="module")
+def chartless(tmp_path_factory, scene_path):
+    """The scene without its chart (raw layout), and its ready-to-train twin alone."""
+    from tfseaice.simulate.ready_to_train import make_ready_to_train
+    from tfseaice.simulate.scenes import ready_file_name
+
+    d = tmp_path_factory.mktemp("chartless")
+    with xr.open_dataset(scene_path) as ds:
+        ds = ds.load()
+    raw = str(d / os.path.basename(scene_path))
+    ds.drop_vars(["polygon_icechart", "polygon_codes"]).to_netcdf(raw)
+    prep = str(d / ready_file_name(ds))
+    write_scene(make_ready_to_train(ds), prep)
+    return raw, prep
+
+
+def test_raw_scene_without_chart_gets_sic_and_ice_water_only(chartless, model, tmp_path):
+    raw, _ = chartless
+    out = str(tmp_path / "OUT.nc")
+    predict_scene_file(model, INFO, raw, out, tile=32, overlap=8)
+    with xr.open_dataset(out) as ds:
+        assert set(ds.data_vars) == {"sic", "ice_water", "sic_truth"}
+        assert np.isfinite(ds["lat"].values).all()                # the raw file has its GCPs
+        scene = ai4arctic.read_scene(raw, ("hh", "hv"), 2)
+        np.testing.assert_allclose(ds["sic"].values, predict_scene(model, scene.sar, tile=32, overlap=8), atol=1e-6)
+    assert png_size(str(tmp_path / "OUT.png")) == (1000, 900)     # HH, HV / SIC, ice-water: no chart column
+
+
+def test_ready_to_train_file_alone_is_mapped_with_zero_filled_pixels_missing(chartless, model, tmp_path):
+    _, prep = chartless
+    out = str(tmp_path / "OUT.nc")
+    predict_scene_file(model, INFO, prep, out, tile=32, overlap=8)
+    with xr.open_dataset(prep) as src:
+        nodata = (src["nersc_sar_primary"].values == 0) & (src["nersc_sar_secondary"].values == 0)
+    assert nodata.any() and not nodata.all()
+    with xr.open_dataset(out) as ds:
+        assert set(ds.data_vars) == {"sic", "ice_water", "sic_truth"} and "lat" not in ds.coords
+        sic = ds["sic"].values
+        assert np.isnan(sic[nodata]).all() and np.isfinite(sic[~nodata]).all()
+    with netCDF4.Dataset(out) as nc:
+        iw = np.ma.filled(nc["ice_water"][:], 255)
+        assert (iw[nodata] == 255).all() and (iw[~nodata] <= 1).all()
+
+
+def test_geotiffs_are_placed_by_the_scenes_ground_control_points(scene_path, model, tmp_path):
+    import rasterio
+
+    out = str(tmp_path / "OUT.nc")
+    predict_scene_file(model, INFO, scene_path, out, tile=32, overlap=8, formats=("netcdf", "geotiff"))
+    with xr.open_dataset(scene_path) as raw:
+        lines, samples = raw["sar_grid_line"].values, raw["sar_grid_sample"].values
+        lat, lon = raw["sar_grid_latitude"].values, raw["sar_grid_longitude"].values
+    with xr.open_dataset(out) as ds:
+        products = {name: ds[name].values for name in ds.data_vars}
+        grid_lat, grid_lon = ds["lat"].values, ds["lon"].values
+    assert set(products) == {"sic", "ice_water", "polygon_sic", "chart_sic", "polygon_id", "sic_truth"}
+    for name, values in products.items():
+        with rasterio.open(str(tmp_path / f"OUT_{name}.tif")) as tif:
+            band = tif.read(1)
+            gcps, crs = tif.gcps
+            assert crs.to_epsg() == 4326 and len(gcps) == len(lines) == 441
+            if name == "sic":
+                np.testing.assert_array_equal(np.isnan(band), np.isnan(values))
+                np.testing.assert_allclose(band[np.isfinite(band)], values[np.isfinite(values)])
+    # Each GCP: the raw file's lon/lat at its raw pixel, moved to the 80 m grid ((L + 0.5) / 2).
+    for g, line, sample, y, x in zip(gcps, lines, samples, lat, lon):
+        assert g.row == pytest.approx((line + 0.5) / 2) and g.col == pytest.approx((sample + 0.5) / 2)
+        assert (g.y, g.x) == pytest.approx((y, x))
+        i, j = int(np.clip(np.floor(g.row), 0, grid_lat.shape[0] - 1)), int(np.clip(np.floor(g.col), 0, grid_lat.shape[1] - 1))
+        # ... and the netCDF's interpolated lat/lon of the pixel holding the point agree with it.
+        assert abs(grid_lat[i, j] - y) < 0.02 and abs(grid_lon[i, j] - x) < 0.05

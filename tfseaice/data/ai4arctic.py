@@ -329,9 +329,12 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
     if raw_path is None:
         arrays = _read_channels(ds, path, channels, f, in_db=False, raw_f=int(downsample), nodata=nodata)
         sar = _stack(arrays, channels, path)
+        truth = None
+        if truth_variable and truth_variable in ds.variables:
+            truth = block_mean(ds[truth_variable].values, f)
         return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar, chart_ids=None,
                      table=None, pixel_spacing_m=RAW_SPACING_M * downsample, sar_units="standard_scaled",
-                     class_charts=_class_charts(ds, f, sar.shape[:2]))
+                     sic_truth=truth, class_charts=_class_charts(ds, f, sar.shape[:2]))
     raw = open_dataset(raw_path)
     with raw:
         _require(raw, raw_path, ["polygon_icechart", "polygon_codes"])

@@ -9,9 +9,11 @@ a grid of 40 m x f pixels. Missing data: NaN (float products), 255
 """
 
 import os
+import warnings
 
 import numpy as np
 import rasterio
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 
@@ -46,7 +48,9 @@ def write_geotiffs(products, out, gcp_points=None, downsample=1):
         array = np.asarray(array)
         nodata = NODATA.get(name, np.nan if array.dtype.kind == "f" else None)
         path = geotiff_path(out, name)
-        with io_utils.atomic_path(path) as tmp:
+        with io_utils.atomic_path(path) as tmp, warnings.catch_warnings():
+            # rasterio warns on open that the new file has no georeferencing yet; the GCPs follow.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(tmp, "w", driver="GTiff", height=array.shape[0], width=array.shape[1], count=1,
                                dtype=array.dtype, nodata=nodata, compress="deflate", tiled=True) as dst:
                 dst.write(array, 1)
