@@ -408,19 +408,17 @@ def test_interrupted_pix2pix_resumes_with_both_optimizers(tmp_path):
                                epochs=2, steps_per_epoch=2, batch_size=2, learning_rate=2e-4, image_every=0,
                                extra={"generator_filters": 2, "discriminator_filters": 2, "checkpoint_every": 1})
 
-    class Interrupted(Exception):
-        pass
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                raise Interrupted
-
-    with pytest.raises(Interrupted):
-        training.run_training(cfg, extra_callbacks=[Interrupt()])
-    assert training.read_backup(str(tmp_path / "p2p" / "checkpoints" / "backup"))[0] == 1
+    interrupted = _Snapshots()
+    with pytest.raises(_Interrupted):
+        training.run_training(cfg, extra_callbacks=[interrupted, _InterruptAt(2)])
+    epoch, weights = training.read_backup(str(tmp_path / "p2p" / "checkpoints" / "backup"))
+    assert epoch == 1
+    backup = shutil.copy(weights, tmp_path / "backup.weights.h5")  # removed once the resumed run finishes
     first = _history(tmp_path / "p2p")
-    history = training.run_training(cfg)
+    # Both networks and both optimizers (step, moments) equal the backup file before the first step.
+    resumed = _Snapshots(backup=backup)
+    history = training.run_training(cfg, extra_callbacks=[resumed])
+    _assert_same_state(resumed.at_start, interrupted.after_epoch[1], "state at resume vs end of epoch 1")
     assert history.epoch == [1]  # only the second epoch was trained
     assert int(history.model.gen_optimizer.iterations) == int(history.model.disc_optimizer.iterations) == 4
     rows = _history(tmp_path / "p2p")
