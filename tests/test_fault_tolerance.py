@@ -2,6 +2,7 @@
 an interrupted or finished conversion is never taken for a new complete one."""
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -132,6 +133,20 @@ def _assert_holds_file(model, path):
         _signature([keras.ops.convert_to_numpy(v) for v in layer.weights]) for layer in leaves), "model variables differ from the file"
 
 
+def _assert_same_h5(path_a, path_b):
+    """Two weights files hold the same datasets with the same values, bit for bit."""
+    def read(path):
+        out = {}
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda n, o: out.__setitem__(n, np.asarray(o)) if isinstance(o, h5py.Dataset) else None)
+        return out
+
+    a, b = read(path_a), read(path_b)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 class _Snapshots(keras.callbacks.Callback):
     """The whole training state when training (re)starts and after every epoch.
 
@@ -202,6 +217,10 @@ def test_sigkilled_training_resumes_after_its_last_finished_epoch(data, tmp_path
     assert 2 <= resumed_from < epochs
     assert json.loads((model_dir / "task.json").read_text())["state"] == "training"
     best_before = json.loads((model_dir / "checkpoints" / "best.json").read_text())
+    twin = tmp_path / "twin"  # the killed folder, resumed a second time below
+    shutil.copytree(model_dir, twin)
+    backup = shutil.copy(model_dir / "checkpoints" / "backup" / f"epoch_{resumed_from:04d}.weights.h5",
+                         tmp_path / "backup.weights.h5")
 
     # The same command again.
     run2 = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
@@ -224,6 +243,15 @@ def test_sigkilled_training_resumes_after_its_last_finished_epoch(data, tmp_path
     meta = json.loads((model_dir / "task.json").read_text())
     assert meta["state"] == "complete" and meta["epochs_done"] == epochs
     assert not (model_dir / "checkpoints" / "backup").exists()
+    # Resumed again from the same killed folder (in this process, same config): it starts from the
+    # backup's exact state and ends bit for bit where the command did. (Not compared with an
+    # uninterrupted run: a resumed run reseeds its shuffle, see the test after this one.)
+    cfg = training.TrainConfig.from_json(json.loads((twin / "task.json").read_text())["config"])
+    snaps = _Snapshots(backup=backup)
+    training.run_training(dataclasses.replace(cfg, model_dir=str(twin)), extra_callbacks=[snaps])
+    assert sorted(snaps.after_epoch) == list(range(resumed_from + 1, epochs + 1))
+    _assert_same_h5(twin / "checkpoints" / "latest.weights.h5", model_dir / "checkpoints" / "latest.weights.h5")
+    assert _history(twin) == rows
     # A third run of the same command: the folder holds a finished training.
     run3 = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert run3.returncode == 1
