@@ -124,13 +124,15 @@ def _assert_holds_file(model, path):
         live = optimizers[name].variables
         assert len(live) == len(stored), f"{name}: {len(live)} variables, the file holds {len(stored)}"
         for i, v in enumerate(live):
-            np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), stored[i], err_msg=f"{name} variable {i} ({v.path})")
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), stored[i],
+                                          err_msg=f"{name} variable {i} ({v.path})")
     layer_groups = [d for g, d in groups.items() if g not in opt_groups]
     leaves = [layer for layer in model._flatten_layers(include_self=False)
               if layer.weights and not list(layer._flatten_layers(include_self=False))]
     assert sum(len(d) for d in layer_groups) == len(model.weights)
-    assert sorted(_signature([d[i] for i in sorted(d)]) for d in layer_groups) == sorted(
-        _signature([keras.ops.convert_to_numpy(v) for v in layer.weights]) for layer in leaves), "model variables differ from the file"
+    in_file = sorted(_signature([d[i] for i in sorted(d)]) for d in layer_groups)
+    live = sorted(_signature([keras.ops.convert_to_numpy(v) for v in layer.weights]) for layer in leaves)
+    assert in_file == live, "model variables differ from the file"
 
 
 def _assert_same_h5(path_a, path_b):

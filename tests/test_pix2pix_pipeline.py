@@ -93,22 +93,28 @@ def test_evaluate_writes_curves_table_and_fcn_score(trained, tmp_path):
     assert set(fcn["real"]["per_class_iou"]) == {"rock", "glacier", "ocean"}
     assert "ssim_beats_baseline" in res["checks"] and "fcn_miou_at_least_0.7_of_real" in res["checks"]
     # The values, recomputed here: the zone model's classes on the real and on the baseline images,
-    # scored against the masks by counting pixels.
+    # scored against the masks by counting pixels. Also on the training split: its patch has no-data
+    # pixels (the validation patch has none), which must be left out.
     from tfseaice import training
 
     info = json.loads((trained / "records" / "dataset_info.json").read_text())
-    sar, mask = _split(trained / "records", info, "val")
     zones, _ = training.load_trained(str(trained / "zones"), "best")
-    baseline = ev.baseline_images(mask, ev.class_statistics(info), seed=0)
-    for key, images in (("real", sar), ("baseline", baseline)):
-        pred = np.argmax(zones(tf.constant(images), training=False).numpy(), axis=-1)
-        accuracy, iou = _pixel_scores(pred, mask)
-        assert fcn[key]["pixel_accuracy"] == pytest.approx(accuracy, abs=1e-12), key
-        assert fcn[key]["per_class_iou"] == pytest.approx(iou, abs=1e-12, nan_ok=True), key
-        assert fcn[key]["mean_iou"] == pytest.approx(np.nanmean(list(iou.values())), abs=1e-12), key
-    for key in ("generated", "baseline"):
-        assert fcn[f"{key}_to_real_miou"] == pytest.approx(fcn[key]["mean_iou"] / fcn["real"]["mean_iou"])
-    assert res["checks"]["fcn_miou_at_least_0.7_of_real"] == (fcn["generated_to_real_miou"] >= 0.7)
+    on_train = ev.evaluate(str(trained / "p2p"), zones_model_dir=str(trained / "zones"), output=str(tmp_path / "tr"),
+                           split="train")
+    for split, result in (("val", res), ("train", on_train)):
+        sar, mask = _split(trained / "records", info, split)
+        assert (mask == glacier.NO_DATA).any() == (split == "train")
+        scores = result["fcn_score"]
+        baseline = ev.baseline_images(mask, ev.class_statistics(info), seed=0)
+        for key, images in (("real", sar), ("baseline", baseline)):
+            pred = np.argmax(zones(tf.constant(images), training=False).numpy(), axis=-1)
+            accuracy, iou = _pixel_scores(pred, mask)
+            assert scores[key]["pixel_accuracy"] == pytest.approx(accuracy, abs=1e-12), (split, key)
+            assert scores[key]["per_class_iou"] == pytest.approx(iou, abs=1e-12, nan_ok=True), (split, key)
+            assert scores[key]["mean_iou"] == pytest.approx(np.nanmean(list(iou.values())), abs=1e-12), (split, key)
+        for key in ("generated", "baseline"):
+            assert scores[f"{key}_to_real_miou"] == pytest.approx(scores[key]["mean_iou"] / scores["real"]["mean_iou"])
+        assert result["checks"]["fcn_miou_at_least_0.7_of_real"] == (scores["generated_to_real_miou"] >= 0.7)
     assert "trivial baseline" in (out / "table.md").read_text()
     with pytest.raises(Exception, match="epoch 7"):
         ev.evaluate(str(trained / "p2p"), output=str(out), epoch=7)
