@@ -405,6 +405,7 @@ def check_skip_corrupt(w, d, res):
     intact = intact_records(original, os.path.getsize(shard))
     assert 0 < intact < total, (intact, total)
     read = [r.numpy() for r in pipeline.read_records([shard], training=False, seed=0, skip_corrupt=True)]
+    assert len(read) == intact, (len(read), intact, total)
     assert read == [r.numpy() for r in tf.data.TFRecordDataset(original).take(intact)]
     batches = pipeline.sic_dataset(os.path.join(d, "data"), "train", 1, training=False, skip_corrupt=True)
     assert sum(1 for _ in batches) == intact
