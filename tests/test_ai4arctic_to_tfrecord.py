@@ -86,7 +86,7 @@ def test_normalisation_statistics_come_from_the_training_split(converted):
     assert info["channels"] == ["hh", "hv", "incidence_angle"] and info["pixel_spacing_m"] == 80
 
 
-def test_tf_data_pipeline_batches_and_augments_consistently(converted):
+def test_tf_data_pipeline_batches_the_same_way_for_the_same_seed(converted):
     d, _, info, _ = converted
     ds = pipeline.sic_dataset(str(d / "records"), "train", 3, training=True, seed=5, info=info, max_polygons=40)
     batch = next(iter(ds))
@@ -94,14 +94,88 @@ def test_tf_data_pipeline_batches_and_augments_consistently(converted):
     again = next(iter(pipeline.sic_dataset(str(d / "records"), "train", 3, training=True, seed=5, info=info,
                                            max_polygons=40)))
     np.testing.assert_array_equal(batch["polygon_ids"], again["polygon_ids"])
-    # Augmentation moves image, ids and truth together: NaN truth only where ids are not usable
-    # and the per-polygon pixel sums still add up to the same tables.
+    # Padding: ids index real table rows only, padded rows are 0; NaN truth only where ids are not usable.
     for b in range(3):
         ids = batch["polygon_ids"][b].numpy()
         n = int(batch["polygon_count"][b])
         assert ids.max() < n and (batch["polygon_sic"][b, n:].numpy() == 0).all()
         truth = batch["sic_truth"][b].numpy()
         assert np.isfinite(truth[ids >= 0]).all()
+
+
+# Augmentation: patches whose ids, truth and other SAR channels are pixelwise functions of SAR channel 0,
+# so a transform that moves one of them without the others breaks the function somewhere.
+AUG_P, AUG_K = 8, 4
+
+
+def _ids_of(v):
+    return np.where(v % 5 == 0, -1, v % AUG_K).astype(np.int32)
+
+
+def _truth_of(v):
+    return np.where(_ids_of(v) >= 0, (v % 10) / 10.0, np.nan).astype(np.float32)
+
+
+def _dihedral(a):
+    """The 8 flips/90° rotations of a [H, W, ...] array."""
+    rots = [np.rot90(a, k) for k in range(4)]
+    return rots + [np.fliplr(r) for r in rots]
+
+
+def _write_aug_patches(folder, n, seed=0):
+    """`n` SIC patches (channel 0 = a permutation of distinct values) in one shard; returns (info, patches)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    patches = {}
+    with tf.io.TFRecordWriter(str(folder / "train-00000-of-00001.tfrecord")) as w:
+        for i in range(n):
+            v = (rng.permutation(AUG_P * AUG_P).reshape(AUG_P, AUG_P) + 100 * i).astype(np.float32)
+            sar = np.stack([v, 2 * v + 1, -v], axis=-1)
+            ids = _ids_of(v)
+            counts = np.bincount(ids[ids >= 0], minlength=AUG_K)
+            sic = np.arange(1, AUG_K + 1, dtype=np.float32) / AUG_K
+            w.write(records.encode_sic(sar, ids, sic, np.arange(AUG_K) + 10 * i, counts, f"scene{i}", (0, 0),
+                                       _truth_of(v)))
+            patches[f"scene{i}"] = (v, sic)
+    info = {"patch_size": AUG_P, "channels": ["hh", "hv", "incidence_angle"],
+            "splits": {"train": {"shards": ["train-00000-of-00001.tfrecord"], "num_examples": n}}}
+    return info, patches
+
+
+def _augmented(folder, info, augment, seed=5):
+    ds = pipeline.sic_dataset(str(folder), "train", 1, training=True, seed=seed, info=info, augment=augment,
+                              max_polygons=AUG_K, repeat=False, keys=pipeline.SIC_TRAIN_KEYS + ("scene_id",))
+    return [{k: v[0].numpy() for k, v in b.items()} for b in ds]
+
+
+def test_augmentation_moves_sar_ids_and_truth_together(tmp_path):
+    info, patches = _write_aug_patches(tmp_path / "aug", 8)
+    out = _augmented(tmp_path / "aug", info, augment=True)
+    assert sorted(ex["scene_id"].decode() for ex in out) == sorted(patches)
+    transforms = []
+    for ex in out:
+        v, sic = patches[ex["scene_id"].decode()]
+        sar, ids, truth = ex["sar"], ex["polygon_ids"], ex["sic_truth"]
+        # Alignment, pixel by pixel: every channel, the ids and the truth moved with SAR channel 0.
+        np.testing.assert_array_equal(sar[..., 1], 2 * sar[..., 0] + 1)
+        np.testing.assert_array_equal(sar[..., 2], -sar[..., 0])
+        np.testing.assert_array_equal(ids, _ids_of(sar[..., 0]))
+        np.testing.assert_array_equal(truth, _truth_of(sar[..., 0]))  # NaN in the same places too
+        # A flip/rotation of the stored patch (values moved, none changed) ...
+        matches = [t for t, im in enumerate(_dihedral(v)) if np.array_equal(im, sar[..., 0])]
+        assert matches, "augmented SAR is not a flip/rotation of the stored patch"
+        transforms.append(matches[0])
+        # ... so every polygon keeps its pixel count and SAR sum, and the table is unchanged.
+        for k in range(AUG_K):
+            assert (ids == k).sum() == (_ids_of(v) == k).sum()
+            assert sar[..., 0][ids == k].sum() == v[_ids_of(v) == k].sum()
+        np.testing.assert_array_equal(ex["polygon_sic"], sic)
+        assert ex["polygon_count"] == AUG_K
+    # Augmentation happened (seed 5), and not as one transform for every example.
+    assert any(t != 0 for t in transforms) and len(set(transforms)) > 1, transforms
+    # Without augmentation every patch comes out as stored.
+    for ex in _augmented(tmp_path / "aug", info, augment=False):
+        np.testing.assert_array_equal(ex["sar"][..., 0], patches[ex["scene_id"].decode()][0])
 
 
 def test_rerun_refuses_without_overwrite_and_replaces_with_it(converted, tmp_path):

@@ -2,6 +2,8 @@
 an interrupted or finished conversion is never taken for a new complete one."""
 
 import csv
+import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -14,6 +16,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from data_prep.ai4arctic_to_tfrecord import convert
 from tfseaice.training.callbacks import HistoryCSV, TrainingBackup
@@ -77,6 +80,127 @@ def _sigkill_when(proc, ready, timeout_s, what, poll_s=0.05, log=None):
             proc.wait()
 
 
+# The optimizers a model may hold, by attribute (pix2pix has one per network).
+OPTIMIZERS = ("optimizer", "gen_optimizer", "disc_optimizer")
+
+
+def _optimizers(model):
+    found = {}
+    for name in OPTIMIZERS:
+        opt = getattr(model, name, None)
+        if opt is not None and all(opt is not o for o in found.values()):
+            found[name] = opt
+    return found
+
+
+def _state(model):
+    """Every model variable and every optimizer variable (Adam step, moments), as numpy arrays."""
+    return [keras.ops.convert_to_numpy(v) for v in model.weights] + [
+        keras.ops.convert_to_numpy(v) for opt in _optimizers(model).values() for v in opt.variables]
+
+
+def _assert_same_state(got, expected, what):
+    assert len(got) == len(expected), what
+    for i, (a, b) in enumerate(zip(got, expected)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{what}: variable {i}")
+
+
+def _signature(arrays):
+    return hashlib.sha1(b"".join(str(a.shape).encode() + np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
+
+
+def _assert_holds_file(model, path):
+    """Every variable of `model` and of its optimizers equals the weights file `path`, read with h5py.
+
+    Independent of Keras' loader: each optimizer's `NAME/vars/i` must equal
+    `model.NAME.variables[i]`; each layer group `.../vars/i` must equal the
+    variables of one layer (matched as a multiset, the file names layers by class).
+    """
+    groups = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: groups.setdefault(name.rsplit("/", 2)[0], {}).__setitem__(
+            int(name.rsplit("/", 1)[1]), np.asarray(obj)) if isinstance(obj, h5py.Dataset) else None)
+    optimizers = _optimizers(model)
+    opt_groups = {g: d for g, d in groups.items() if g.rsplit("/", 1)[-1] in OPTIMIZERS}
+    assert set(opt_groups) == set(optimizers), (sorted(opt_groups), sorted(optimizers))
+    for name, stored in opt_groups.items():
+        live = optimizers[name].variables
+        assert len(live) == len(stored), f"{name}: {len(live)} variables, the file holds {len(stored)}"
+        for i, v in enumerate(live):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), stored[i],
+                                          err_msg=f"{name} variable {i} ({v.path})")
+    layer_groups = [d for g, d in groups.items() if g not in opt_groups]
+    leaves = [layer for layer in model._flatten_layers(include_self=False)
+              if layer.weights and not list(layer._flatten_layers(include_self=False))]
+    assert sum(len(d) for d in layer_groups) == len(model.weights)
+    in_file = sorted(_signature([d[i] for i in sorted(d)]) for d in layer_groups)
+    live = sorted(_signature([keras.ops.convert_to_numpy(v) for v in layer.weights]) for layer in leaves)
+    assert in_file == live, "model variables differ from the file"
+
+
+def _assert_same_h5(path_a, path_b):
+    """Two weights files hold the same datasets with the same values, bit for bit."""
+    def read(path):
+        out = {}
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda n, o: out.__setitem__(n, np.asarray(o)) if isinstance(o, h5py.Dataset) else None)
+        return out
+
+    a, b = read(path_a), read(path_b)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+class _Snapshots(keras.callbacks.Callback):
+    """The whole training state when training (re)starts and after every epoch.
+
+    With `backup`: asserts, before the first step, that the state equals that weights file.
+    """
+
+    def __init__(self, backup=None):
+        super().__init__()
+        self.backup = backup
+        self.at_start = None
+        self.after_epoch = {}
+
+    def on_train_begin(self, logs=None):
+        self.at_start = _state(self.model)
+        if self.backup:
+            _assert_holds_file(self.model, self.backup)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.after_epoch[epoch + 1] = _state(self.model)
+
+
+class _CopyFolderAt(keras.callbacks.Callback):
+    """Copy the model folder `src` to `dst` when epoch `epoch` (1-based) begins."""
+
+    def __init__(self, epoch, src, dst):
+        super().__init__()
+        self.epoch, self.src, self.dst = epoch, src, dst
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            shutil.copytree(self.src, self.dst)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAt(keras.callbacks.Callback):
+    """Stop training by an exception when epoch `epoch` (1-based) would begin."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise _Interrupted
+
+
 # ------------------------------------------------------------------ training
 
 def test_sigkilled_training_resumes_after_its_last_finished_epoch(data, tmp_path):
@@ -98,6 +222,10 @@ def test_sigkilled_training_resumes_after_its_last_finished_epoch(data, tmp_path
     assert 2 <= resumed_from < epochs
     assert json.loads((model_dir / "task.json").read_text())["state"] == "training"
     best_before = json.loads((model_dir / "checkpoints" / "best.json").read_text())
+    twin = tmp_path / "twin"  # the killed folder, resumed a second time below
+    shutil.copytree(model_dir, twin)
+    backup = shutil.copy(model_dir / "checkpoints" / "backup" / f"epoch_{resumed_from:04d}.weights.h5",
+                         tmp_path / "backup.weights.h5")
 
     # The same command again.
     run2 = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=240)
@@ -120,11 +248,69 @@ def test_sigkilled_training_resumes_after_its_last_finished_epoch(data, tmp_path
     meta = json.loads((model_dir / "task.json").read_text())
     assert meta["state"] == "complete" and meta["epochs_done"] == epochs
     assert not (model_dir / "checkpoints" / "backup").exists()
+    # Resumed again from the same killed folder (in this process, same config): it starts from the
+    # backup's exact state and ends bit for bit where the command did. (Not compared with an
+    # uninterrupted run: a resumed run reseeds its shuffle, see the test after this one.)
+    cfg = TrainConfig.from_json(json.loads((twin / "task.json").read_text())["config"])
+    snaps = _Snapshots(backup=backup)
+    run_training(dataclasses.replace(cfg, model_dir=str(twin)), extra_callbacks=[snaps])
+    assert sorted(snaps.after_epoch) == list(range(resumed_from + 1, epochs + 1))
+    _assert_same_h5(twin / "checkpoints" / "latest.weights.h5", model_dir / "checkpoints" / "latest.weights.h5")
+    assert _history(twin) == rows
     # A third run of the same command: the folder holds a finished training.
     run3 = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert run3.returncode == 1
     assert run3.stderr.strip().splitlines()[-1] == (
         f"ERROR: {model_dir}: holds a finished training; pass --overwrite to train again from scratch")
+
+
+def _one_example_data(src, dst, copies=8):
+    """`src` (converted data) with a training split of one example `copies` times: every order of it
+    gives the same batches."""
+    info = dataset_info.load(str(src))
+    first = next(iter(tf.data.TFRecordDataset(dataset_info.shard_paths(str(src), info, "train")))).numpy()
+    dst.mkdir()
+    with tf.io.TFRecordWriter(str(dst / "train-00000-of-00001.tfrecord")) as w:
+        for _ in range(copies):
+            w.write(first)
+    for name in info["splits"]["val"]["shards"]:
+        shutil.copy(src / name, dst / name)
+    info["splits"]["train"].update(shards=["train-00000-of-00001.tfrecord"], num_examples=copies)
+    (dst / dataset_info.FILENAME).write_text(json.dumps(info))
+    return str(dst)
+
+
+def test_resumed_training_starts_from_the_backup_and_continues_as_if_never_interrupted(data, tmp_path):
+    """Resumed from the folder a kill after epoch 1 leaves, a run ends epoch 2 in the state of an uninterrupted run.
+
+    A resumed run reseeds its input pipeline (seed + 7919 * start_epoch, see
+    tfseaice.training.loop._input_pipelines) and no flag turns the training shuffle off, so
+    on varied data its epoch 2 sees other batches than the uninterrupted run's
+    epoch 2. Here the data order cannot matter: the training split is one
+    example 8 times and augmentation is off. What remains is the state: model
+    and optimizer variables (Adam step and moments) must come back exactly.
+    """
+    data_dir = _one_example_data(data / "records", tmp_path / "one")
+
+    def cfg(name):
+        return TrainConfig(task="sic_regional", data_dir=data_dir, model_dir=str(tmp_path / name),
+                                    epochs=2, steps_per_epoch=2, batch_size=4, learning_rate=3e-3, seed=3,
+                                    image_every=0, precision="fp32", validation_steps=1,
+                                    extra={"filters": [4, 8, 8, 8], "augment": False})
+
+    straight = _Snapshots()
+    # The folder as a kill just before epoch 2 would leave it: epoch 1 finished and backed up.
+    killed = _CopyFolderAt(2, tmp_path / "straight", tmp_path / "resumed")
+    run_training(cfg("straight"), extra_callbacks=[straight, killed])
+    epoch, weights = read_backup(str(tmp_path / "resumed" / "checkpoints" / "backup"))
+    assert epoch == 1
+    backup = shutil.copy(weights, tmp_path / "backup.weights.h5")  # removed once the resumed run finishes
+    resumed = _Snapshots(backup=backup)  # asserts at the start of the resumed run: state == backup file
+    history = run_training(cfg("resumed"), extra_callbacks=[resumed])
+    assert history.epoch == [1]
+    _assert_same_state(resumed.at_start, straight.after_epoch[1], "state at resume vs uninterrupted epoch 1")
+    _assert_same_state(resumed.after_epoch[2], straight.after_epoch[2], "epoch 2: resumed vs uninterrupted")
+    assert _history(tmp_path / "resumed") == _history(tmp_path / "straight")
 
 
 def _tiny_model():
@@ -255,19 +441,17 @@ def test_interrupted_pix2pix_resumes_with_both_optimizers(tmp_path):
                                epochs=2, steps_per_epoch=2, batch_size=2, learning_rate=2e-4, image_every=0,
                                extra={"generator_filters": 2, "discriminator_filters": 2, "checkpoint_every": 1})
 
-    class Interrupted(Exception):
-        pass
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 1:
-                raise Interrupted
-
-    with pytest.raises(Interrupted):
-        run_training(cfg, extra_callbacks=[Interrupt()])
-    assert read_backup(str(tmp_path / "p2p" / "checkpoints" / "backup"))[0] == 1
+    interrupted = _Snapshots()
+    with pytest.raises(_Interrupted):
+        run_training(cfg, extra_callbacks=[interrupted, _InterruptAt(2)])
+    epoch, weights = read_backup(str(tmp_path / "p2p" / "checkpoints" / "backup"))
+    assert epoch == 1
+    backup = shutil.copy(weights, tmp_path / "backup.weights.h5")  # removed once the resumed run finishes
     first = _history(tmp_path / "p2p")
-    history = run_training(cfg)
+    # Both networks and both optimizers (step, moments) equal the backup file before the first step.
+    resumed = _Snapshots(backup=backup)
+    history = run_training(cfg, extra_callbacks=[resumed])
+    _assert_same_state(resumed.at_start, interrupted.after_epoch[1], "state at resume vs end of epoch 1")
     assert history.epoch == [1]  # only the second epoch was trained
     assert int(history.model.gen_optimizer.iterations) == int(history.model.disc_optimizer.iterations) == 4
     rows = _history(tmp_path / "p2p")

@@ -41,10 +41,14 @@ import threading
 import time
 from typing import Callable
 
+import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import hostile_fixtures as hf
+from tfseaice.serving.loading import load_trained
+from tfseaice.data import pipeline, records
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKERS = int(os.environ.get("TFSEAICE_HOSTILE_WORKERS", "3"))
@@ -299,6 +303,29 @@ def check_history_finite(w, d, res):
     assert all(np.isfinite(float(v)) for r in rows for k, v in r.items() if v not in ("", None))
 
 
+def check_nan_inf_masked(w, d, res):
+    """Finite history and weights, and the trained model treats NaN/Inf SAR as no data: its
+    predictions on a poisoned patch equal those on the patch with every non-finite value
+    replaced by its channel's mean (which standardises to 0, the masked value)."""
+    check_history_finite(w, d, res)
+    with h5py.File(os.path.join(d, "model", "checkpoints", "latest.weights.h5"), "r") as f:
+        f.visititems(lambda n, o: assert_finite(n, np.asarray(o)) if isinstance(o, h5py.Dataset) else None)
+    model, meta = load_trained(os.path.join(d, "model"), "latest")
+    shard = os.path.join(w.records_nan, "train-00000-of-00001.tfrecord")
+    sar = np.stack([records.decode_sic(r)["sar"].numpy() for r in tf.data.TFRecordDataset(shard).take(2)])
+    for bad in (np.isnan, np.isposinf, np.isneginf):
+        assert bad(sar).any(), bad.__name__  # the poison is there
+    mean = np.asarray(meta["dataset_info"]["normalization"]["mean"], np.float32)
+    clean = np.where(np.isfinite(sar), sar, mean)
+    got = model(sar, training=False).numpy()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, model(clean, training=False).numpy(), rtol=0, atol=1e-6)
+
+
+def assert_finite(name, values):
+    assert np.isfinite(values).all(), f"{name} holds non-finite values"
+
+
 def model_ckpts(w, d):
     return [os.path.join(d, "model", "checkpoints", n) for n in ("latest.weights.h5", "best.weights.h5")]
 
@@ -338,8 +365,6 @@ def check_ckpt_fail(w, d, res):
     side = open(os.path.join(d, "latest.sha256")).read()
     assert hf.tree(os.path.join(ck, "latest.weights.h5"))[""] == side
     assert not [n for n in os.listdir(ck) if n.startswith(".")], os.listdir(ck)
-    import h5py
-
     with h5py.File(os.path.join(ck, "latest.weights.h5"), "r"):
         pass
 
@@ -349,10 +374,36 @@ def corrupt_records(w, d):
     truncate(os.path.join(d, "data", "train-00000-of-00001.tfrecord"), 0.6)
 
 
+def intact_records(path, size):
+    """How many whole records of the TFRecord file `path` lie in its first `size` bytes.
+
+    Read from the record framing (uint64 length, uint32 CRC, data, uint32 CRC), not through TF.
+    """
+    data = open(path, "rb").read()
+    offset = count = 0
+    while offset < len(data):
+        (length,) = struct.unpack("<Q", data[offset:offset + 8])
+        offset += 8 + 4 + length + 4
+        if offset > size:
+            break
+        count += 1
+    return count
+
+
 def check_skip_corrupt(w, d, res):
     shard = os.path.join(d, "data", "train-00000-of-00001.tfrecord")
     assert shard in res.stderr and re.search("skip", res.stderr, re.I)
     assert os.path.exists(os.path.join(d, "model", "history.csv"))
+    # --skip_corrupt reads exactly the whole records before the cut, unchanged, and stops there.
+    original = os.path.join(w.records_train, "train-00000-of-00001.tfrecord")
+    total = intact_records(original, os.path.getsize(original))
+    intact = intact_records(original, os.path.getsize(shard))
+    assert 0 < intact < total, (intact, total)
+    read = [r.numpy() for r in pipeline.read_records([shard], training=False, seed=0, skip_corrupt=True)]
+    assert len(read) == intact, (len(read), intact, total)
+    assert read == [r.numpy() for r in tf.data.TFRecordDataset(original).take(intact)]
+    batches = pipeline.sic_dataset(os.path.join(d, "data"), "train", 1, training=False, skip_corrupt=True)
+    assert sum(1 for _ in batches) == intact
 
 
 # ------------------------------------------------------------------- rows
@@ -567,7 +618,7 @@ ROWS = [
     # ---- train: NaN / Inf, failing checkpoint writes
     Row(id="train_nan_inf_inputs_are_masked", module="tfseaice.train", slow=True, ok=True,
         args=lambda w, d: [f"--data_dir={w.records_nan}", f"--model_dir={d}/model"] + train_flags(),
-        check=check_history_finite),
+        check=check_nan_inf_masked),
     Row(id="train_nan_loss_stops_and_keeps_checkpoint", module="tfseaice.train", slow=True, setup=nan_loss_model,
         args=lambda w, d: [f"--data_dir={w.records_train}", f"--model_dir={d}/model"]
         + train_flags(learning_rate=1e38, steps_per_epoch=3),

@@ -58,6 +58,26 @@ def test_training_writes_scored_generator_checkpoints(trained):
     assert logs, "no TensorBoard image panel written"
 
 
+def _split(data_dir, info, split):
+    """sar [N,P,P,1] in [0, 1] and mask [N,P,P] of a whole split, in file order."""
+    from tfseaice.data import pipeline
+
+    batches = list(pipeline.glacier_dataset(str(data_dir), split, 64, training=False, info=info))
+    return (np.concatenate([b["sar"].numpy() for b in batches]), np.concatenate([b["mask"].numpy() for b in batches]))
+
+
+def _pixel_scores(pred, mask):
+    """Pixel accuracy and {zone: IoU} over the pixels that have data (true class != no data)."""
+    valid = mask != glacier.NO_DATA
+    accuracy = float(np.mean(pred[valid] == mask[valid]))
+    iou = {}
+    for c, name in enumerate(glacier.CLASS_NAMES):
+        if c != glacier.NO_DATA:
+            union = np.sum(((pred == c) | (mask == c)) & valid)
+            iou[name] = float(np.sum((pred == c) & (mask == c) & valid) / union) if union else float("nan")
+    return accuracy, iou
+
+
 def test_evaluate_writes_curves_table_and_fcn_score(trained, tmp_path):
     from tfseaice.evaluation import pix2pix as ev
 
@@ -74,6 +94,29 @@ def test_evaluate_writes_curves_table_and_fcn_score(trained, tmp_path):
     assert set(fcn["real"]) >= {"pixel_accuracy", "mean_iou", "per_class_iou"}
     assert set(fcn["real"]["per_class_iou"]) == {"rock", "glacier", "ocean"}
     assert "ssim_beats_baseline" in res["checks"] and "fcn_miou_at_least_0.7_of_real" in res["checks"]
+    # The values, recomputed here: the zone model's classes on the real and on the baseline images,
+    # scored against the masks by counting pixels. Also on the training split: its patch has no-data
+    # pixels (the validation patch has none), which must be left out.
+    from tfseaice.serving.loading import load_trained
+
+    info = json.loads((trained / "records" / "dataset_info.json").read_text())
+    zones, _ = load_trained(str(trained / "zones"), "best")
+    on_train = ev.evaluate(str(trained / "p2p"), zones_model_dir=str(trained / "zones"), output=str(tmp_path / "tr"),
+                           split="train")
+    for split, result in (("val", res), ("train", on_train)):
+        sar, mask = _split(trained / "records", info, split)
+        assert (mask == glacier.NO_DATA).any() == (split == "train")
+        scores = result["fcn_score"]
+        baseline = ev.baseline_images(mask, ev.class_statistics(info), seed=0)
+        for key, images in (("real", sar), ("baseline", baseline)):
+            pred = np.argmax(zones(tf.constant(images), training=False).numpy(), axis=-1)
+            accuracy, iou = _pixel_scores(pred, mask)
+            assert scores[key]["pixel_accuracy"] == pytest.approx(accuracy, abs=1e-12), (split, key)
+            assert scores[key]["per_class_iou"] == pytest.approx(iou, abs=1e-12, nan_ok=True), (split, key)
+            assert scores[key]["mean_iou"] == pytest.approx(np.nanmean(list(iou.values())), abs=1e-12), (split, key)
+        for key in ("generated", "baseline"):
+            assert scores[f"{key}_to_real_miou"] == pytest.approx(scores[key]["mean_iou"] / scores["real"]["mean_iou"])
+        assert result["checks"]["fcn_miou_at_least_0.7_of_real"] == (scores["generated_to_real_miou"] >= 0.7)
     assert "trivial baseline" in (out / "table.md").read_text()
     with pytest.raises(Exception, match="epoch 7"):
         ev.evaluate(str(trained / "p2p"), output=str(out), epoch=7)

@@ -6,6 +6,7 @@ import glob
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -35,12 +36,30 @@ def read_history(model_dir):
         return list(csv.DictReader(f))
 
 
+class PredictEachEpoch(keras.callbacks.Callback):
+    """The model's predictions on one fixed batch at the end of every epoch: {epoch (1-based): array}."""
+
+    def __init__(self, sar):
+        super().__init__()
+        self.sar = sar
+        self.by_epoch = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.by_epoch[epoch + 1] = self.model(self.sar, training=False).numpy()
+
+
+def val_batch(cfg):
+    return next(iter(pipeline.sic_dataset(cfg.data_dir, "val", 4, training=False)))
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     data_dir, info = convert_tiny(root)
     cfg = tiny_config(data_dir, root / "model")
-    history = run_training(cfg)
+    predict = PredictEachEpoch(val_batch(cfg)["sar"])  # inference only: training is unchanged
+    history = run_training(cfg, extra_callbacks=[predict])
+    history.val_predictions = predict.by_epoch  # what the best/latest checkpoints must reproduce
     return cfg, history, info
 
 
@@ -97,13 +116,19 @@ def test_checkpoints_exist_and_reload_with_equal_predictions(run):
     assert best["metric"] == "val_polygon_rmse" and best["value"] == pytest.approx(min(rmse))
     assert best["epoch"] == 1 + int(np.argmin(rmse))
 
-    batch = next(iter(pipeline.sic_dataset(cfg.data_dir, "val", 4, training=False)))
+    batch = val_batch(cfg)
     expected = history.model(batch["sar"], training=False).numpy()
+    np.testing.assert_array_equal(history.val_predictions[EPOCHS], expected)
     model, meta = load_trained(cfg.model_dir, "latest", expect_task="sic_regional")
     np.testing.assert_allclose(model(batch["sar"], training=False).numpy(), expected, rtol=1e-5, atol=1e-6)
     assert meta["config"]["seed"] == cfg.seed
+    # `best` reproduces the predictions of its own epoch, which the checkpoints of the other epochs do not.
     best_model, _ = load_trained(cfg.model_dir, "best")
-    assert best_model(batch["sar"], training=False).shape == expected.shape
+    got = best_model(batch["sar"], training=False).numpy()
+    np.testing.assert_allclose(got, history.val_predictions[best["epoch"]], rtol=1e-5, atol=1e-6)
+    for epoch, other in history.val_predictions.items():
+        if epoch != best["epoch"]:
+            assert np.abs(other - history.val_predictions[best["epoch"]]).max() > 1e-3, epoch
 
 
 def test_model_dir_of_another_task_or_a_finished_run_is_refused(run, tmp_path):
