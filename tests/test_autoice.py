@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from tfseaice.data import ai4arctic
+from tfseaice.data import ai4arctic, autoice
 from tfseaice.errors import InputError
 from tfseaice.evaluation.sic import evaluate_scenes
 from tfseaice.models.unet import build_sic_unet
@@ -25,28 +25,29 @@ INFO = {"channels": list(CHANNELS), "downsample": 2}
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """2 raw scenes with charts; their ready-to-train twins without charts (the challenge's test
-    files) and `*_reference.nc` files holding the charts, with a masked band."""
+    """2 raw scenes with charts; their ready-to-train twins split as the challenge released its test set
+    (chart-less test files + `*_reference.nc`), the references with a masked band."""
     root = tmp_path_factory.mktemp("autoice")
     raw, prep = write_scenes(str(root / "raw"), 2, size=128, seed=21, ready_to_train=True)
-    (root / "test").mkdir()
-    (root / "ref").mkdir()
     tests, refs = [], []
     for p in prep:
-        with xr.open_dataset(p) as ds:
-            ds = ds.load()
-        name = os.path.basename(p)
-        charts = ds[["SIC", "SOD", "FLOE"]]
-        sic = charts["SIC"].values.copy()
-        sic[:5] = 255                                    # masked rows in the reference
-        charts = charts.assign(SIC=(charts["SIC"].dims, sic))
-        ref = str(root / "ref" / name.replace("_prep.nc", "_reference.nc"))
-        charts.to_netcdf(ref)
-        test = str(root / "test" / name)
-        ds.drop_vars(["SIC", "SOD", "FLOE"]).to_netcdf(test)
+        test, ref = str(root / "test" / os.path.basename(p)), str(root / "ref" / autoice.reference_file_name(p))
+        autoice.split_reference(p, test, ref)
+        with netCDF4.Dataset(ref, "a") as nc:
+            nc["SIC"][:5] = 255                          # masked rows in the reference
         tests.append(test)
         refs.append(ref)
-    return {"raw": raw, "test": tests, "ref": refs, "root": root}
+    return {"raw": raw, "prep": prep, "test": tests, "ref": refs, "root": root}
+
+
+def test_split_keeps_the_charts_in_the_reference_only(files):
+    for prep, test, ref in zip(files["prep"], files["test"], files["ref"]):
+        assert os.path.basename(ref) == os.path.basename(prep)[:19] + "_reference.nc"
+        with xr.open_dataset(prep) as p, xr.open_dataset(test) as t, xr.open_dataset(ref) as r:
+            assert not {"SIC", "SOD", "FLOE"} & set(t.variables)
+            np.testing.assert_array_equal(t["nersc_sar_primary"].values, p["nersc_sar_primary"].values)
+            np.testing.assert_array_equal(r["SOD"].values, p["SOD"].values)
+            np.testing.assert_array_equal(r["SIC"].values[5:], p["SIC"].values[5:])
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +158,19 @@ def test_autoice_cli_writes_the_package_with_a_line_per_scene(files, model, tmp_
     assert sum("[1/2]" in line or "[2/2]" in line for line in res.stderr.splitlines()) == 2
     with netCDF4.Dataset(out) as nc:
         assert len(nc.variables) == 2
+
+
+def test_raw_test_files_against_split_references_score_as_the_charted_scenes(files, model, tmp_path):
+    """Splitting raw scenes into chart-less files + references, then scoring against the references,
+    gives the AutoICE figure of the scenes scored against their own charts."""
+    for raw in files["raw"]:
+        autoice.split_reference(raw, str(tmp_path / "test" / os.path.basename(raw)),
+                                str(tmp_path / "ref" / autoice.reference_file_name(raw)))
+    charted = evaluate_scenes(model, files["raw"], CHANNELS, downsample=2, tile=32, overlap=8)["autoice"]
+    split = evaluate_scenes(model, sorted(str(p) for p in (tmp_path / "test").iterdir()), CHANNELS, downsample=2,
+                            tile=32, overlap=8, reference_glob=str(tmp_path / "ref" / "*.nc"))["autoice"]
+    assert split["sic_pixel_count"] == charted["sic_pixel_count"] > 0
+    assert split["sic_r2"] == pytest.approx(charted["sic_r2"], abs=1e-9)
+    with pytest.raises(InputError, match="no chart to split off"):
+        autoice.split_reference(str(tmp_path / "test" / os.path.basename(files["raw"][0])),
+                                str(tmp_path / "x.nc"), str(tmp_path / "y.nc"))

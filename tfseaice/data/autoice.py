@@ -1,8 +1,9 @@
 """AutoICE (AI4Arctic Sea Ice Challenge) files and class rasters: names, reference files, charts as classes.
 
 Conventions (sources in docs/ai4arctic.md):
-- A scene is named by the first 19 characters of its file name
-  (`20180716T110418_cis`), as the challenge's upload package names it.
+- A scene is named `20180716T110418_cis` (acquisition time, ice service): the
+  first 19 characters of a ready-to-train file's name, as the challenge's
+  upload package names it.
 - Reference files (`*_reference.nc`, released after the challenge) hold the
   test scenes' charts `SIC`, `SOD`, `FLOE`: uint8 class rasters on the 80 m
   ready-to-train grid, 255 = masked.
@@ -11,24 +12,20 @@ Conventions (sources in docs/ai4arctic.md):
 """
 
 import glob
-import os
 
 import numpy as np
+import xarray as xr
 
-from tfseaice.data.ai4arctic import AUTOICE_CHARTS, CHART_FILL, open_dataset, scene_key
+from tfseaice.data.ai4arctic import (AUTOICE_CHARTS, CHART_FILL, is_ready_to_train, open_dataset, read_scene,
+                                     scene_id_of, scene_key)
 from tfseaice.data.codes import sic_classes
 from tfseaice.errors import InputError
-
-SCENE_NAME_LENGTH = 19
-
+from tfseaice.io_utils import atomic_path
 
 def scene_name(path):
-    """The challenge's scene name: the first 19 characters of the file name."""
-    name = os.path.basename(path)
-    if len(name) < SCENE_NAME_LENGTH:
-        raise InputError(path, f"file name is shorter than the {SCENE_NAME_LENGTH} characters of a scene name "
-                               "(YYYYMMDDThhmmss_svc)")
-    return name[:SCENE_NAME_LENGTH]
+    """The challenge's scene name `YYYYMMDDThhmmss_svc`: the first 19 characters of a ready-to-train
+    file's name, read from the acquisition time and ice service of any AI4Arctic file name."""
+    return scene_id_of(path)
 
 
 def find_reference_for(scene_path, reference_glob):
@@ -69,3 +66,37 @@ def chart_classes(scene):
     if scene.has_chart:
         return {"SIC": sic_classes(scene.chart_sic())}
     return dict(scene.class_charts)
+
+
+def reference_file_name(path):
+    """`{scene_name}_reference.nc`, as the challenge's reference files are named."""
+    return f"{scene_name(path)}_reference.nc"
+
+
+def split_reference(path, test_path, reference_path):
+    """Split a scene with a chart the way the challenge released its test set.
+
+    `test_path`: the file without its chart; `reference_path`: the chart as
+    AutoICE class rasters on the 80 m grid. A ready-to-train file gives its
+    SIC, SOD and FLOE; a raw file gives SIC from its polygons by the starter
+    pack's rules (land by `distance_map` masked). Both written atomically.
+    """
+    with open_dataset(path) as ds:
+        ds = ds.load()
+    if is_ready_to_train(path, ds):
+        chart_vars = [n for n in AUTOICE_CHARTS if n in ds.variables]
+        if "SIC" not in chart_vars:
+            raise InputError(path, "has no SIC chart to split off (is it a test file already?)")
+        reference = xr.Dataset({n: ds[n] for n in chart_vars})
+    else:
+        chart_vars = [n for n in ("polygon_icechart", "polygon_codes") if n in ds.variables]
+        scene = read_scene(path, ("hh",), downsample=2, truth_variable=None)
+        if not scene.has_chart:
+            raise InputError(path, "has no chart to split off (is it a test file already?)")
+        reference = xr.Dataset({"SIC": (("sar_lines", "sar_samples"), chart_classes(scene)["SIC"],
+                                        {"chart_fill_value": np.uint8(CHART_FILL)})})
+    reference.attrs["scene_id"] = scene_name(path)
+    with atomic_path(reference_path) as tmp:
+        reference.to_netcdf(tmp)
+    with atomic_path(test_path) as tmp:
+        ds.drop_vars(chart_vars).to_netcdf(tmp)

@@ -1,7 +1,7 @@
 """The AutoICE upload package: one uint8 class raster per scene and chart, in one netCDF file.
 
 As the challenge's `test_upload.ipynb` writes it: variable
-`{scene_name}_{chart}` (scene_name = the first 19 characters of the file name,
+`{scene_name}_{chart}` (scene_name = `YYYYMMDDThhmmss_svc`, the first 19 characters of a ready-to-train file name,
 chart SIC, and SOD/FLOE when the model predicts them) with dims
 `{scene_name}_{chart}_dim0` and `_dim1`, on the scene's 80 m grid, zlib level
 1. Every pixel gets a class (the model's output also where the SAR is no
