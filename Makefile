@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= quickstart_out
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: install test quickstart quickstart-glacier bench clean
+.PHONY: install test quickstart quickstart-glacier bench clean beam-engines test-engines
 
 $(STAMP): setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
@@ -32,6 +32,15 @@ quickstart-glacier: $(STAMP)
 # Every benchmark of bench/ (about 10 minutes on 2 cores); results in bench/results/*.json.
 bench: $(STAMP)
 	PY=$(PY) bash bench/run_all.sh
+
+# Beam's Flink and Spark job servers, fetched with Maven into $(ENGINES) (Java 17 + Maven needed).
+ENGINES ?= .cache/beam-engines
+beam-engines:
+	$(PYTHON) scripts/beam_engines.py --cache=$(ENGINES)
+
+# The converters on FlinkRunner and SparkRunner (local clusters) against the in-process runner.
+test-engines: $(STAMP) beam-engines
+	TF_CPP_MIN_LOG_LEVEL=2 TFSEAICE_ENGINES=$(ENGINES) $(PY) -m pytest -q tests_engines
 
 clean:
 	rm -rf $(OUT) .pytest_cache

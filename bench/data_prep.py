@@ -1,6 +1,7 @@
 r"""Data preparation: seconds and MB/s per raw 40 m scene converted to TFRecords.
 
   python -m bench.data_prep [--size=10000 --seed=7 --breakdown]
+  python -m bench.data_prep --runners=direct,multiprocess,flink,spark [--num_scenes=8 --scene_size=2048]
 
 The scene is a synthetic raw AI4Arctic file (tfseaice.simulate.scenes, the real
 layout: HH/HV, polygon_icechart, GCPs, AMSR2/ERA5 grids) made once and cached
@@ -10,6 +11,10 @@ make, ~0.95 GB on disk). It is converted with
 HH+HV, 256^2 patches, stride 256, 40 m -> 80 m) into a temporary folder.
 Input MB = the netCDF file's size. With --breakdown, the reading +
 downsampling step (`ai4arctic.read_scene`) is also timed on its own.
+
+With --runners, only the runner comparison of bench/lib/runners.py runs
+(Flink and Spark need `make beam-engines`); its figures go to the "runners"
+key of data_prep.json, the other keys are kept.
 """
 
 import argparse
@@ -39,7 +44,15 @@ def main(argv=None):
     ap.add_argument("--breakdown", action="store_true", help="also time read_scene alone")
     ap.add_argument("--keep_output", default=None, help="keep the TFRecords in this folder")
     ap.add_argument("--results_dir", default=None)
+    ap.add_argument("--runners", default=None, help="compare Beam runners instead: direct,multiprocess,flink,spark")
+    ap.add_argument("--num_scenes", type=int, default=8, help="with --runners: sample scenes to convert")
+    ap.add_argument("--scene_size", type=int, default=2048, help="with --runners: scene side in 40 m pixels")
+    ap.add_argument("--workers", type=int, default=2, help="with --runners: processes / parallelism")
     args = ap.parse_args(argv)
+    if args.runners:
+        from bench.lib import runners
+
+        return runners.main(args, args.results_dir)
 
     import logging
 

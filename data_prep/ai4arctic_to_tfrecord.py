@@ -56,8 +56,9 @@ class ConvertScene(beam.DoFn):
         channels, patch_size, stride, downsample, raw_glob, truth_variable = self.args
         report = {"path": path, "split": split}
         try:
-            scene = ai4arctic.read_scene(path, channels, downsample, raw_glob=raw_glob,
-                                         truth_variable=truth_variable)
+            with beam_common.NETCDF_LOCK:  # libnetcdf is not thread-safe: see there
+                scene = ai4arctic.read_scene(path, channels, downsample, raw_glob=raw_glob,
+                                             truth_variable=truth_variable)
             counts = {}
             examples = []
             sums = np.zeros(len(channels))

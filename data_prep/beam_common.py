@@ -11,13 +11,15 @@ import json
 import math
 import os
 import sys
+import threading
 import uuid
 import zlib
 
 import apache_beam as beam
 import tensorflow as tf
-from absl import flags
-from apache_beam.options.pipeline_options import PipelineOptions
+from absl import flags, logging
+from apache_beam.options.pipeline_options import (FlinkRunnerOptions, PipelineOptions, PortableOptions,
+                                                  SparkRunnerOptions)
 
 from tfseaice import cli, io_utils
 from tfseaice.data import dataset_info
@@ -67,6 +69,66 @@ def unknown_beam_args(args):
     return unknown
 
 
+# One netCDF read at a time per process. A Beam SDK harness runs bundles in
+# threads (FlinkRunner/SparkRunner with LOOPBACK or a worker pool, parallelism
+# > 1), and two threads opening netCDF files at once crashed libnetcdf/HDF5
+# with a segmentation fault (SparkRunner local[2], found by tests_engines/).
+# Kept in this importable module so that every DoFn copy in a process shares it
+# (a converter run as `python -m` is `__main__`, whose globals Beam pickles by value).
+NETCDF_LOCK = threading.Lock()
+
+# Where `make beam-engines` puts Beam's Flink and Spark job servers.
+ENGINES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".cache", "beam-engines")
+_ENGINES = {"flink": ("flink_job_server_jar", FlinkRunnerOptions),
+            "spark": ("spark_job_server_jar", SparkRunnerOptions)}
+_LOCAL_HOSTS = ("[local]", "[auto]", "localhost", "127.0.0.1")
+
+
+def engine_of(runner):
+    """'flink' / 'spark' for Beam's FlinkRunner / SparkRunner (any spelling Beam takes), else None."""
+    name = runner.rsplit(".", 1)[-1].lower()
+    name = name[:-len("runner")] if name.endswith("runner") else name
+    return name if name in _ENGINES else None
+
+
+def _is_local_master(engine, options):
+    if engine == "flink":
+        master = options.view_as(FlinkRunnerOptions).flink_master
+    else:
+        master = options.view_as(SparkRunnerOptions).spark_master_url
+    master = master.split("://", 1)[-1]
+    return master.startswith("local") or master.split(":", 1)[0] in _LOCAL_HOSTS
+
+
+def engine_args(beam_args, runner):
+    """Beam options a Flink or Spark run needs on top of the user's.
+
+    - The job-server jar that `make beam-engines` cached, unless one is given:
+      Beam would otherwise download one from Maven Central at run time.
+    - `--environment_type=LOOPBACK` (Python workers in this process) when the
+      master runs on this machine and no environment is given: Beam's default
+      for other masters, DOCKER, needs Docker. A remote cluster needs workers
+      of its own (EXTERNAL worker pool, PROCESS or DOCKER: see the README).
+    """
+    engine = engine_of(runner)
+    if engine is None:
+        return []
+    options = PipelineOptions(list(beam_args))
+    extra = []
+    flag, view = _ENGINES[engine]
+    if not getattr(options.view_as(view), flag):
+        cached = os.path.join(ENGINES_DIR, f"{engine}-job-server.jar")
+        if os.path.exists(cached):
+            extra.append(f"--{flag}={cached}")
+        else:
+            logging.warning("No --%s and no %s: Beam will download its job server now "
+                            "(`make beam-engines` fetches one once)", flag, cached)
+    portable = options.view_as(PortableOptions)
+    if not portable.environment_type and _is_local_master(engine, options):
+        extra.append("--environment_type=LOOPBACK")
+    return extra
+
+
 def make_pipeline(beam_args, runner="DirectRunner"):
     """A Beam pipeline for --runner and the pass-through options.
 
@@ -74,8 +136,10 @@ def make_pipeline(beam_args, runner="DirectRunner"):
     `--direct_num_workers` processes with `--direct_running_mode=multi_processing`).
     Beam's own DirectRunner would first try to download the Prism binary,
     which needs internet access; ask for `--runner=PrismRunner` to use it.
+    FlinkRunner and SparkRunner get `engine_args`.
     """
-    options = PipelineOptions(list(beam_args) + [f"--runner={runner}"])
+    beam_args = list(beam_args) + engine_args(beam_args, runner)
+    options = PipelineOptions(beam_args + [f"--runner={runner}"])
     if runner == "DirectRunner":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 

@@ -88,12 +88,18 @@ def image_patches(image, patch_size, max_nodata_fraction=0.9):
 
 
 def class_stats(sar, classes):
-    """Per-class [count, sum, sum of squares] of SAR in [0, 1], shape [num_classes, 3]."""
-    x = sar.astype(np.float64).ravel() / 255.0
+    """Per-class [count, sum, sum of squares] of the uint8 SAR values, int64 [num_classes, 3].
+
+    Integers, so that adding them up gives the same totals in any order: every
+    Beam runner combines patches in its own order, and float sums would differ
+    in the last digits from runner to runner.
+    """
+    x = sar.astype(np.int64).ravel()
     k = classes.astype(np.int64).ravel()
     n = glacier.NUM_CLASSES
+    # bincount adds the weights as float64: exact for one patch's integer sums (< 2**53)
     return np.stack([np.bincount(k, minlength=n), np.bincount(k, x, minlength=n),
-                     np.bincount(k, x * x, minlength=n)], axis=1)
+                     np.bincount(k, x * x, minlength=n)], axis=1).astype(np.int64)
 
 
 def patch_key(name, offset):
@@ -149,16 +155,17 @@ def _val_keys(keys, val_fraction, seed):
 
 def _sum_stats(items):
     items = list(items)
-    return np.sum(items, axis=0) if items else np.zeros((glacier.NUM_CLASSES, 3))
+    return np.sum(items, axis=0, dtype=np.int64) if items else np.zeros((glacier.NUM_CLASSES, 3), np.int64)
 
 
 def _stats_json(stats):
+    """Per-class pixels, mean and std of SAR in [0, 1], from class_stats totals (exact integers)."""
     out = {}
     for i, cname in enumerate(glacier.CLASS_NAMES):
-        n, s, ss = (float(v) for v in stats[i])
-        mean = s / n if n else 0.0
-        var = max(ss / n - mean * mean, 0.0) if n else 0.0
-        out[cname] = {"pixels": int(n), "mean": mean, "std": var ** 0.5}
+        n, s, ss = (int(v) for v in stats[i])
+        mean = s / (255 * n) if n else 0.0
+        var = (n * ss - s * s) / (255 * 255 * n * n) if n else 0.0
+        out[cname] = {"pixels": n, "mean": mean, "std": var ** 0.5}
     return out
 
 

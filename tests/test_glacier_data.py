@@ -226,3 +226,22 @@ def test_beam_conversion_reports_broken_images_and_converts_the_rest(tmp_path):
     assert info["splits"]["train"]["num_examples"] == 2 and info["num_images_failed"] == 1
     with open(tmp_path / "rec" / g2t.FAILED_REPORT) as f:
         assert json.load(f) == failed
+
+
+def test_class_stats_are_the_same_whatever_order_patches_are_combined_in():
+    # Beam runners combine patches in their own orders (Flink, Spark, in-process): the totals must not care.
+    from data_prep import glacier_to_tfrecord as g2t
+
+    rng = np.random.default_rng(8)
+    sar = rng.integers(0, 256, (40, 32, 32), dtype=np.uint8)
+    classes = rng.integers(0, 4, (40, 32, 32), dtype=np.uint8)
+    stats = [g2t.class_stats(s, c) for s, c in zip(sar, classes)]
+    once = g2t._stats_json(g2t._sum_stats(stats))
+    in_parts = g2t._sum_stats([g2t._sum_stats(stats[i::3]) for i in (2, 0, 1)])
+    assert g2t._stats_json(in_parts) == once
+    assert g2t._stats_json(g2t._sum_stats(stats[::-1])) == once
+    x = sar / 255.0
+    for i, name in enumerate(glacier.CLASS_NAMES):
+        sel = x[classes == i]
+        assert once[name]["pixels"] == sel.size
+        np.testing.assert_allclose([once[name]["mean"], once[name]["std"]], [sel.mean(), sel.std()], rtol=1e-12)
