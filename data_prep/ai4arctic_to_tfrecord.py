@@ -43,22 +43,24 @@ def define_flags():
     flags.DEFINE_float("val_fraction", 0.1, "Fraction of scenes for validation.")
     flags.DEFINE_integer("seed", 1, "Seed of the train/val split.")
     flags.DEFINE_string("truth_variable", "sic_truth", "Per-pixel truth variable stored when a scene has it ('' = never).")
+    flags.DEFINE_enum("land_mask", "distance_map", list(ai4arctic.LAND_MASKS),
+                      "distance_map: land pixels (class 0) leave every polygon and pixel loss; none: chart only.")
 
 
 class ConvertScene(beam.DoFn):
     """One scene -> keyed serialized patches (main output) + one report dict."""
 
-    def __init__(self, channels, patch_size, stride, downsample, raw_glob, truth_variable):
-        self.args = (tuple(channels), patch_size, stride, downsample, raw_glob, truth_variable)
+    def __init__(self, channels, patch_size, stride, downsample, raw_glob, truth_variable, land_mask):
+        self.args = (tuple(channels), patch_size, stride, downsample, raw_glob, truth_variable, land_mask)
 
     def process(self, element):
         path, split = element
-        channels, patch_size, stride, downsample, raw_glob, truth_variable = self.args
+        channels, patch_size, stride, downsample, raw_glob, truth_variable, land_mask = self.args
         report = {"path": path, "split": split}
         try:
             with beam_common.NETCDF_LOCK:  # libnetcdf is not thread-safe: see there
                 scene = ai4arctic.read_scene(path, channels, downsample, raw_glob=raw_glob,
-                                             truth_variable=truth_variable)
+                                             truth_variable=truth_variable, land_mask=land_mask)
             counts = {}
             examples = []
             sums = np.zeros(len(channels))
@@ -90,6 +92,7 @@ class ConvertScene(beam.DoFn):
                       dropped_unlabelled=counts["dropped_unlabelled"], max_polygons=max_k,
                       has_truth=scene.sic_truth is not None, sar_units=scene.sar_units,
                       pixel_spacing_m=scene.pixel_spacing_m,
+                      unlabelled_polygons={k: len(v) for k, v in scene.unlabelled_polygons.items()},
                       sum=sums.tolist(), sumsq=sumsq.tolist(), count=n.tolist())
         for key, rec in examples:
             yield split, key, rec
@@ -144,6 +147,11 @@ def build_info(reports, splits, shard_names, args):
         "max_polygons_per_patch": max([r["max_polygons"] for r in ok], default=0),
         "num_scenes_failed": len(reports) - len(ok),
         "num_patches_dropped_unlabelled": int(sum(r["dropped_unlabelled"] for r in ok)),
+        "land_mask": args["land_mask"],
+        # Per scene, polygons left unlabelled for being odd (a raster id polygon_codes lacks, a POLY_TYPE
+        # other than I/W); scenes without any are not listed.
+        "unlabelled_polygons": {r["scene_id"]: r["unlabelled_polygons"] for r in sorted(ok, key=lambda r: r["scene_id"])
+                                if r.get("unlabelled_polygons")},
         "splits": {},
     }
     for split in ("train", "val"):
@@ -159,7 +167,7 @@ def build_info(reports, splits, shard_names, args):
 def convert(input_glob, output_dir, beam_args=(), channels=ai4arctic.DEFAULT_CHANNELS, patch_size=256,
             stride=256, downsample=2, val_fraction=0.1, seed=1, raw_glob=None,
             truth_variable="sic_truth", overwrite=False, num_shards=0, shard_mb=128,
-            runner="DirectRunner"):
+            runner="DirectRunner", land_mask="distance_map"):
     """Run the conversion; returns (dataset_info dict, failed list)."""
     paths = sorted(p for p in glob.glob(input_glob) if os.path.isfile(p))
     if not paths:
@@ -182,8 +190,8 @@ def convert(input_glob, output_dir, beam_args=(), channels=ai4arctic.DEFAULT_CHA
             outputs = (p
                        | "Scenes" >> beam.Create([(path, split_of[path]) for path in paths])
                        | "Reshuffle" >> beam.Reshuffle()
-                       | "Convert" >> beam.ParDo(ConvertScene(channels, patch_size, stride, downsample,
-                                                              raw_glob, truth_variable)).with_outputs("report", main="examples"))
+                       | "Convert" >> beam.ParDo(ConvertScene(channels, patch_size, stride, downsample, raw_glob,
+                                                              truth_variable, land_mask)).with_outputs("report", main="examples"))
             for split in ("train", "val"):
                 if n_shards[split]:
                     (outputs.examples
@@ -195,7 +203,7 @@ def convert(input_glob, output_dir, beam_args=(), channels=ai4arctic.DEFAULT_CHA
         shard_names = {s: [beam_common.shard_name(s, i, n_shards[s]) for i in range(n_shards[s])]
                        for s in ("train", "val")}
         args = dict(channels=list(channels), patch_size=patch_size, stride=stride, downsample=downsample,
-                    val_fraction=val_fraction, seed=seed)
+                    val_fraction=val_fraction, seed=seed, land_mask=land_mask)
         failed = [{"path": r["path"], "error": r["error"]} for r in reports if "error" in r]
         if len(failed) == len(paths):
             raise InputError(failed[0]["path"], f"every scene failed; first: {failed[0]['error']}")
@@ -211,7 +219,7 @@ def main(argv):
         patch_size=FLAGS.patch_size, stride=FLAGS.stride, downsample=FLAGS.downsample,
         val_fraction=FLAGS.val_fraction, seed=FLAGS.seed, raw_glob=FLAGS.raw_glob,
         truth_variable=FLAGS.truth_variable, overwrite=FLAGS.overwrite,
-        num_shards=FLAGS.num_shards, shard_mb=FLAGS.shard_mb, runner=FLAGS.runner)
+        num_shards=FLAGS.num_shards, shard_mb=FLAGS.shard_mb, runner=FLAGS.runner, land_mask=FLAGS.land_mask)
     beam_common.print_failures(failed)
     tr, va = info["splits"]["train"], info["splits"]["val"]
     print(f"Converted {len(tr['scenes']) + len(va['scenes'])} scenes ({len(failed)} failed, listed in "

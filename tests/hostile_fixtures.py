@@ -140,6 +140,24 @@ def unknown_ct_poly_id(path):
     raise AssertionError("no CT 77 in " + path)
 
 
+def edit_odd_poly_type(ds):
+    """A labelled polygon present in the raster gets the SIGRID-3 type L (land): unlabelled, not fatal."""
+    rows = _codes(ds)
+    i = _labelled_present_row(ds)
+    rows[i] = _set_field(rows[i], -1, "L")
+    return _with_codes(ds, rows)
+
+
+def odd_poly_type_id(path):
+    """poly_id whose POLY_TYPE the odd-type edit set to L."""
+    with xr.open_dataset(path) as ds:
+        for row in _codes(ds)[1:]:
+            f = row.split(";")
+            if f[-1] == "L":
+                return int(f[0])
+    raise AssertionError("no POLY_TYPE L in " + path)
+
+
 def edit_small(ds):
     return ds.isel(sar_lines=slice(0, 48), sar_samples=slice(0, 48))
 
@@ -166,6 +184,7 @@ NETCDF_EDITS = {
     "codes_duplicate_ids": edit_duplicate_ids,
     "raster_id_not_in_table": edit_id_missing_from_table,
     "unknown_ct_code": edit_unknown_ct,
+    "odd_poly_type": edit_odd_poly_type,
     "smaller_than_patch": edit_small,
     "no_labelled_polygon": edit_no_label,
 }

@@ -63,6 +63,7 @@ class Scene:
     sar_units: str             # "dB" (raw) or "standard_scaled" (ready-to-train)
     sic_truth: np.ndarray | None = None  # float32 [H, W]
     class_charts: dict = dataclasses.field(default_factory=dict)  # the file's own AutoICE charts, uint8 [H, W]
+    unlabelled_polygons: dict = dataclasses.field(default_factory=dict)  # reason -> polygon ids made unlabelled
 
     @property
     def shape(self):
@@ -252,14 +253,19 @@ def _table(ds, path):
     return parse_polygon_codes(ds["polygon_codes"].values, source=path)
 
 
-def _unlabel_ids_missing_from_table(chart_ids, present, table, path):
-    """Raster ids that polygon_codes lacks become -1 (unlabelled), with a warning naming them."""
+def _unlabel_odd_polygons(chart_ids, present, table, path):
+    """Raster ids that polygon_codes lacks become -1 (unlabelled), with a warning naming them.
+
+    Returns {reason: ids} of the polygons left unlabelled for being odd: raster
+    ids the table lacks, and table rows whose POLY_TYPE is neither I nor W.
+    """
     missing = np.setdiff1d(present, table.ids)
     if len(missing):
         logging.warning("%s: polygon_icechart has id(s) %s that polygon_codes lacks; those pixels are unlabelled",
                         path, missing[:10].tolist())
         chart_ids[np.isin(chart_ids, missing)] = -1
-    return missing
+    odd = {"not_in_polygon_codes": missing.tolist(), "poly_type_not_i_or_w": table.odd_type_ids().tolist()}
+    return {k: v for k, v in odd.items() if v}
 
 
 def _class_charts(ds, f, shape):
@@ -303,18 +309,19 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
         arrays = _read_channels(ds, path, channels, f, in_db=True, raw_f=f)
         sar = _stack(arrays, channels, path)
         chart_ids = table = None
+        odd = {}
         if has_polygon_chart(ds, path):
             chart_ids, present = _chart_ids(ds, path, f, land_mask)
             if chart_ids.shape != sar.shape[:2]:
                 raise InputError(path, f"SAR {ds['nersc_sar_primary'].shape if 'nersc_sar_primary' in ds else sar.shape[:2]} and polygon_icechart {ds['polygon_icechart'].shape} differ in shape")
             table = _table(ds, path)
-            _unlabel_ids_missing_from_table(chart_ids, present, table, path)
+            odd = _unlabel_odd_polygons(chart_ids, present, table, path)
         truth = None
         if truth_variable and truth_variable in ds.variables:
             truth = block_mean(ds[truth_variable].values, f)
         return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar,
                      chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * f,
-                     sar_units="dB", sic_truth=truth)
+                     sar_units="dB", sic_truth=truth, unlabelled_polygons=odd)
 
 
 def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask):
@@ -352,8 +359,8 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
     if max(sar.shape[0] - h, chart_ids.shape[0] - h, sar.shape[1] - w, chart_ids.shape[1] - w) > 2:
         raise InputError(path, f"grid {sar.shape[:2]} does not match raw file {os.path.basename(raw_path)} grid {chart_ids.shape} at {spacing:g} m")
     chart_ids = chart_ids[:h, :w]
-    _unlabel_ids_missing_from_table(chart_ids, present, table, raw_path)
+    odd = _unlabel_odd_polygons(chart_ids, present, table, raw_path)
     return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar[:h, :w],
                  chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * downsample,
                  sar_units="standard_scaled", sic_truth=None if truth is None else truth[:h, :w],
-                 class_charts=_class_charts(ds, f, (h, w)))
+                 class_charts=_class_charts(ds, f, (h, w)), unlabelled_polygons=odd)
