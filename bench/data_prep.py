@@ -12,6 +12,12 @@ HH+HV, 256^2 patches, stride 256, 40 m -> 80 m) into a temporary folder.
 Input MB = the netCDF file's size. With --breakdown, the reading +
 downsampling step (`ai4arctic.read_scene`) is also timed on its own.
 
+With --downsample_sweep=2,10,20, only the downsampling sweep of
+bench/lib/dataprep.py runs: one raw scene (default 6000^2) converted at each
+factor in its own process (seconds, peak RSS, patches; 64^2 patches so that
+the 800 m grid still gives some) and `block_majority` timed alone; its
+figures go to the "downsample_sweep" key of data_prep.json.
+
 With --runners, only the runner comparison of bench/lib/runners.py runs
 (Flink and Spark need `make beam-engines`); its figures go to the "runners"
 key of data_prep.json, the other keys are kept.
@@ -24,6 +30,7 @@ import sys
 import tempfile
 import time
 
+from bench.lib import dataprep
 from bench.lib.data import CACHE_DIR, cached_raw_scene
 from bench.lib.machine import loadavg, num_cores, peak_rss_mb
 from bench.lib.results import print_table, progress, summary_line, write_result
@@ -39,7 +46,8 @@ def dir_mb(path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", type=int, default=10000, help="scene side in 40 m pixels")
+    ap.add_argument("--size", type=int, default=None,
+                    help="scene side in 40 m pixels (default 10000; 6000 with --downsample_sweep)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--breakdown", action="store_true", help="also time read_scene alone")
     ap.add_argument("--keep_output", default=None, help="keep the TFRecords in this folder")
@@ -48,7 +56,19 @@ def main(argv=None):
     ap.add_argument("--num_scenes", type=int, default=8, help="with --runners: sample scenes to convert")
     ap.add_argument("--scene_size", type=int, default=2048, help="with --runners: scene side in 40 m pixels")
     ap.add_argument("--workers", type=int, default=2, help="with --runners: processes / parallelism")
+    ap.add_argument("--downsample_sweep", default=None, help="convert at each factor instead, e.g. 2,10,20")
+    ap.add_argument("--sweep_patch_size", type=int, default=64, help="with --downsample_sweep: patch size = stride")
+    ap.add_argument("--sweep_repeats", type=int, default=1, help="with --downsample_sweep: vote timings, best of")
+    ap.add_argument("--majority_crop", type=int, default=1200,
+                    help="with --downsample_sweep: side of the crop the removed pairwise vote is timed on")
+    ap.add_argument("--pairwise_factors", default="2,10", help="with --downsample_sweep: factors timing it")
+    ap.add_argument("--child_downsample", type=int, default=None, help=argparse.SUPPRESS)  # one sweep factor
     args = ap.parse_args(argv)
+    if args.child_downsample:
+        return dataprep.child(args)
+    if args.downsample_sweep:
+        return dataprep.sweep(args, args.results_dir)
+    args.size = args.size or 10000
     if args.runners:
         from bench.lib import runners
 

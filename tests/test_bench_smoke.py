@@ -114,6 +114,39 @@ def test_data_prep(tmp_path):
     assert doc["input_mb"] > 0 and doc["seconds"] > 0
 
 
+def test_data_prep_downsample_sweep(tmp_path):
+    """One child per factor: per-factor seconds, peak RSS, patches and vote timings; other keys kept."""
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "data_prep.json").write_text(json.dumps({"benchmark": "data_prep", "seconds": 27.5}))
+    summary, doc = run_bench("data_prep", ["--downsample_sweep=2,4", "--size=512", "--sweep_patch_size=32",
+                                           "--majority_crop=128", "--pairwise_factors=2"], tmp_path)
+    assert doc["seconds"] == 27.5  # the whole-scene run's figures are kept
+    sweep = doc["downsample_sweep"]
+    assert sweep["factors"] == [2, 4] and sweep["size"] == 512 and sweep["patch_size"] == 32
+    assert [r["downsample"] for r in sweep["rows"]] == [2, 4]
+    for r in sweep["rows"]:
+        assert r["seconds"] > 0 and r["peak_rss_mb"] > 0 and r["patches"] > 0 and not r["failed"]
+        assert r["majority"]["seconds"] > 0 and r["majority"]["pixels"] == 512 * 512
+    # the finer grid cuts more 32^2 patches out of the same scene
+    assert sweep["rows"][0]["patches"] > sweep["rows"][1]["patches"]
+    ref = sweep["rows"][0]["majority"]["crop_reference"]
+    assert ref["crop"] == [128, 128] and ref["same_ids"] is True and ref["pairwise_s"] > 0
+    assert "crop_reference" not in sweep["rows"][1]["majority"]
+    assert {"f2_s", "f2_peak_mb", "f2_patches", "f4_s", "f4_peak_mb", "f4_patches", "flat"} <= set(summary)
+    assert int(summary["f4_patches"]) == sweep["rows"][1]["patches"]
+
+
+def test_data_prep_downsample_sweep_refuses_patchless_factor(tmp_path):
+    """A factor whose grid is smaller than one patch is refused before anything runs."""
+    proc = subprocess.run([sys.executable, "-m", "bench.data_prep", "--downsample_sweep=2,20", "--size=512",
+                           "--sweep_patch_size=32", f"--results_dir={tmp_path}"], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, env=dict(os.environ, TFSEAICE_BENCH_CACHE=str(tmp_path / "cache")))
+    assert proc.returncode != 0
+    assert "--downsample=20" in proc.stderr and "smaller than one patch" in proc.stderr
+    assert not (tmp_path / "data_prep.json").exists()
+
+
 def test_scripts_import_only_bench_lib():
     """No bench script imports another (shared code lives in bench/lib); no bench module over 400 lines."""
     import ast

@@ -178,6 +178,22 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def image_peak_rss_mb():
+    """Peak RSS of this process since its exec (VmHWM), MB; NaN where /proc is missing.
+
+    Unlike ru_maxrss, which Linux carries over exec from the forking parent's
+    peak, this is the child's own: what a per-configuration child must report.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
 def current_rss_mb():
     """Resident set size of this process now, MB (NaN where /proc is missing)."""
     try:

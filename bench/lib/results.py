@@ -52,6 +52,27 @@ def write_result(name, payload, results_dir=None):
     return path
 
 
+def merge_result(name, key, value, results_dir=None):
+    """Set `key` of RESULTS_DIR/NAME.json to `value`, keeping its other keys (atomically); returns the path.
+
+    A missing file is started with the benchmark's name and the machine.
+    """
+    path = os.path.join(results_dir or RESULTS_DIR, f"{name}.json")
+    doc = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            doc = json.load(f)
+    doc.setdefault("benchmark", name)
+    doc.setdefault("machine", machine_info())
+    doc[key] = value
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(doc, f, indent=2, default=_json_default)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
 def _json_default(o):
     try:
         import numpy as np

@@ -21,7 +21,7 @@ import time
 
 from bench.lib.data import CACHE_DIR
 from bench.lib.machine import REPO_DIR, loadavg, machine_info
-from bench.lib.results import RESULTS_DIR, print_table, progress, summary_line
+from bench.lib.results import merge_result, print_table, progress, summary_line
 
 ENGINES_DIR = os.path.join(REPO_DIR, ".cache", "beam-engines")
 CONVERTER = ["-m", "data_prep.ai4arctic_to_tfrecord", "--val_fraction=0.25", "--seed=1", "--num_shards=4"]
@@ -126,18 +126,8 @@ def main(args, results_dir):
                                         ("peak_rss_mb", "peak MB"), "identical_to_direct"],
                        title=f"\n{args.num_scenes} sample scenes of {args.scene_size}^2 px "
                              f"({result['input_mb']:.0f} MB netCDF), {args.workers} workers")
-    path = os.path.join(results_dir or RESULTS_DIR, "data_prep.json")
-    doc = {"benchmark": "data_prep"}
-    if os.path.exists(path):
-        with open(path) as f:
-            doc = json.load(f)
-    doc["runners"] = {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-                      "machine": machine_info(), **result}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(doc, f, indent=2)
-        f.write("\n")
-    os.replace(path + ".tmp", path)
+    path = merge_result("data_prep", "runners", {"command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+                                                 "machine": machine_info(), **result}, results_dir)
     print(f"wrote {path} (key \"runners\")")
     ok = all(r["exit_code"] == 0 and r.get("identical_to_direct") for r in result["rows"])
     summary_line({f"{r['runner']}_s": r["wall_s"] for r in result["rows"]})
