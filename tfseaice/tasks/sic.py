@@ -73,6 +73,7 @@ def polygon_table(batch):
 
 
 def _flat(x):
+    """A polygon term's values as one vector: ragged terms are; padded ones pass through."""
     return x.flat_values if isinstance(x, tf.RaggedTensor) else x
 
 
