@@ -178,6 +178,8 @@ def time_loss_only(args, batch):
             t = time.perf_counter()
             _ = [np.asarray(x) for x in fns[name](logits, ids, sic, count)]
             times[name].append(time.perf_counter() - t)
+    common.progress("loss+grad alone, median ms: " + ", ".join(
+        f"{name} {1e3 * np.median(v):.2f}" for name, v in times.items()))
     return times, out
 
 
