@@ -24,7 +24,7 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 QUIET_LOAD=${BENCH_QUIET_LOAD:-1.2}
 QUIET_WAIT=${BENCH_QUIET_WAIT_S:-20}
 RESULTS=${BENCH_RESULTS_DIR:-bench/results}
-ONLY=${BENCH_ONLY:-"regional_loss train_step input_pipeline scene_inference data_prep"}
+ONLY=${BENCH_ONLY:-"regional_loss ragged_vs_padded train_step input_pipeline scene_inference data_prep"}
 LOGDIR=$(mktemp -d /tmp/tfseaice-bench-logs.XXXXXX)
 mkdir -p "$RESULTS"
 
@@ -37,6 +37,7 @@ print('load', wait_for_quiet($QUIET_LOAD, $QUIET_WAIT), flush=True)"
 args_for() {
   case "$1" in
     regional_loss)   echo "--repeats=3" ;;
+    ragged_vs_padded) echo "--repeats=4" ;;
     train_step)      echo "--suite" ;;
     input_pipeline)  echo "--batches=60 --train_steps=4" ;;
     scene_inference) echo "--sizes=2500x2600,5000x5200 --variants=${BENCH_SCENE_VARIANTS:-512:4:bf16:0}" ;;

@@ -33,6 +33,14 @@ def run_bench(name, args, tmp_path, timeout=600):
     return summary, doc
 
 
+def test_ragged_vs_padded(tmp_path):
+    summary, doc = run_bench("ragged_vs_padded", ["--batch_size=2", "--patch_size=32", "--filters=4,4,8,8",
+                                                  "--steps=2", "--warmup=1", "--repeats=2", "--loss_calls=3"], tmp_path)
+    assert {"ragged_img_s", "padded_img_s", "slowdown_pct", "loss_ragged_ms", "equal"} <= set(summary)
+    assert summary["equal"] == "true" and doc["ragged_equals_padded"] is True
+    assert doc["loss_abs_diff"] < 1e-5
+
+
 def test_regional_loss(tmp_path):
     summary, doc = run_bench("regional_loss", ["--batch_size=2", "--patch_size=32", "--min_polygons=3",
                                                "--max_polygons=6", "--repeats=1"], tmp_path)

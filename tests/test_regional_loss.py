@@ -1,4 +1,8 @@
-"""Regional SIC loss: vectorised version == the paper's per-image, per-polygon loop."""
+"""Regional SIC loss: vectorised version == the paper's per-image, per-polygon loop.
+
+The per-polygon target table is a tf.RaggedTensor [B,(K_b)]; padded [B,K]
+tables are accepted and must give the same loss and gradients.
+"""
 
 import numpy as np
 import pytest
@@ -6,10 +10,11 @@ import tensorflow as tf
 
 from tfseaice import losses
 from tfseaice.distribute import make_strategy
-from tfseaice.losses import (pixel_sic_loss, polygon_means, rasterize_polygon_sic,
-                             regional_sic_loss)
+from tfseaice.losses import (as_polygon_table, pixel_sic_loss, polygon_means, polygon_segments,
+                             rasterize_polygon_sic, regional_sic_loss)
 
 B, H, W, K = 5, 16, 16, 7
+COUNTS = [4, 0, 1, 4, 7]  # real rows of each image's table in _batch()
 
 
 def _batch(seed=0):
@@ -40,6 +45,17 @@ def _batch(seed=0):
     sic[3, 4:] = 0.0
     pred = rng.uniform(0, 1, (B, H, W, 1)).astype(np.float32)
     return pred, ids, sic
+
+
+def _ragged(sic, counts=COUNTS):
+    """The table as a RaggedTensor built from Python lists (not from the padded tensor)."""
+    return tf.ragged.constant([list(sic[b, :n]) for b, n in enumerate(counts)], dtype=tf.float32,
+                              ragged_rank=1)
+
+
+def _table(kind, sic, counts=COUNTS):
+    return {"padded": sic, "ragged": _ragged(sic, counts),
+            "from_tensor": tf.RaggedTensor.from_tensor(sic, lengths=counts)}[kind]
 
 
 def _loop_terms(pred, ids, sic):
@@ -86,12 +102,16 @@ def _value_and_grad(fn, pred):
     return float(loss), tape.gradient(loss, var).numpy()
 
 
-@pytest.mark.parametrize("reduction,weighting", [
-    ("polygon", "polygon"), ("polygon", "area"), ("patch", "polygon"), ("patch", "area")])
-def test_loss_and_gradient_equal_loop(reduction, weighting):
+VARIANTS = [("polygon", "polygon"), ("polygon", "area"), ("patch", "polygon"), ("patch", "area")]
+
+
+@pytest.mark.parametrize("table", ["ragged", "padded"])
+@pytest.mark.parametrize("reduction,weighting", VARIANTS)
+def test_loss_and_gradient_equal_loop(reduction, weighting, table):
     pred, ids, sic = _batch()
+    targets = _table(table, sic)
     got, got_grad = _value_and_grad(
-        lambda p: regional_sic_loss(p, ids, sic, reduction=reduction, weighting=weighting), pred)
+        lambda p: regional_sic_loss(p, ids, targets, reduction=reduction, weighting=weighting), pred)
     want, want_grad = _value_and_grad(
         lambda p: _loop_loss(p, ids, sic, reduction, weighting), pred)
     assert got == pytest.approx(want, rel=1e-5, abs=1e-7)
@@ -108,9 +128,64 @@ def test_options_give_different_values():
     assert len({round(v, 6) for v in values.values()}) == 4, values
 
 
-def test_polygon_means_and_counts():
+@pytest.mark.parametrize("reduction,weighting", VARIANTS)
+def test_ragged_and_padded_tables_give_identical_loss_and_gradient(reduction, weighting):
     pred, ids, sic = _batch()
-    means, counts = (t.numpy() for t in polygon_means(pred, ids, K))
+    kwargs = dict(reduction=reduction, weighting=weighting)
+    want, want_grad = _value_and_grad(lambda p: regional_sic_loss(p, ids, sic, **kwargs), pred)
+    for kind in ("ragged", "from_tensor"):
+        targets = _table(kind, sic)
+        assert isinstance(targets, tf.RaggedTensor)
+        got, got_grad = _value_and_grad(lambda p: regional_sic_loss(p, ids, targets, **kwargs), pred)
+        assert got == pytest.approx(want, rel=1e-6, abs=0), kind
+        np.testing.assert_allclose(got_grad, want_grad, rtol=1e-6, atol=1e-9)
+    # and inside a tf.function (as in the train step), the same
+    graph = tf.function(lambda p, i, t: regional_sic_loss(p, i, t, **kwargs))
+    assert float(graph(pred, ids, _ragged(sic))) == pytest.approx(want, rel=1e-6)
+
+
+def test_segments_come_from_row_splits():
+    """Image b's polygon k is segment row_splits[b] + k; ids beyond the row (k >= K_b) are excluded."""
+    table = tf.ragged.constant([[0.1, 0.2], [], [0.3, 0.4, 0.5]])  # row_splits 0, 2, 2, 5
+    ids = np.array([[[0, 1], [2, -1]],      # id 2 >= K_0 = 2: excluded
+                    [[0, 0], [-1, -1]],     # empty row: nothing usable
+                    [[2, 1], [0, 3]]], np.int32)
+    segments, usable = (t.numpy() for t in polygon_segments(ids, table))
+    np.testing.assert_array_equal(segments, [0, 1, -1, -1, -1, -1, -1, -1, 4, 3, 2, -1])
+    np.testing.assert_array_equal(usable, segments >= 0)
+    pred = np.arange(12, dtype=np.float32).reshape(3, 2, 2) / 12
+    means, counts = polygon_means(pred, ids, table)
+    np.testing.assert_array_equal(means.row_splits.numpy(), [0, 2, 2, 5])
+    np.testing.assert_allclose(means.flat_values.numpy(), np.array([0, 1, 10, 9, 8]) / 12, rtol=1e-6)
+    np.testing.assert_array_equal(counts.flat_values.numpy(), [1, 1, 1, 1, 1])
+    # a padded table of width 3 would count image 0's id-2 pixel as a polygon with SIC 0
+    padded = table.to_tensor()
+    assert float(regional_sic_loss(pred, ids, padded)) != pytest.approx(
+        float(regional_sic_loss(pred, ids, table)), rel=1e-3)
+
+
+@pytest.mark.parametrize("reduction,weighting", VARIANTS)
+def test_xla_compiles_the_ragged_loss(reduction, weighting):
+    """jit_compile: the ragged table built from the padded one and its lengths, as in the train step."""
+    pred, ids, sic = _batch()
+    kwargs = dict(reduction=reduction, weighting=weighting)
+    want = float(regional_sic_loss(pred, ids, sic, **kwargs))
+    xla = tf.function(lambda p, i, s, n: regional_sic_loss(p, i, as_polygon_table(s, n), **kwargs),
+                      jit_compile=True)
+    assert float(xla(pred, ids, sic, np.array(COUNTS, np.int32))) == pytest.approx(want, rel=1e-5)
+
+
+def test_bad_table_rank_raises():
+    pred, ids, sic = _batch()
+    with pytest.raises(ValueError, match="per-polygon table"):
+        regional_sic_loss(pred, ids, sic[0])
+
+
+@pytest.mark.parametrize("table", ["ragged", "padded"])
+def test_polygon_means_and_counts(table):
+    pred, ids, sic = _batch()
+    means, counts = (t.to_tensor(shape=[B, K]).numpy()
+                     for t in polygon_means(pred, ids, _table(table, sic, [K] * B)))
     assert means.shape == (B, K) and counts.shape == (B, K)
     for img in range(B):
         for pid in range(K):
@@ -166,8 +241,8 @@ def test_nan_pred_on_excluded_pixels_and_nan_sic_are_ignored():
 
 def test_global_polygon_count_overrides_denominator():
     pred, ids, sic = _batch()
-    _, counts = polygon_means(pred, ids, K)
-    n = int(np.sum(counts.numpy() > 0))
+    _, counts = polygon_means(pred, ids, _ragged(sic))
+    n = int(np.sum(counts.flat_values.numpy() > 0))
     base = float(regional_sic_loss(pred, ids, sic))
     double = float(regional_sic_loss(pred, ids, sic, global_polygon_count=2 * n))
     assert double == pytest.approx(base / 2, rel=1e-6)
@@ -185,9 +260,10 @@ def test_bad_options_raise():
 
 # --- pixel-wise benchmark loss --------------------------------------------
 
-def test_rasterize_polygon_sic():
+@pytest.mark.parametrize("table", ["ragged", "padded"])
+def test_rasterize_polygon_sic(table):
     _, ids, sic = _batch()
-    target, usable = rasterize_polygon_sic(ids, sic)
+    target, usable = rasterize_polygon_sic(ids, _table(table, sic))
     for img in range(B):
         for r in range(H):
             for c in range(W):
@@ -196,8 +272,9 @@ def test_rasterize_polygon_sic():
                 assert float(target[img, r, c]) == (sic[img, pid] if pid >= 0 else 0.0)
 
 
+@pytest.mark.parametrize("table", ["ragged", "padded"])
 @pytest.mark.parametrize("kind", ["mse", "bce"])
-def test_pixel_loss_equals_loop(kind):
+def test_pixel_loss_equals_loop(kind, table):
     pred, ids, sic = _batch(1)
 
     def loop(p):
@@ -215,12 +292,13 @@ def test_pixel_loss_equals_loop(kind):
                 n += int(np.sum(ids[img] == pid))
         return total / n
 
-    got, got_grad = _value_and_grad(lambda p: pixel_sic_loss(p, ids, sic, loss=kind), pred)
+    targets = _table(table, sic)
+    got, got_grad = _value_and_grad(lambda p: pixel_sic_loss(p, ids, targets, loss=kind), pred)
     want, want_grad = _value_and_grad(loop, pred)
     assert got == pytest.approx(want, rel=1e-5)
     np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-6)
     empty, grad = _value_and_grad(
-        lambda p: pixel_sic_loss(p, np.full_like(ids, -1), sic, loss=kind), pred)
+        lambda p: pixel_sic_loss(p, np.full_like(ids, -1), targets, loss=kind), pred)
     assert empty == 0.0 and np.all(grad == 0)
 
 
@@ -276,6 +354,41 @@ def test_mirrored_loss_and_gradient_equal_single_device(reduction, weighting, lo
     same = (np.isclose(got, want, rtol=1e-5, atol=0)
             and np.allclose(got_grad, want_grad, rtol=1e-5, atol=1e-7))
     assert same != local_count, (got, want)
+
+
+@pytest.mark.parametrize("reduction,weighting", [("polygon", "area"), ("patch", "polygon")])
+def test_mirrored_ragged_table_equals_single_device(reduction, weighting):
+    """Two replicas, each given its images' ragged table: same loss and gradients as one device."""
+    pred, ids, sic = _mirrored_batch()
+    counts = [6, 6, 1, 1]
+    kwargs = dict(reduction=reduction, weighting=weighting)
+    want, want_grad = _value_and_grad(lambda p: regional_sic_loss(p, ids, sic, **kwargs), pred)
+    strategy = make_strategy("mirrored", 2)
+
+    def shard(array, ragged=False):
+        def part(ctx):
+            lo = 2 * ctx.replica_id_in_sync_group
+            if ragged:
+                return tf.RaggedTensor.from_tensor(array[lo:lo + 2], lengths=counts[lo:lo + 2])
+            return tf.constant(array[lo:lo + 2])
+        return strategy.experimental_distribute_values_from_function(part)
+
+    def step(p, i, s):
+        assert isinstance(s, tf.RaggedTensor)
+        with tf.GradientTape() as tape:
+            tape.watch(p)
+            loss = regional_sic_loss(p, i, s, **kwargs)
+        return loss, tape.gradient(loss, p)
+
+    per_loss, per_grad = strategy.run(tf.function(step),
+                                      args=(shard(pred), shard(ids), shard(sic, ragged=True)))
+    got = float(strategy.reduce(tf.distribute.ReduceOp.SUM, per_loss, axis=None))
+    got_grad = np.concatenate([g.numpy() for g in strategy.experimental_local_results(per_grad)])
+    assert got == pytest.approx(want, rel=1e-5)
+    np.testing.assert_allclose(got_grad, want_grad, rtol=1e-5, atol=1e-7)
+    # each replica alone would divide by its own count: a different number
+    local = [float(regional_sic_loss(pred[i:i + 2], ids[i:i + 2], sic[i:i + 2], **kwargs)) for i in (0, 2)]
+    assert abs(sum(local) - want) > 1e-3
 
 
 def test_mirrored_pixel_loss_equals_single_device():

@@ -176,6 +176,50 @@ def test_overfit_tiny_batch_and_evaluate_matches_hand_computation(cls):
     assert want["rmse"] < 0.2 and want["rmse"] < 0.6 * initial
 
 
+def test_train_step_calls_regional_sic_loss_with_ragged_table(monkeypatch):
+    """The step hands regional_sic_loss the table as a RaggedTensor with polygon_count rows."""
+    from tfseaice.tasks import sic
+
+    seen = []
+
+    def spy(pred, polygon_ids, table, **kwargs):
+        seen.append((table, kwargs))
+        return losses.regional_sic_loss(pred, polygon_ids, table, **kwargs)
+
+    monkeypatch.setattr(sic, "regional_sic_loss", spy)
+    batch = make_batch()
+    model = _model(SicRegionalModel, reduction="patch", weighting="area")
+    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+    model.train_on_batch(batch)
+    assert len(seen) == 1
+    table, kwargs = seen[0]
+    assert isinstance(table, tf.RaggedTensor)
+    np.testing.assert_array_equal(table.row_lengths().numpy(), batch["polygon_count"])
+    np.testing.assert_array_equal(table.flat_values.numpy(),
+                                  np.concatenate([batch["polygon_sic"][i, :n]
+                                                  for i, n in enumerate(batch["polygon_count"])]))
+    assert kwargs["reduction"] == "patch" and kwargs["weighting"] == "area"
+
+
+@pytest.mark.parametrize("cls,kwargs", VARIANTS[:3], ids=VARIANT_IDS[:3])
+def test_batch_without_polygon_count_and_xla_give_the_same_logs(cls, kwargs):
+    """Rows of polygon_count, rows of the padded width K (no count) and XLA: same loss and metrics."""
+    batch = make_batch()
+    model = _model(cls, **kwargs)
+    model.compile(optimizer="sgd")
+    want = model.test_on_batch(batch, return_dict=True)
+    without = {k: v for k, v in batch.items() if k != "polygon_count"}
+    model.reset_metrics()
+    got = model.test_on_batch(without, return_dict=True)
+    xla = _model(cls, **kwargs)
+    xla.compile(optimizer="sgd", jit_compile=True)
+    assert xla.jit_compile  # else this compares nothing new
+    got_xla = xla.test_on_batch(batch, return_dict=True)
+    for key in ("loss", "polygon_rmse", "polygon_r2"):
+        assert got[key] == pytest.approx(want[key], rel=1e-6), key
+        assert got_xla[key] == pytest.approx(want[key], rel=1e-4), key
+
+
 def test_predict_call_and_dict_input():
     batch = make_batch()
     model = _model(SicRegionalModel)

@@ -2,11 +2,14 @@
 
 # --- regional (per-polygon) SIC loss -----------------------------------------
 # Conventions: pred [B,H,W,1] or [B,H,W] in [0,1]; polygon_ids [B,H,W] int,
-# patch-local 0..K-1, -1 (or any id outside 0..K-1) = pixel not usable;
-# polygon_sic [B,K] float32, padded (padding rows have no pixels, NaN rows are
-# ignored). Segments are (image, polygon) pairs: segment = b*K + id, plus one
-# trailing "dump" segment for unusable pixels, so one unsorted_segment_sum
-# over the whole batch replaces the paper's per-image, per-polygon loop.
+# patch-local 0..K_b-1, -1 (or any id outside 0..K_b-1) = pixel not usable;
+# the per-polygon target table is a tf.RaggedTensor [B,(K_b)] float32: row b is
+# image b's charted SIC per polygon (NaN = unknown, ignored). A padded [B,K]
+# tensor is accepted too and read as K polygons per image (padding rows have no
+# pixel, so they never count). Segments are (image, polygon) pairs: image b's
+# polygon k is segment row_splits[b] + k, unusable pixels get segment -1 (the
+# segment ops drop negative ids), so one unsorted_segment_mean over the whole
+# batch replaces the paper's per-image, per-polygon loop (Algorithm 1).
 
 import tensorflow as tf  # noqa: E402
 
@@ -28,52 +31,107 @@ def cross_replica_sum(x):
     return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x)
 
 
-def polygon_means(pred, polygon_ids, num_polygons):
+def as_polygon_table(polygon_sic, num_polygons=None):
+    """The per-polygon target table as a float32 RaggedTensor [B,(K_b)].
+
+    A RaggedTensor is returned as is (cast to float32). A padded [B,K] tensor
+    becomes rows of `num_polygons` [B] entries (the real rows), or of all K
+    entries when `num_polygons` is None (the loss is the same: padding rows
+    have no pixel).
+    """
+    if isinstance(polygon_sic, tf.RaggedTensor):
+        return tf.cast(polygon_sic, tf.float32)
+    dense = tf.cast(tf.convert_to_tensor(polygon_sic), tf.float32)
+    if dense.shape.rank is not None and dense.shape.rank != 2:
+        raise ValueError("the per-polygon table must be a RaggedTensor [B,(K_b)] or padded [B,K], "
+                         f"got shape {dense.shape}")
+    if num_polygons is None:
+        return tf.RaggedTensor.from_tensor(dense)
+    return tf.RaggedTensor.from_tensor(dense, lengths=tf.cast(num_polygons, tf.int64))
+
+
+def polygon_segments(polygon_ids, table):
+    """(segment [B*H*W] int32, usable [B*H*W] bool) of every pixel for `table`'s rows.
+
+    Pixel (b, y, x) with id k in 0..K_b-1 is segment row_splits[b] + k; any
+    other pixel is -1 and not usable.
+    """
+    ids = tf.cast(tf.convert_to_tensor(polygon_ids), tf.int32)
+    splits = tf.cast(table.row_splits, tf.int32)
+    starts = tf.reshape(splits[:-1], [-1, 1, 1])
+    lengths = tf.reshape(splits[1:], [-1, 1, 1]) - starts
+    usable = (ids >= 0) & (ids < lengths)
+    segments = tf.where(usable, ids + starts, -1)
+    return tf.reshape(segments, [-1]), tf.reshape(usable, [-1])
+
+
+def _num_segments(table):
+    """Number of (image, polygon) pairs, from the values' shape.
+
+    Not row_splits[-1]: XLA (jit_compile) bounds a shape-derived size, but
+    rejects sizes read from tensor values ("must be a compile-time constant").
+    """
+    n = table.flat_values.shape[0]
+    return n if n is not None else tf.shape(table.flat_values, out_type=tf.int32)[0]
+
+
+def _row_ids(table):
+    """Image index of every (image, polygon) pair, [N] int32.
+
+    searchsorted over the row splits rather than RaggedTensor.value_rowids(),
+    whose tf.range of a value-dependent size XLA cannot compile.
+    """
+    splits = tf.cast(table.row_splits, tf.int32)
+    return tf.searchsorted(splits[1:], tf.range(_num_segments(table)), side="right")
+
+
+def polygon_means(pred, polygon_ids, polygon_sic):
     """Mean prediction over the usable pixels of every (image, polygon) pair.
 
     Args:
       pred: [B,H,W,1] or [B,H,W] float.
-      polygon_ids: [B,H,W] int, patch-local ids; ids outside 0..num_polygons-1
-        (e.g. -1) are excluded.
-      num_polygons: K (python int or scalar tensor).
+      polygon_ids: [B,H,W] int, patch-local ids; ids outside 0..K_b-1 (e.g.
+        -1) are excluded.
+      polygon_sic: the target table (RaggedTensor [B,(K_b)] or padded [B,K]);
+        only its row lengths are used here.
 
     Returns:
-      (pred_mean [B,K] float32, count [B,K] float32 usable pixels per pair);
-      pred_mean is 0 where count is 0.
+      (pred_mean, count) RaggedTensors [B,(K_b)] float32 with the table's row
+      splits: the mean (tf.math.unsorted_segment_mean; 0 where count is 0) and
+      the number of usable pixels of each pair.
     """
-    ids = tf.cast(tf.convert_to_tensor(polygon_ids), tf.int32)
-    pred = tf.reshape(tf.cast(pred, tf.float32), tf.shape(ids))
-    b = tf.shape(ids)[0]
-    k = tf.cast(num_polygons, tf.int32)
-    valid = (ids >= 0) & (ids < k)
-    offsets = tf.reshape(tf.range(b) * k, [-1, 1, 1])
-    dump = b * k
-    segments = tf.reshape(tf.where(valid, ids + offsets, dump), [-1])
-    sums = tf.math.unsorted_segment_sum(tf.reshape(pred, [-1]), segments, dump + 1)[:-1]
-    counts = tf.math.unsorted_segment_sum(
-        tf.reshape(tf.cast(valid, tf.float32), [-1]), segments, dump + 1)[:-1]
-    means = sums / tf.maximum(counts, 1.0)
-    return tf.reshape(means, [b, k]), tf.reshape(counts, [b, k])
+    table = as_polygon_table(polygon_sic)
+    segments, _ = polygon_segments(polygon_ids, table)
+    pred = tf.reshape(tf.cast(pred, tf.float32), [-1])
+    n = _num_segments(table)
+    means = tf.math.unsorted_segment_mean(pred, segments, n)
+    # Ones over all pixels (segment -1 is dropped): the very op unsorted_segment_mean
+    # runs for its divisor, so in a tf.function Grappler computes it once (a sum of
+    # the usable mask instead would be a third pass over the pixels, ~+25 % loss time).
+    counts = tf.math.unsorted_segment_sum(tf.ones(tf.shape(segments), pred.dtype), segments, n)
+    return table.with_flat_values(means), table.with_flat_values(counts)
 
 
 def polygon_terms(pred, polygon_ids, polygon_sic):
     """Per-(image, polygon) pieces of the regional loss and the polygon metrics.
 
-    Returns a dict of [B,K] float32 tensors:
+    `polygon_sic` is the target table (see as_polygon_table). Returns a dict of
+    RaggedTensors [B,(K_b)] float32 with the table's row splits:
       pred_mean  predicted polygon SIC (mean over usable pixels; 0 if absent)
       target     charted polygon SIC (0 where absent)
       count      usable pixels of the polygon in this patch
       present    1.0 where count > 0 and the charted SIC is finite, else 0.0
       sq_err     (pred_mean - target)**2 where present, else 0
     """
-    polygon_sic = tf.cast(tf.convert_to_tensor(polygon_sic), tf.float32)
-    pred_mean, count = polygon_means(pred, polygon_ids, tf.shape(polygon_sic)[1])
-    present = (count > 0) & tf.math.is_finite(polygon_sic)
-    target = tf.where(present, polygon_sic, tf.zeros_like(polygon_sic))
+    table = as_polygon_table(polygon_sic)
+    pred_mean, count = polygon_means(pred, polygon_ids, table)
+    sic, mean, n = table.flat_values, pred_mean.flat_values, count.flat_values
+    present = (n > 0) & tf.math.is_finite(sic)
+    target = tf.where(present, sic, tf.zeros_like(sic))
     presentf = tf.cast(present, tf.float32)
-    sq_err = tf.square(pred_mean - target) * presentf
-    return {"pred_mean": pred_mean, "target": target, "count": count,
-            "present": presentf, "sq_err": sq_err}
+    sq_err = tf.square(mean - target) * presentf
+    return {"pred_mean": pred_mean, "target": table.with_flat_values(target), "count": count,
+            "present": table.with_flat_values(presentf), "sq_err": table.with_flat_values(sq_err)}
 
 
 def reduce_regional_loss(terms, *, reduction="polygon", weighting="polygon",
@@ -85,14 +143,18 @@ def reduce_regional_loss(terms, *, reduction="polygon", weighting="polygon",
         weighting = "polygon"
     if weighting not in REGIONAL_WEIGHTINGS:
         raise ValueError(f"weighting must be one of {REGIONAL_WEIGHTINGS}, got {weighting!r}")
-    weight = terms["present"] * (terms["count"] if weighting == "area" else 1.0)
-    weighted = weight * terms["sq_err"]
+    present = terms["present"]
+    weight = present.flat_values * (terms["count"].flat_values if weighting == "area" else 1.0)
+    weighted = weight * terms["sq_err"].flat_values
     if reduction == "polygon":
         numerator = tf.reduce_sum(weighted)
         denominator = tf.reduce_sum(weight)
     else:
-        patch_weight = tf.reduce_sum(weight, axis=1)
-        patch_loss = tf.math.divide_no_nan(tf.reduce_sum(weighted, axis=1), patch_weight)
+        rows = _row_ids(present)
+        nrows = tf.shape(present.row_splits, out_type=tf.int32)[0] - 1
+        patch_weight = tf.math.unsorted_segment_sum(weight, rows, nrows)
+        patch_loss = tf.math.divide_no_nan(tf.math.unsorted_segment_sum(weighted, rows, nrows),
+                                           patch_weight)
         numerator = tf.reduce_sum(patch_loss)
         denominator = tf.reduce_sum(tf.cast(patch_weight > 0, tf.float32))
     if global_polygon_count is None:
@@ -103,7 +165,7 @@ def reduce_regional_loss(terms, *, reduction="polygon", weighting="polygon",
 
 
 def regional_sic_loss(pred, polygon_ids, polygon_sic, *, reduction="polygon",
-                      weighting="polygon", global_polygon_count=None):
+                      weighting="polygon", global_polygon_count=None, return_terms=False):
     """Regional (weak-label) SIC loss, paper Eq. 1, vectorised over the batch.
 
     Each (image, polygon) pair's prediction is the mean of `pred` over the
@@ -113,7 +175,8 @@ def regional_sic_loss(pred, polygon_ids, polygon_sic, *, reduction="polygon",
     Args:
       pred: [B,H,W,1] or [B,H,W] predicted pixel SIC in [0, 1].
       polygon_ids: [B,H,W] int32 patch-local ids, -1 = excluded.
-      polygon_sic: [B,K] float32 charted SIC, padded.
+      polygon_sic: the per-polygon target table, tf.RaggedTensor [B,(K_b)]
+        float32 (or padded [B,K]: K polygons per image, see as_polygon_table).
       reduction: "polygon" (default): mean squared error over all present
         (image, polygon) pairs of the batch, every polygon weighted equally.
         "patch": mean over the polygons of each patch, then mean over the
@@ -128,41 +191,49 @@ def regional_sic_loss(pred, polygon_ids, polygon_sic, *, reduction="polygon",
         sum divided by the global denominator, so the per-replica losses (and
         gradients) sum to the single-device ones, which is what Keras' summing
         of gradients over replicas expects.
+      return_terms: also return the `polygon_terms` dict (the polygon metrics
+        use it; saves computing the segment means twice).
 
     Returns:
-      scalar float32; 0 (with zero, finite gradients) if no polygon is present.
+      scalar float32 (or (loss, terms)); 0 (with zero, finite gradients) if no
+      polygon is present.
     """
     terms = polygon_terms(pred, polygon_ids, polygon_sic)
-    return reduce_regional_loss(terms, reduction=reduction, weighting=weighting,
+    loss = reduce_regional_loss(terms, reduction=reduction, weighting=weighting,
                                 global_polygon_count=global_polygon_count)
+    return (loss, terms) if return_terms else loss
 
 
 def rasterize_polygon_sic(polygon_ids, polygon_sic):
     """Per-pixel chart SIC from patch-local ids: (target [B,H,W], usable [B,H,W] bool).
 
-    A pixel is usable if its id is in 0..K-1 and that polygon's SIC is finite;
-    target is 0 elsewhere.
+    `polygon_sic` is the target table (RaggedTensor [B,(K_b)] or padded
+    [B,K]). A pixel is usable if its id is in 0..K_b-1 and that polygon's SIC
+    is finite; target is 0 elsewhere.
     """
-    ids = tf.cast(tf.convert_to_tensor(polygon_ids), tf.int32)
-    polygon_sic = tf.cast(tf.convert_to_tensor(polygon_sic), tf.float32)
-    k = tf.shape(polygon_sic)[1]
-    valid = (ids >= 0) & (ids < k)
-    # one extra column so that excluded pixels (and K == 0) gather a real entry
-    padded = tf.concat([polygon_sic, tf.zeros_like(polygon_sic[:, :1])], axis=1)
-    target = tf.gather(padded, tf.where(valid, ids, k), batch_dims=1)
-    valid = valid & tf.math.is_finite(target)
-    return tf.where(valid, target, tf.zeros_like(target)), valid
+    ids = tf.convert_to_tensor(polygon_ids)
+    table = as_polygon_table(polygon_sic)
+    segments, usable = polygon_segments(ids, table)
+    values = table.flat_values
+    # one extra entry so that excluded pixels (and an empty table) gather a real one
+    padded = tf.concat([values, tf.zeros([1], values.dtype)], axis=0)
+    target = tf.gather(padded, tf.where(usable, segments, tf.shape(values, out_type=tf.int32)[0]))
+    usable = usable & tf.math.is_finite(target)
+    target = tf.where(usable, target, tf.zeros_like(target))
+    shape = tf.shape(ids)
+    return tf.reshape(target, shape), tf.reshape(usable, shape)
 
 
 def pixel_sic_loss(pred, polygon_ids, polygon_sic, *, loss="mse", global_pixel_count=None,
                    epsilon=1e-7):
     """Pixel-wise benchmark loss on the rasterised chart (paper's baseline U-Net).
 
-    Every usable pixel's target is its polygon's SIC; the loss is the mean over
-    all usable pixels of the global batch of the squared error (loss="mse") or
-    the binary cross-entropy with soft targets (loss="bce"). As in
-    regional_sic_loss, the pixel count is all-reduced across replicas unless
-    `global_pixel_count` is given. 0 if no pixel is usable.
+    Every usable pixel's target is its polygon's SIC (`polygon_sic`: the target
+    table, as in regional_sic_loss); the loss is the mean over all usable
+    pixels of the global batch of the squared error (loss="mse") or the binary
+    cross-entropy with soft targets (loss="bce"). As in regional_sic_loss, the
+    pixel count is all-reduced across replicas unless `global_pixel_count` is
+    given. 0 if no pixel is usable.
     """
     if loss not in PIXEL_LOSSES:
         raise ValueError(f"loss must be one of {PIXEL_LOSSES}, got {loss!r}")

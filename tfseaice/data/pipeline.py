@@ -3,7 +3,9 @@
 Shards are read interleaved, examples parsed in parallel, shuffled and
 augmented with seeded stateless ops (same seed -> same batches), batched with
 the per-polygon tables padded to a fixed width (`polygon_count` says how many
-rows are real), and prefetched.
+rows are real), and prefetched. The SIC models' steps turn the padded table
+into a RaggedTensor [B,(K_b)] (`tasks.sic.polygon_table` says why not here:
+Keras' fit under tf.distribute cannot take ragged batches).
 
 Scaling out (used by `training.run_training`):
 - `shard_across_workers` tells tf.distribute how to split a dataset between

@@ -12,7 +12,10 @@ batched) and report the same trackers, so they can be compared:
 
 Batch dict keys used: `sar` [B,H,W,C] float32 dB (NaN allowed),
 `polygon_ids` [B,H,W] int32 (-1 = not usable), `polygon_sic` [B,K] float32
-padded. Every other key (polygon_count, scene_id, sic_truth, ...) is ignored.
+padded, optional `polygon_count` [B] int (its real rows). The train and test
+steps turn the padded table into the per-polygon target table, a
+tf.RaggedTensor [B,(K_b)] (see `polygon_table`), and hand it to the losses.
+Every other key (scene_id, sic_truth, ...) is ignored.
 
 Under MirroredStrategy the losses divide each replica's sum by the all-reduced
 global count, so one device and N replicas train identically (the U-Net's
@@ -29,8 +32,8 @@ import keras
 import tensorflow as tf
 
 from tfseaice.losses import (PIXEL_LOSSES, REGIONAL_REDUCTIONS, REGIONAL_WEIGHTINGS,
-                             cross_replica_sum, pixel_sic_loss, polygon_terms,
-                             reduce_regional_loss)
+                             as_polygon_table, cross_replica_sum, pixel_sic_loss, polygon_terms,
+                             regional_sic_loss)
 from tfseaice import viz
 from tfseaice.data import pipeline
 from tfseaice.metrics import PooledRegressionMetric
@@ -52,6 +55,28 @@ def _batch_dict(data):
     if missing:
         raise KeyError(f"SIC batch is missing {missing}; it needs {REQUIRED_KEYS}")
     return data
+
+
+def polygon_table(batch):
+    """The batch's per-polygon target table: a tf.RaggedTensor [B,(K_b)] float32.
+
+    Built here, in the step, from the padded `polygon_sic` [B,K] and
+    `polygon_count` [B], not batched ragged by tf.data: Keras 3's fit/evaluate
+    under a tf.distribute strategy first reduce one batch across the replicas
+    to build the model (`_maybe_symbolic_build`: strategy.reduce("MEAN",
+    batch)), which fails on a RaggedTensor ("'RaggedTensor' object has no
+    attribute 'device'", Keras 3.15, TF 2.21), although
+    `experimental_distribute_dataset` itself splits ragged batches fine. The
+    fixed-width padded batch also keeps every step's input shapes static (one
+    trace). A batch without `polygon_count`: rows of all K entries (the
+    padding rows have no pixel, so the loss and the polygon metrics are the same).
+    """
+    return as_polygon_table(batch["polygon_sic"], batch.get("polygon_count"))
+
+
+def _flat(x):
+    """A polygon term's values as one vector: ragged terms are; padded ones pass through."""
+    return x.flat_values if isinstance(x, tf.RaggedTensor) else x
 
 
 class _SicModel(keras.Model):
@@ -77,23 +102,23 @@ class _SicModel(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.polygon_rmse_tracker, self.polygon_r2_tracker]
 
-    def task_loss(self, pred, batch, terms):
-        """The replica's share of the global-batch loss (subclasses)."""
+    def task_loss(self, pred, polygon_ids, table):
+        """(the replica's share of the global-batch loss, `losses.polygon_terms` dict) (subclasses)."""
         raise NotImplementedError
 
     def _forward(self, batch, training):
         pred = self(batch["sar"], training=training)
-        terms = polygon_terms(pred, batch["polygon_ids"], batch["polygon_sic"])
-        return pred, terms, self.task_loss(pred, batch, terms)
+        table = polygon_table(batch)
+        loss, terms = self.task_loss(pred, batch["polygon_ids"], table)
+        return pred, terms, loss
 
     def _update_metrics(self, loss, terms):
         # `loss` is this replica's share; every replica records the global value,
         # so the Mean's summed-over-replicas total/count is the global mean.
         self.loss_tracker.update_state(cross_replica_sum(tf.stop_gradient(loss)))
-        self.polygon_rmse_tracker.update_state(terms["target"], terms["pred_mean"],
-                                               sample_weight=terms["present"])
-        self.polygon_r2_tracker.update_state(terms["target"], terms["pred_mean"],
-                                             sample_weight=terms["present"])
+        target, pred_mean, present = (_flat(terms[k]) for k in ("target", "pred_mean", "present"))
+        self.polygon_rmse_tracker.update_state(target, pred_mean, sample_weight=present)
+        self.polygon_r2_tracker.update_state(target, pred_mean, sample_weight=present)
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
@@ -146,8 +171,9 @@ class SicRegionalModel(_SicModel):
         self.reduction = reduction
         self.weighting = weighting
 
-    def task_loss(self, pred, batch, terms):
-        return reduce_regional_loss(terms, reduction=self.reduction, weighting=self.weighting)
+    def task_loss(self, pred, polygon_ids, table):
+        return regional_sic_loss(pred, polygon_ids, table, reduction=self.reduction,
+                                 weighting=self.weighting, return_terms=True)
 
     def get_config(self):
         config = super().get_config()
@@ -170,9 +196,9 @@ class SicPixelModel(_SicModel):
             raise ValueError(f"loss must be one of {PIXEL_LOSSES}, got {loss!r}")
         self.pixel_loss = loss
 
-    def task_loss(self, pred, batch, terms):
-        return pixel_sic_loss(pred, batch["polygon_ids"], batch["polygon_sic"],
-                              loss=self.pixel_loss)
+    def task_loss(self, pred, polygon_ids, table):
+        loss = pixel_sic_loss(pred, polygon_ids, table, loss=self.pixel_loss)
+        return loss, polygon_terms(pred, polygon_ids, table)
 
     def get_config(self):
         config = super().get_config()
