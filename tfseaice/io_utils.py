@@ -72,6 +72,20 @@ def write_json(path, obj):
             f.write(text)
 
 
+def read_json(path, missing=None):
+    """The JSON object in a local file; `missing` when the file does not exist.
+
+    A file that is not valid JSON (e.g. truncated) raises InputError naming it.
+    """
+    if not os.path.isfile(path):
+        return missing
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, f"is not valid JSON ({exc})") from None
+
+
 def _json_default(obj):
     import numpy as np
 

@@ -6,6 +6,8 @@ import os
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tfseaice.io_utils import read_json
+
 META_FILE = os.path.join("assets.extra", "tfseaice.json")
 
 
@@ -18,11 +20,7 @@ def write_export_meta(export_dir, meta):
 
 def read_export_meta(export_dir):
     """The dict of `assets.extra/tfseaice.json`, or {} for a SavedModel without it."""
-    path = os.path.join(export_dir, META_FILE)
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
+    return read_json(os.path.join(export_dir, META_FILE), missing={})
 
 
 def describe_saved_model(path):

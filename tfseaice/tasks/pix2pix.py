@@ -21,7 +21,6 @@ Trackers (train): gen_total, gen_gan, gen_l1, disc_loss. Validation
 paper Eq. 6, on [0, 1] images) and ssim (tfseaice.metrics.ssim settings).
 """
 
-import json
 import math
 import os
 
@@ -258,11 +257,8 @@ def score_generator(generator, dataset, num_classes=NUM_CLASSES, max_batches=Non
 
 
 def read_scores(model_dir):
-    path = os.path.join(model_dir, SCORES_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
+    """checkpoint_scores.json of a model folder ({} before the first periodic checkpoint)."""
+    return io_utils.read_json(os.path.join(model_dir, SCORES_FILE), missing={})
 
 
 def checkpoint_path(model_dir, epoch):
