@@ -10,6 +10,9 @@ Score predictions against the reference files with
 `python -m tfseaice.evaluate --task=sic ... --reference_glob='ref/*_reference.nc'`.
 """
 
+# First: oneDNN kernels on before anything imports TensorFlow (see tfseaice/onednn.py).
+import tfseaice.onednn  # noqa: F401  isort: skip
+
 import glob
 import os
 

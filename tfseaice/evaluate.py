@@ -18,6 +18,9 @@ pix2pix (per-checkpoint curves, Table I row, FCN-score):
       [--data_dir=...] [--epoch=N] [--zones_model_dir=...] [--out_dir=...]
 """
 
+# First: oneDNN kernels on before anything imports TensorFlow (see tfseaice/onednn.py).
+import tfseaice.onednn  # noqa: F401  isort: skip
+
 import glob
 import os
 

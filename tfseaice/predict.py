@@ -31,6 +31,9 @@ fp32; the precision used is the global attribute `inference_precision` of OUT.nc
 SavedModel is float32 (served models must run on any CPU): with --saved_model, auto means fp32.
 """
 
+# First: oneDNN kernels on before anything imports TensorFlow (see tfseaice/onednn.py).
+import tfseaice.onednn  # noqa: F401  isort: skip
+
 import os
 import shlex
 import sys

@@ -9,8 +9,9 @@ Tiling (what the blending guarantees)
 -------------------------------------
 * The scene is (virtually) padded at the bottom/right to a multiple of
   `ALIGN` = 16 by reflection, exactly as a one-shot prediction of the whole
-  scene would be padded. Tiles are `tile` x `tile` (rounded up to a multiple
-  of 16, or the padded scene size if smaller), and every tile origin is a
+  scene would be padded. Tiles are at most `tile` x `tile` (rounded up to a
+  multiple of 16, or the padded scene size if smaller; along each axis shrunk to
+  the smallest multiple of 16 that needs no more tiles), and every tile origin is a
   multiple of 16. A U-Net with 4 pooling levels is only shift-equivariant for
   shifts by multiples of 16, so this alignment is what makes a tile compute the
   same numbers as the one-shot prediction at the same pixels.
@@ -97,10 +98,21 @@ def _ramp(d, margin, ramp):
     return np.where(d < margin, 0.0, np.where(x >= 1, 1.0, 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0, 1))))
 
 
+def _origins(padded, size, overlap):
+    """Tile origins (multiples of ALIGN) covering `padded` with tiles of `size` overlapping >= `overlap`."""
+    if size >= padded:
+        return (0,)
+    step = (size - overlap) // ALIGN * ALIGN
+    return tuple(range(0, padded - size, step)) + (padded - size,)
+
+
 def axis_tiles(length, tile, overlap):
     """Tile layout along one axis (see the module docstring).
 
-    `tile=None` means one tile covering the whole (padded) axis.
+    `tile` is the largest tile length: the tiles are shrunk to the smallest multiple of
+    ALIGN that covers the axis with no more tiles than `tile` needs, so that the last tile
+    does not mostly overlap its neighbour (5000 x 5200 at tile 512: 1.32 instead of 1.45
+    computed pixels per scene pixel). `tile=None` means one tile covering the whole (padded) axis.
     """
     length = int(length)
     if length < 1:
@@ -116,11 +128,13 @@ def axis_tiles(length, tile, overlap):
         if size - overlap < ALIGN:
             raise ValueError(f"tile ({tile}, rounded to {size}) must exceed overlap ({overlap}) by at least {ALIGN}")
         size = min(size, padded)
-    step = (size - overlap) // ALIGN * ALIGN if size < padded else size
-    if size >= padded:
-        origins = (0,)
-    else:
-        origins = tuple(range(0, padded - size, step)) + (padded - size,)
+    origins = _origins(padded, size, overlap)
+    if tile is not None and len(origins) > 1:
+        for smaller in range(_round_up(overlap + ALIGN, ALIGN), size, ALIGN):
+            fewer = _origins(padded, smaller, overlap)
+            if len(fewer) <= len(origins):
+                size, origins = smaller, fewer
+                break
     margin = overlap // 4
     return AxisTiles(length=length, padded=padded, size=size, origins=origins,
                      margin=margin, ramp=overlap // 2)
