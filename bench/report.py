@@ -76,12 +76,30 @@ def main(argv=None):
     s = load(args.results_dir, "scene_inference")
     if s:
         machine = machine or s["machine"]
-        for x in s["sizes"] + s["variants"]:
+        extra = [x for x in (s.get("precisions") or {}).values() if x.get("kind") == "precision"]
+        for x in s["sizes"] + extra + s["variants"]:
+            onednn = "" if x.get("onednn", True) else ", no oneDNN"
             rows.append((f"scene inference {x['height']}x{x['width']} (tile {x['tile']}, batch {x['batch_size']}, "
-                         f"{x['precision']})", f"**{fmt(x['seconds'])} s** ({fmt(x['pixels_per_s'] / 1e6)} Mpx/s; "
+                         f"{x['precision']}{onednn})", f"**{fmt(x['seconds'])} s** ({fmt(x['pixels_per_s'] / 1e6)} Mpx/s; "
                          f"cold {fmt(x['first_call_seconds'])} s)",
-                         f"peak RSS {fmt(x['peak_rss_mb'])} MB, working {fmt(x['working_mb'])} MB",
+                         f"peak RSS {fmt(x['peak_rss_mb'])} MB, working {fmt(x['working_mb'])} MB, "
+                         f"CPU stall {fmt(x.get('cpu_stall_fraction') or 0)}",
                          "<= 30 s" if x["height"] * x["width"] >= 5000 * 5200 else "", fmt(x["loadavg_after"][0])))
+        a = s.get("bf16_vs_fp32")
+        if a:
+            rows.append(("scene inference bf16 vs fp32 products", f"max abs dSIC {fmt(a['max_abs_diff'])}, "
+                         f"mean {fmt(a['mean_abs_diff'])}", f"ice/water {fmt(a['ice_water_agreement_pct'])} %, "
+                         f"AutoICE SIC classes {fmt(a['sic_class_agreement_pct'])} % agree", "", ""))
+        for t in (s.get("pytorch") or {}).get("rows", []):
+            rows.append((f"PyTorch {t['torch_version']} {t['label']}", f"{fmt(t['mpx_per_s'])} Mpx/s",
+                         f"{fmt(t['achieved_gflops'])} GFLOP/s, CPU stall {fmt(t.get('cpu_stall_fraction') or 0)}", "",
+                         fmt(t["loadavg_after"][0])))
+        sm = s["summary"]
+        if "speedup_vs_torch" in sm:
+            rows.append(("scene inference (whole pipeline) vs PyTorch forward pass (best)",
+                         f"{fmt(sm['mpx_per_s'])} vs {fmt(sm['torch_best_mpx_per_s'])} Mpx/s",
+                         f"**{fmt(sm['speedup_vs_torch'])}x** ({sm['torch_best_mode']})",
+                         f">= {sm['target_vs_torch']}x", ""))
 
     d = load(args.results_dir, "data_prep")
     if d:

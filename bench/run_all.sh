@@ -40,7 +40,7 @@ args_for() {
     ragged_vs_padded) echo "--repeats=4" ;;
     train_step)      echo "--suite" ;;
     input_pipeline)  echo "--batches=60 --train_steps=4" ;;
-    scene_inference) echo "--sizes=2500x2600,5000x5200 --variants=${BENCH_SCENE_VARIANTS:-512:4:bf16:0}" ;;
+    scene_inference) echo "--sizes=2500x2600,5000x5200 --precisions=fp32,bf16 --variants=${BENCH_SCENE_VARIANTS:-512:4:fp32:0:0,1024:1:fp32:0}" ;;
     data_prep)       echo "--breakdown" ;;
   esac
 }

@@ -1,4 +1,5 @@
-r"""PyTorch reference for bench/train_step.py: the same SIC U-Net and regional loss, in PyTorch.
+r"""PyTorch reference for bench/train_step.py and bench/scene_inference.py: the same SIC U-Net (and
+regional loss), in PyTorch.
 
 NOT part of tfseaice and not a dependency: run it with a separate interpreter
 that has torch (e.g. `python3.11 -m venv /tmp/torchvenv &&
@@ -9,6 +10,10 @@ that has torch (e.g. `python3.11 -m venv /tmp/torchvenv &&
 
 Modes: fp32 (NCHW), fp32_cl (channels_last), bf16 (torch.autocast CPU bf16),
 bf16_cl (autocast + channels_last), and *_compile (torch.compile of the step).
+
+--inference: the forward pass alone (eval mode, torch.inference_mode) on `--batch_size` tiles of
+`--patch_size`² (e.g. 4 x 512², as tfseaice's whole-scene inference calls its model), reported
+as Mpx/s of tile pixels; no tiling, blending or copies are counted on this side.
 
 Layer for layer the network of tfseaice.models.unet.build_sic_unet:
 standardise (NaN -> 0), 4 encoder blocks of 2 x (conv3x3 no bias - BN - ReLU)
@@ -127,6 +132,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = torch default)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--inference", action="store_true", help="time the forward pass only (see the docstring)")
     args = ap.parse_args(argv)
 
     try:
@@ -139,6 +145,8 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
+    if args.inference:
+        return inference(torch, nn, args)
     filters = [int(f) for f in args.filters.split(",")]
     batch = sic_batch(args.batch_size, args.patch_size, args.channels, args.seed)
     channels_last = "_cl" in args.mode
@@ -191,6 +199,59 @@ def main(argv=None):
            "cpu_stall_fraction": contention.stall,
            "loadavg_before": load_before, "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
     print(f"torch {args.mode}: {ips:.2f} img/s ({step_s:.3f} s/step), losses {losses}", file=sys.stderr)
+    print(json.dumps(out))
+    return 0
+
+
+LABELS = {"fp32": "fp32", "fp32_cl": "fp32 channels_last", "bf16": "bf16 autocast",
+          "bf16_cl": "bf16 autocast channels_last", "fp32_compile": "fp32 torch.compile",
+          "bf16_cl_compile": "bf16 autocast channels_last torch.compile"}
+
+
+def inference(torch, nn, args):
+    """Forward pass only: Mpx/s of `batch_size` tiles of `patch_size`² (one JSON line)."""
+    filters = [int(f) for f in args.filters.split(",")]
+    rng = np.random.default_rng(args.seed)
+    sar = rng.normal([-14.5, -24.7][:args.channels] + [-20.0] * max(0, args.channels - 2), 5.0,
+                     (args.batch_size, args.patch_size, args.patch_size, args.channels)).astype(np.float32)
+    channels_last = "_cl" in args.mode
+    bf16 = args.mode.startswith("bf16")
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.from_numpy(sar).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+    model = build(torch, nn, args.channels, filters, [-14.5, -24.7][:args.channels], [5.7, 4.8][:args.channels])
+    model = model.to(memory_format=fmt).eval()
+    fwd, _ = count_flops(torch, model, x)
+    model.eval()
+
+    def forward():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return model(x)
+
+    if args.mode.endswith("_compile"):
+        forward = torch.compile(forward)
+    t = time.perf_counter()
+    for _ in range(args.warmup):
+        out = forward()
+    warm = time.perf_counter() - t
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    times = []
+    with Contention() as contention:
+        for _ in range(args.steps):
+            t = time.perf_counter()
+            out = forward()
+            times.append(time.perf_counter() - t)
+    call_s = float(np.median(times))
+    px = args.batch_size * args.patch_size ** 2
+    out = {"label": f"{LABELS[args.mode]} forward {args.batch_size}x{args.patch_size}px", "mode": args.mode,
+           "inference": True, "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+           "config": vars(args), "warmup_seconds": warm, "call_seconds_median": call_s,
+           "call_seconds_min": float(np.min(times)), "call_seconds_all": times,
+           "pixels_per_call": px, "mpx_per_s": px / call_s / 1e6, "mpx_per_s_best": px / float(np.min(times)) / 1e6,
+           "forward_gflop_per_image": fwd / 1e9, "achieved_gflops": fwd * args.batch_size / call_s / 1e9,
+           "output_finite": bool(torch.isfinite(out.float()).all()),
+           "cpu_utilisation": contention.cpu_share, "cpu_stall_fraction": contention.stall,
+           "loadavg_before": load_before, "loadavg_after": [round(v, 2) for v in os.getloadavg()]}
+    print(f"torch {args.mode} forward: {out['mpx_per_s']:.2f} Mpx/s ({call_s:.3f} s/call)", file=sys.stderr)
     print(json.dumps(out))
     return 0
 

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -100,6 +102,20 @@ def test_torch_reference(tmp_path):
     assert out["images_per_s"] > 0 and out["loss_finite"]
 
 
+def test_torch_reference_inference_mode():
+    """--inference times the forward pass alone and reports Mpx/s of the tiles (needs a torch interpreter)."""
+    py = _torch_python()
+    if py is None:
+        return   # optional: the reference's missing-torch message is tested above
+    proc = subprocess.run([py, "-m", "bench.torch_unet_reference", "--inference", "--mode=fp32_cl",
+                           "--batch_size=2", "--patch_size=32", "--filters=4,4,8,8", "--steps=1", "--warmup=1"],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["inference"] and out["pixels_per_call"] == 2 * 32 * 32 and out["output_finite"]
+    assert out["mpx_per_s"] == pytest.approx(out["pixels_per_call"] / out["call_seconds_median"] / 1e6)
+
+
 def test_input_pipeline(tmp_path):
     summary, doc = run_bench("input_pipeline", ["--scenes=1", "--scene_size=512", "--batch_size=1",
                                                 "--batches=2", "--warmup=1", "--train_steps=1",
@@ -110,10 +126,21 @@ def test_input_pipeline(tmp_path):
 
 def test_scene_inference(tmp_path):
     summary, doc = run_bench("scene_inference", ["--sizes=64x80,96x130", "--tile=64", "--overlap=16",
-                                                 "--batch_size=2", "--variants=64:1:bf16:1"], tmp_path)
+                                                 "--batch_size=2", "--variants=64:1:bf16:1", "--retries=0",
+                                                 "--torch_modes=fp32_cl"], tmp_path)
     assert {"seconds", "pixels_per_s", "peak_rss_mb", "working_growth_mb", "meets_target"} <= set(summary)
     assert [r["pixels"] for r in doc["sizes"]] == [64 * 80, 96 * 130]
     assert all(r["nan_mask_ok"] for r in doc["sizes"] + doc["variants"])
+    # fp32 and bf16 side by side on the largest size, with the agreement of their products.
+    assert {"fp32_mpx_per_s", "bf16_mpx_per_s", "bf16_max_abs_dsic", "bf16_sic_class_agreement_pct"} <= set(summary)
+    assert doc["precisions"]["bf16"]["model_compute_dtype"] == "bfloat16"
+    assert doc["precisions"]["fp32"]["model_compute_dtype"] == "float32"
+    assert all(r["output_dtype"] == "float32" and r["nan_mask_ok"] for r in doc["precisions"].values())
+    agree = doc["bf16_vs_fp32"]
+    assert agree["nan_mask_equal"] and agree["pixels"] > 0.8 * 96 * 130
+    assert 0 < agree["max_abs_diff"] < 0.05 and agree["sic_class_agreement_pct"] > 90
+    if doc["pytorch"]["rows"]:   # with a torch interpreter (optional)
+        assert doc["pytorch"]["rows"][0]["mode"] == "fp32_cl" and "speedup_vs_torch" in summary
 
 
 def test_data_prep(tmp_path):

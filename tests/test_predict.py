@@ -114,6 +114,7 @@ def test_predict_cli_with_saved_model(scene_path, model, tmp_path):
         np.testing.assert_allclose(ds["sic"].values, predict_scene(model, scene.sar, tile=32, overlap=8),
                                    atol=1e-5)
         assert "SavedModel" in ds.attrs["source"] and "tfseaice.predict" in ds.attrs["history"]
+        assert ds.attrs["inference_precision"] == "fp32"   # a SavedModel is float32 (--precision=auto)
     assert png_size(str(tmp_path / "cli" / "OUT.png")) == (1500, 900)
 
 

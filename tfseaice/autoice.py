@@ -1,7 +1,7 @@
 r"""Write the AutoICE challenge's upload package for a trained SIC model.
 
   python -m tfseaice.autoice --model_dir=runs/regional --scenes_glob='test/*_prep.nc' \
-      --out=upload_package.nc [--saved_model=...] [--weights=best] [--overwrite]
+      --out=upload_package.nc [--saved_model=...] [--weights=best] [--precision=auto|fp32|bf16] [--overwrite]
 
 One uint8 variable `{scene_name}_SIC` per scene (classes 0..10 = SIC in
 tenths), dims `{scene_name}_SIC_dim0/_dim1`, on the scene's 80 m grid, zlib
@@ -9,6 +9,9 @@ level 1 (tfseaice.serving.autoice_submission). A progress line per scene.
 Score predictions against the reference files with
 `python -m tfseaice.evaluate --task=sic ... --reference_glob='ref/*_reference.nc'`.
 """
+
+# First: oneDNN kernels on before anything imports TensorFlow (see tfseaice/onednn.py).
+import tfseaice.onednn  # noqa: F401  isort: skip
 
 import glob
 import os
@@ -32,6 +35,9 @@ def define_flags():
     flags.DEFINE_integer("tile", 512, "Inference tile size in pixels (multiple of 16).")
     flags.DEFINE_integer("overlap", 64, "Minimum overlap of neighbouring tiles, blended.")
     flags.DEFINE_integer("batch_size", 4, "Tiles per model call.")
+    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
+                      "Inference precision: bf16 (Keras mixed_bfloat16, --model_dir only), fp32, or auto = bf16 "
+                      "where the CPU has AMX/AVX512-BF16, else fp32. SIC is float32 either way.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
 
 
@@ -42,7 +48,7 @@ def main(argv):
     paths = sorted(p for p in glob.glob(FLAGS.scenes_glob) if os.path.isfile(p))
     if not paths:
         raise InputError(FLAGS.scenes_glob, "--scenes_glob matches no file")
-    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights)
+    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights, FLAGS.precision)
     written = write_upload_package(model, info, paths, FLAGS.out, overwrite=FLAGS.overwrite, tile=FLAGS.tile,
                                    overlap=FLAGS.overlap, batch_size=FLAGS.batch_size)
     print(f"Wrote {FLAGS.out}: {len(written)} variables ({', '.join(sorted(written))})")

@@ -5,7 +5,7 @@ SIC (paper Table 1 on whole scenes, tiled inference; pooled and per scene):
   python -m tfseaice.evaluate --task=sic --model_dir=runs/regional \
       --scenes_glob='scenes/test/*.nc' [--downsample=2] [--truth_variable=sic_truth] \
       [--raw_glob='raw/*.nc'] [--reference_glob='ref/*_reference.nc'] [--land_mask=distance_map|none] \
-      [--tile=512 --overlap=64] --output=metrics.json [--overwrite] [--weights=best]
+      [--tile=512 --overlap=64] [--precision=auto|fp32|bf16] --output=metrics.json [--overwrite] [--weights=best]
 
   writes metrics.json (pooled keys pixel_rmse, pixel_r2, polygon_rmse, polygon_r2,
   truth_pixel_rmse, truth_pixel_r2, truth_ice_water_f1 + counts, "autoice" with the
@@ -17,6 +17,9 @@ pix2pix (per-checkpoint curves, Table I row, FCN-score):
   python -m tfseaice.evaluate --task=pix2pix --model_dir=runs/pix2pix_orig \
       [--data_dir=...] [--epoch=N] [--zones_model_dir=...] [--out_dir=...]
 """
+
+# First: oneDNN kernels on before anything imports TensorFlow (see tfseaice/onednn.py).
+import tfseaice.onednn  # noqa: F401  isort: skip
 
 import glob
 import os
@@ -54,6 +57,9 @@ def define_flags():
                         "`autoice` object against (default: each scene's own chart).")
     flags.DEFINE_enum("land_mask", "distance_map", ["distance_map", "none"],
                       "sic: leave distance_map land (class 0) out of the chart figures.")
+    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
+                      "sic: inference precision: bf16 (Keras mixed_bfloat16), fp32, or auto = bf16 where the "
+                      "CPU has AMX/AVX512-BF16, else fp32. Recorded in the settings of metrics.json.")
 
     # --- pix2pix
     flags.DEFINE_string("data_dir", None, "pix2pix: converted glacier data (default: the training data).")
@@ -83,7 +89,8 @@ def main_sic():
                                   truth_variable=FLAGS.truth_variable, raw_glob=FLAGS.raw_glob,
                                   tile=FLAGS.tile, overlap=FLAGS.overlap, batch_size=FLAGS.batch_size,
                                   threshold=FLAGS.threshold, overwrite=FLAGS.overwrite,
-                                  reference_glob=FLAGS.reference_glob, land_mask=FLAGS.land_mask)
+                                  reference_glob=FLAGS.reference_glob, land_mask=FLAGS.land_mask,
+                                  precision=FLAGS.precision)
     print(text)
     print("Wrote {} and {}".format(*sic.report_paths(FLAGS.output)))
 

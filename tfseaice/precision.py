@@ -5,7 +5,9 @@ AMX: bf16 about 1.9x the images/s of fp32, with the same losses within the
 bf16 tolerance. Without AMX/AVX512-BF16 a CPU emulates bf16 and is slower than
 fp32, so "auto" picks bf16 only where the CPU has those instructions (and no
 GPU is used; on a GPU ask for the precision you want). Variables stay float32 under mixed_bfloat16, so the weights
-load into a float32 model for evaluation, prediction and export.
+load into a float32 model, and `twin` copies them into a bf16 one: whole-scene inference
+(tfseaice.serving.loading) makes the same choice as training. SavedModel export stays float32, so that a
+served model runs on any CPU.
 """
 
 import contextlib
@@ -54,3 +56,26 @@ def policy(precision):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def model_precision(model):
+    """"bf16" if a Keras model (or its `.unet`) computes in bfloat16, else "fp32" (also for non-Keras models)."""
+    for m in (getattr(model, "unet", None), model):
+        policy = getattr(m, "dtype_policy", None)
+        if policy is not None:
+            return "bf16" if getattr(policy, "compute_dtype", "float32") == "bfloat16" else "fp32"
+    return "fp32"
+
+
+def twin(model, build, precision):
+    """`model` itself for "fp32"; else a copy built by `build()` under `precision`'s Keras policy
+    holding `model`'s weights (variables are float32 under either policy, so they copy as they are).
+
+    `build` must build the same architecture as `model` (e.g. the task's `build_model`).
+    """
+    if precision == "fp32":
+        return model
+    with policy(precision):
+        copy = build()
+    copy.set_weights(model.get_weights())
+    return copy

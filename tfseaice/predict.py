@@ -2,7 +2,7 @@ r"""Whole-scene SIC products: CF-1.8 netCDF + a Fig. 2-like PNG panel.
 
   python -m tfseaice.predict --model_dir=runs/regional --scene=SCENE.nc --out=OUT.nc
   python -m tfseaice.predict --saved_model=export/sic --scene=SCENE.nc --out=OUT.nc
-      [--downsample=2] [--raw_glob='raw/*.nc'] [--tile=512 --overlap=64] [--overwrite]
+      [--downsample=2] [--raw_glob='raw/*.nc'] [--tile=512 --overlap=64] [--precision=auto|fp32|bf16] [--overwrite]
 
 SCENE is a raw AI4Arctic file (with or without a chart) or a ready-to-train
 `*_prep.nc` (alone, or with its raw twin through --raw_glob for the chart and
@@ -24,7 +24,15 @@ all-zero SAR in a ready-to-train file) are missing in every product.
 With --saved_model the exported SavedModel (`python -m tfseaice.export`) runs
 through `keras.layers.TFSMLayer` with the same tiled inference; its channels
 and downsampling come from `assets.extra/tfseaice.json` written by the export.
+
+--precision=auto (default) predicts in bf16 (Keras mixed_bfloat16: bf16 convolutions, float32
+weights, normalisation and output) where the CPU has AMX/AVX512-BF16, as training does, else in
+fp32; the precision used is the global attribute `inference_precision` of OUT.nc. An exported
+SavedModel is float32 (served models must run on any CPU): with --saved_model, auto means fp32.
 """
+
+# First: oneDNN kernels on before anything imports TensorFlow (see tfseaice/onednn.py).
+import tfseaice.onednn  # noqa: F401  isort: skip
 
 import os
 import shlex
@@ -54,6 +62,9 @@ def define_flags():
     flags.DEFINE_integer("tile", 512, "Inference tile size in pixels (multiple of 16).")
     flags.DEFINE_integer("overlap", 64, "Minimum overlap of neighbouring tiles, blended.")
     flags.DEFINE_integer("batch_size", 4, "Tiles per model call.")
+    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
+                      "Inference precision: bf16 (Keras mixed_bfloat16, --model_dir only), fp32, or auto = bf16 "
+                      "where the CPU has AMX/AVX512-BF16, else fp32. SIC is float32 either way.")
     flags.DEFINE_float("threshold", 0.5, "Ice/water threshold: ice = SIC >= threshold.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing OUT.nc / OUT.png.")
     flags.DEFINE_list("format", ["netcdf"], "Product files: netcdf (OUT.nc, CF-1.8) and/or geotiff "
@@ -71,7 +82,7 @@ def main(argv):
         io_utils.refuse_existing(p, FLAGS.overwrite)
     if not os.path.exists(FLAGS.scene):
         raise InputError(FLAGS.scene, "file does not exist")
-    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights)
+    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights, FLAGS.precision)
     history = "python -m tfseaice.predict " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     predict_scene_file(model, info, FLAGS.scene, FLAGS.out, downsample=FLAGS.downsample,
                        channels=FLAGS.channels, raw_glob=FLAGS.raw_glob, tile=FLAGS.tile,

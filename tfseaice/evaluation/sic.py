@@ -36,6 +36,7 @@ from tfseaice.serving.scene_inference import finite_mask, model_channels, predic
 from tfseaice.serving.sic_products import ICE_THRESHOLD, polygon_means
 from tfseaice.tasks import SIC_TASKS
 from tfseaice.metrics import RegressionAccumulator
+from tfseaice.precision import model_precision
 
 METRIC_KEYS = ("pixel_rmse", "pixel_r2", "polygon_rmse", "polygon_r2",
                "truth_pixel_rmse", "truth_pixel_r2", "truth_ice_water_f1")
@@ -202,21 +203,24 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
     result["settings"] = {"channels": list(channels), "downsample": int(downsample),
                           "truth_variable": truth_variable or None, "raw_glob": raw_glob,
                           "reference_glob": reference_glob, "land_mask": land_mask,
-                          "tile": tile, "overlap": overlap, "batch_size": batch_size}
+                          "tile": tile, "overlap": overlap, "batch_size": batch_size,
+                          "precision": model_precision(model)}
     result["definitions"] = DEFINITIONS
     return result
 
 
 def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsample=None,
                        truth_variable="sic_truth", raw_glob=None, tile=512, overlap=64, batch_size=4,
-                       threshold=ICE_THRESHOLD, overwrite=False, reference_glob=None, land_mask="distance_map"):
+                       threshold=ICE_THRESHOLD, overwrite=False, reference_glob=None, land_mask="distance_map",
+                       precision="auto"):
     """Evaluate the SIC model of `model_dir` on scene files; write OUTPUT (.json) and .md.
 
-    Returns the Markdown table (also written). Outputs are refused before any
-    work unless `overwrite`.
+    `precision`: inference precision ("auto" = bf16 where the CPU computes it natively, as
+    training; "fp32"; "bf16"), recorded in the settings. Returns the Markdown table (also
+    written). Outputs are refused before any work unless `overwrite`.
     """
     check_outputs(output, overwrite)
-    model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS)
+    model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS, precision=precision)
     info = meta["dataset_info"]
     channels = tuple(info.get("channels") or ("hh", "hv"))
     downsample = downsample or int(info.get("downsample") or 2)

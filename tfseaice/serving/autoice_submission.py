@@ -21,6 +21,7 @@ from tfseaice import io_utils
 from tfseaice.data import ai4arctic, autoice
 from tfseaice.data.codes import sic_classes
 from tfseaice.errors import InputError
+from tfseaice.precision import model_precision
 from tfseaice.serving.scene_inference import predict_scene
 
 CHALLENGE_SPACING_M = 80.0
@@ -74,6 +75,7 @@ def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=51
     with io_utils.atomic_path(out) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             nc.setncattr("title", "AutoICE upload package (tfseaice)")
+            nc.setncattr("inference_precision", model_precision(model))
             for k, (name, path) in enumerate(zip(names, scene_paths), 1):
                 start = time.time()
                 shape = challenge_shape(path)

@@ -10,6 +10,7 @@ import keras
 import tensorflow as tf
 
 import tfseaice
+from tfseaice import precision as precisions
 from tfseaice.errors import InputError
 from tfseaice.serving.saved_model import read_export_meta
 from tfseaice.tasks import SIC_TASKS, get_task
@@ -17,12 +18,33 @@ from tfseaice.training.config import TrainConfig
 from tfseaice.training.model_dir import read_task_file, restore_backup
 
 
-def load_trained(model_dir, weights="best", expect_task=None):
+def resolve_precision(precision, saved_model=False):
+    """"auto"/"fp32"/"bf16" -> "fp32" or "bf16" for inference; InputError naming --precision otherwise.
+
+    An exported SavedModel runs in the precision it was exported in (float32): "auto" means fp32
+    for it, and "bf16" is refused.
+    """
+    try:
+        resolved = precisions.resolve(precision)
+    except ValueError:
+        raise InputError("--precision", f"must be one of {', '.join(precisions.CHOICES)}, got {precision!r}") from None
+    if saved_model:
+        if precision == "bf16":
+            raise InputError("--precision", "bf16 needs --model_dir: an exported SavedModel is float32 "
+                                            "(use --precision=fp32 or auto)")
+        return "fp32"
+    return resolved
+
+
+def load_trained(model_dir, weights="best", expect_task=None, precision="fp32"):
     """Rebuild the model of a model folder and load its weights (no unpickling).
 
-    `weights`: "best", "latest", or a path to a `.weights.h5` file.
+    `weights`: "best", "latest", or a path to a `.weights.h5` file. `precision`: "fp32", or
+    "bf16" for a copy built under Keras' mixed_bfloat16 policy with the same (float32) weights,
+    for inference ("auto" resolves as training does).
     Returns (model, meta) where meta is the task.json dict.
     """
+    precision = resolve_precision(precision)
     meta = read_task_file(model_dir)
     if expect_task and meta["task"] not in (expect_task if isinstance(expect_task, (tuple, list)) else (expect_task,)):
         raise InputError(model_dir, f"holds a {meta['task']!r} model, not {expect_task!r}")
@@ -39,21 +61,24 @@ def load_trained(model_dir, weights="best", expect_task=None):
     except (OSError, ValueError) as exc:  # h5py: truncated/corrupt file; Keras: weights of another model
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(path, f"cannot load weights ({reason}); use another --weights or train again") from None
-    return model, meta
+    return precisions.twin(model, lambda: task.build_model(cfg, meta["dataset_info"]), precision), meta
 
 
-def load_sic_model(model_dir=None, saved_model=None, weights="best"):
+def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="auto"):
     """(model, info) from a model folder or an exported SavedModel.
 
-    info: {"channels", "downsample", "source", "task"} (channels/downsample may be None).
+    `precision`: "auto" (bf16 where the CPU computes it natively, as training), "fp32" or "bf16"
+    (a model folder only; a SavedModel is float32).
+    info: {"channels", "downsample", "source", "task", "precision"} (channels/downsample may be None).
     """
     if bool(model_dir) == bool(saved_model):
         raise InputError("--model_dir/--saved_model", "give exactly one of them")
+    precision = resolve_precision(precision, saved_model=bool(saved_model))
     if model_dir:
-        model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS)
+        model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS, precision=precision)
         ds_info = meta.get("dataset_info") or {}
         return model, {"channels": ds_info.get("channels"), "downsample": ds_info.get("downsample"),
-                       "task": meta["task"],
+                       "task": meta["task"], "precision": precision,
                        "source": f"tfseaice {tfseaice.__version__} {meta['task']} model {os.path.abspath(model_dir)} (weights: {weights})"}
     if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
         raise InputError(saved_model, "is not a SavedModel folder (no saved_model.pb)")
@@ -63,6 +88,6 @@ def load_sic_model(model_dir=None, saved_model=None, weights="best"):
         raise InputError(saved_model, f"cannot be loaded as a SavedModel ({str(exc).splitlines()[0]})") from None
     meta = read_export_meta(saved_model)
     return layer, {"channels": meta.get("channels"), "downsample": meta.get("downsample"),
-                   "task": meta.get("task", "sic"),
+                   "task": meta.get("task", "sic"), "precision": precision,
                    "source": f"tfseaice {tfseaice.__version__} SavedModel {os.path.abspath(saved_model)}"
                              + (f" ({meta['task']})" if meta.get("task") else "")}

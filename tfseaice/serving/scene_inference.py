@@ -9,8 +9,9 @@ Tiling (what the blending guarantees)
 -------------------------------------
 * The scene is (virtually) padded at the bottom/right to a multiple of
   `ALIGN` = 16 by reflection, exactly as a one-shot prediction of the whole
-  scene would be padded. Tiles are `tile` x `tile` (rounded up to a multiple
-  of 16, or the padded scene size if smaller), and every tile origin is a
+  scene would be padded. Tiles are at most `tile` x `tile` (rounded up to a
+  multiple of 16, or the padded scene size if smaller; along each axis shrunk to
+  the smallest multiple of 16 that needs no more tiles), and every tile origin is a
   multiple of 16. A U-Net with 4 pooling levels is only shift-equivariant for
   shifts by multiples of 16, so this alignment is what makes a tile compute the
   same numbers as the one-shot prediction at the same pixels.
@@ -76,6 +77,13 @@ class AxisTiles:
             w *= _ramp(d[::-1], self.margin, self.ramp)
         return w
 
+    def support(self, k):
+        """[lo, hi) of tile k where its weight is positive and the pixel lies in the scene (tile coordinates)."""
+        left, right = self.interior(k)
+        lo = self.margin if left else 0
+        hi = self.size - self.margin if right else self.size
+        return lo, min(hi, self.length - self.origins[k])
+
     def weight_sum(self):
         """Sum of the weights of all tiles over the scene, float64 [length]."""
         total = np.zeros(self.padded)
@@ -90,10 +98,21 @@ def _ramp(d, margin, ramp):
     return np.where(d < margin, 0.0, np.where(x >= 1, 1.0, 0.5 - 0.5 * np.cos(np.pi * np.clip(x, 0, 1))))
 
 
+def _origins(padded, size, overlap):
+    """Tile origins (multiples of ALIGN) covering `padded` with tiles of `size` overlapping >= `overlap`."""
+    if size >= padded:
+        return (0,)
+    step = (size - overlap) // ALIGN * ALIGN
+    return tuple(range(0, padded - size, step)) + (padded - size,)
+
+
 def axis_tiles(length, tile, overlap):
     """Tile layout along one axis (see the module docstring).
 
-    `tile=None` means one tile covering the whole (padded) axis.
+    `tile` is the largest tile length: the tiles are shrunk to the smallest multiple of
+    ALIGN that covers the axis with no more tiles than `tile` needs, so that the last tile
+    does not mostly overlap its neighbour (5000 x 5200 at tile 512: 1.32 instead of 1.45
+    computed pixels per scene pixel). `tile=None` means one tile covering the whole (padded) axis.
     """
     length = int(length)
     if length < 1:
@@ -109,11 +128,13 @@ def axis_tiles(length, tile, overlap):
         if size - overlap < ALIGN:
             raise ValueError(f"tile ({tile}, rounded to {size}) must exceed overlap ({overlap}) by at least {ALIGN}")
         size = min(size, padded)
-    step = (size - overlap) // ALIGN * ALIGN if size < padded else size
-    if size >= padded:
-        origins = (0,)
-    else:
-        origins = tuple(range(0, padded - size, step)) + (padded - size,)
+    origins = _origins(padded, size, overlap)
+    if tile is not None and len(origins) > 1:
+        for smaller in range(_round_up(overlap + ALIGN, ALIGN), size, ALIGN):
+            fewer = _origins(padded, smaller, overlap)
+            if len(fewer) <= len(origins):
+                size, origins = smaller, fewer
+                break
     margin = overlap // 4
     return AxisTiles(length=length, padded=padded, size=size, origins=origins,
                      margin=margin, ramp=overlap // 2)
@@ -188,11 +209,15 @@ def model_channels(model):
 
 # ---------------------------------------------------------------- inference
 def finite_mask(sar, rows_per_chunk=ROW_CHUNK):
-    """[H, W] bool: every channel finite. Computed in row chunks (no [H,W,C] temp)."""
-    h = sar.shape[0]
+    """[H, W] bool: every channel finite. Computed in row chunks (no [H,W,C] temp), channel by
+    channel (numpy's all(axis=-1) over 2 channels is ~10x slower than two elementwise passes)."""
+    h, c = sar.shape[0], sar.shape[-1]
     out = np.empty(sar.shape[:2], bool)
     for r in range(0, h, rows_per_chunk):
-        out[r:r + rows_per_chunk] = np.isfinite(sar[r:r + rows_per_chunk]).all(axis=-1)
+        block, mask = np.asarray(sar[r:r + rows_per_chunk]), out[r:r + rows_per_chunk]
+        np.isfinite(block[..., 0], out=mask)
+        for ch in range(1, c):
+            mask &= np.isfinite(block[..., ch])
     return out
 
 
@@ -233,20 +258,16 @@ def predict_scene(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=Tr
     rows, cols = axis_tiles(h, tile, overlap), axis_tiles(w, tile, overlap)
     predict = _as_predict_fn(model, c)
     out = np.zeros((h, w), np.float32)
-    row_w = [rows.weights(i).astype(np.float32) for i in range(len(rows.origins))]
-    col_w = [cols.weights(j).astype(np.float32) for j in range(len(cols.origins))]
+    blend = _Blender(rows, cols, out)
+    batch = np.empty((min(batch_size, len(rows.origins) * len(cols.origins)), rows.size, cols.size, c), np.float32)
     pending = []
 
     def flush():
-        batch = np.stack([_tile(sar, rows, cols, i, j) for i, j in pending])
-        pred = predict(batch)
+        for k, (i, j) in enumerate(pending):
+            _tile_into(batch[k], sar, rows, cols, i, j)
+        pred = predict(batch[:len(pending)])
         for (i, j), p in zip(pending, pred):
-            r0, c0 = rows.origins[i], cols.origins[j]
-            r1, c1 = min(r0 + rows.size, h), min(c0 + cols.size, w)
-            weight = np.outer(row_w[i][:r1 - r0], col_w[j][:c1 - c0])
-            p = p[:r1 - r0, :c1 - c0]
-            # A zero weight must not turn a NaN/Inf prediction into NaN.
-            out[r0:r1, c0:c1] += np.where(weight > 0, weight * p, 0.0)
+            blend.add(i, j, p)
         pending.clear()
 
     for ij in iter_tiles(rows, cols):
@@ -265,11 +286,41 @@ def predict_scene(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=Tr
     return out
 
 
-def _tile(sar, rows, cols, i, j):
-    """Tile (i, j) of the reflect-padded scene as float32 [rows.size, cols.size, C]."""
+class _Blender:
+    """Adds weighted tile predictions into `out` [H, W], only where a tile's weight is positive.
+
+    Skipping the zero-weight margins is both cheaper and what keeps a NaN/Inf prediction
+    there out of the sum. The 2-D weights are cached: tiles with the same interior edges and
+    extent share one array (a scene has at most 9 distinct ones).
+    """
+
+    def __init__(self, rows, cols, out):
+        self.rows, self.cols, self.out = rows, cols, out
+        self._cache = {}
+
+    def _weight(self, i, j, rs, cs):
+        key = (self.rows.interior(i), self.cols.interior(j), rs, cs)
+        if key not in self._cache:
+            wr = self.rows.weights(i)[rs[0]:rs[1]].astype(np.float32)
+            wc = self.cols.weights(j)[cs[0]:cs[1]].astype(np.float32)
+            self._cache[key] = np.outer(wr, wc)
+        return self._cache[key]
+
+    def add(self, i, j, p):
+        rs, cs = self.rows.support(i), self.cols.support(j)
+        if rs[1] <= rs[0] or cs[1] <= cs[0]:
+            return
+        r0, c0 = self.rows.origins[i], self.cols.origins[j]
+        tile = np.multiply(p[rs[0]:rs[1], cs[0]:cs[1]], self._weight(i, j, rs, cs))
+        self.out[r0 + rs[0]:r0 + rs[1], c0 + cs[0]:c0 + cs[1]] += tile
+
+
+def _tile_into(dest, sar, rows, cols, i, j):
+    """Copy tile (i, j) of the reflect-padded scene into `dest` float32 [rows.size, cols.size, C]."""
     r0, c0 = rows.origins[i], cols.origins[j]
     if r0 + rows.size <= rows.length and c0 + cols.size <= cols.length:
-        return np.asarray(sar[r0:r0 + rows.size, c0:c0 + cols.size], np.float32)
+        dest[...] = sar[r0:r0 + rows.size, c0:c0 + cols.size]
+        return
     ri = _reflect_index(np.arange(r0, r0 + rows.size), rows.length)
     ci = _reflect_index(np.arange(c0, c0 + cols.size), cols.length)
-    return np.asarray(sar[np.ix_(ri, ci)], np.float32)
+    dest[...] = np.asarray(sar[np.ix_(ri, ci)])

@@ -7,6 +7,7 @@ from absl import logging
 
 import tfseaice
 from tfseaice import io_utils, viz
+from tfseaice.precision import model_precision
 from tfseaice.data import ai4arctic
 from tfseaice.data.scene_grids import gcp_lat_lon, gcp_points
 from tfseaice.errors import InputError
@@ -82,7 +83,8 @@ def predict_scene_file(model, info, scene_path, out, downsample=None, channels=N
         "history": f"{now}: {history or 'tfseaice.serving.sic_scene.predict_scene_file'}",
         "date_created": now,
         "tfseaice_version": tfseaice.__version__,
-        "inference": f"tiles {tile} px, overlap {overlap} px, raised-cosine blending",
+        "inference": f"tiles {tile} px, overlap {overlap} px, raised-cosine blending, {model_precision(model)}",
+        "inference_precision": model_precision(model),
     })
     if "netcdf" in formats:
         write_netcdf(ds, out)
