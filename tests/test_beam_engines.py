@@ -61,7 +61,7 @@ import h5py, tensorflow  # noqa: F401  (as in a Beam worker: their HDF5 and libn
 from data_prep.ai4arctic_to_tfrecord import ConvertScene
 
 paths = sorted(glob.glob(sys.argv[1]))
-dofn = ConvertScene(("hh", "hv"), 64, 64, 2, None, "sic_truth")
+dofn = ConvertScene(("hh", "hv"), 64, 64, 2, None, "sic_truth", "distance_map")
 errors = []
 
 def work():

@@ -38,13 +38,16 @@ def trained(tmp_path_factory):
 
 
 def test_task_object_follows_the_contract():
+    from tfseaice.serving.export_module_factory import EXPORTERS
     from tfseaice.tasks import get_task
 
     for name, monitor in (("pix2pix", ("val_ssim", "max")), ("glacier_zones", ("val_mean_iou", "max"))):
         task = get_task(name)
         assert task.name == name and task.monitor == monitor and task.data_kind == "glacier"
-        for attr in ("make_datasets", "build_model", "callbacks", "export"):
+        for attr in ("make_datasets", "build_model", "callbacks"):
             assert callable(getattr(task, attr))
+        # Export is the serving layer's: one export module per task family, chosen by name.
+        assert not hasattr(task, "export") and callable(EXPORTERS[name])
 
 
 def test_training_writes_scored_generator_checkpoints(trained):
