@@ -13,7 +13,6 @@ import pytest
 import xarray as xr
 
 from tfseaice import precision
-from tfseaice.data import samples
 from tfseaice.errors import InputError
 from tfseaice.evaluation.sic import evaluate_model_dir
 from tfseaice.models.unet import build_sic_unet
@@ -22,6 +21,8 @@ from tfseaice.serving.loading import load_sic_model, resolve_precision
 from tfseaice.serving.scene_inference import predict_scene
 from tfseaice.serving.sic_export import export_sic
 from tfseaice.serving.sic_scene import predict_scene_file
+from tfseaice.simulate.scenes import make_scene, raw_file_name
+from tfseaice.simulate.writers import write_scene
 
 NORM = dict(norm_mean=[-14.5, -24.7], norm_std=[5.7, 4.8])
 
@@ -63,9 +64,9 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def scene_path(tmp_path_factory):
-    ds = samples.make_scene(seed=6, size=128)
-    path = tmp_path_factory.mktemp("scenes") / samples.raw_file_name(ds)
-    samples.write_scene(ds, path)
+    ds = make_scene(seed=6, size=128)
+    path = tmp_path_factory.mktemp("scenes") / raw_file_name(ds)
+    write_scene(ds, path)
     return str(path)
 
 
