@@ -27,23 +27,16 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    flags.DEFINE_string("model_dir", None, "Trained SIC model folder (task.json, checkpoints/).")
-    flags.DEFINE_string("saved_model", None, "Exported SavedModel folder (instead of --model_dir).")
-    flags.DEFINE_string("weights", "best", "--model_dir weights: best, latest, or a .weights.h5 path.")
+    cli.define_scene_inference_flags()
     flags.DEFINE_string("scenes_glob", None, "The test scenes (ready-to-train *_prep.nc, or raw files).", required=True)
     flags.DEFINE_string("out", "upload_package.nc", "The upload package to write.")
-    flags.DEFINE_integer("tile", 512, "Inference tile size in pixels (multiple of 16).")
-    flags.DEFINE_integer("overlap", 64, "Minimum overlap of neighbouring tiles, blended.")
-    flags.DEFINE_integer("batch_size", 4, "Tiles per model call.")
-    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
-                      "Inference precision: bf16 (Keras mixed_bfloat16, --model_dir only), fp32, or auto = bf16 "
-                      "where the CPU has AMX/AVX512-BF16, else fp32. SIC is float32 either way.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
 
 
 def main(argv):
     if len(argv) > 1:
         raise InputError(argv[1], "unexpected positional argument (flags are --name=value)")
+    cli.check_tiling(FLAGS.tile, FLAGS.overlap)
     io_utils.refuse_existing(FLAGS.out, FLAGS.overwrite)   # before loading anything
     paths = sorted(p for p in glob.glob(FLAGS.scenes_glob) if os.path.isfile(p))
     if not paths:

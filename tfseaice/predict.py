@@ -51,20 +51,12 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Define the command-line flags (only when run as a program, so that the
     library functions here can be imported next to other entry points)."""
-    flags.DEFINE_string("model_dir", None, "Trained SIC model folder (task.json, checkpoints/).")
-    flags.DEFINE_string("saved_model", None, "Exported SavedModel folder (python -m tfseaice.export).")
-    flags.DEFINE_string("weights", "best", "--model_dir weights: best, latest, or a .weights.h5 path.")
+    cli.define_scene_inference_flags()
     flags.DEFINE_string("scene", None, "Scene file (raw AI4Arctic, or *_prep.nc with --raw_glob).", required=True)
     flags.DEFINE_string("out", None, "Output netCDF path (.nc); the PNG panel is written beside it.", required=True)
     flags.DEFINE_integer("downsample", None, "Output pixel = 40 m x downsample (default: the model's training data).")
     flags.DEFINE_list("channels", None, "Input channels (default: the model's training data).")
     flags.DEFINE_string("raw_glob", None, "Raw files holding the polygon ids of a ready-to-train scene.")
-    flags.DEFINE_integer("tile", 512, "Inference tile size in pixels (multiple of 16).")
-    flags.DEFINE_integer("overlap", 64, "Minimum overlap of neighbouring tiles, blended.")
-    flags.DEFINE_integer("batch_size", 4, "Tiles per model call.")
-    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
-                      "Inference precision: bf16 (Keras mixed_bfloat16, --model_dir only), fp32, or auto = bf16 "
-                      "where the CPU has AMX/AVX512-BF16, else fp32. SIC is float32 either way.")
     flags.DEFINE_float("threshold", 0.5, "Ice/water threshold: ice = SIC >= threshold.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing OUT.nc / OUT.png.")
     flags.DEFINE_list("format", ["netcdf"], "Product files: netcdf (OUT.nc, CF-1.8) and/or geotiff "
@@ -76,8 +68,7 @@ def define_flags():
 def main(argv):
     if len(argv) > 1:
         raise InputError(argv[1], "unexpected positional argument (flags are --name=value)")
-    if FLAGS.tile - FLAGS.overlap < 16 or FLAGS.overlap < 0:
-        raise InputError("--tile/--overlap", f"need tile >= overlap + 16 and overlap >= 0 (got {FLAGS.tile}, {FLAGS.overlap})")
+    cli.check_tiling(FLAGS.tile, FLAGS.overlap)
     for p in output_paths(FLAGS.out, FLAGS.format):   # before loading anything
         io_utils.refuse_existing(p, FLAGS.overwrite)
     if not os.path.exists(FLAGS.scene):
