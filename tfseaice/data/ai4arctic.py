@@ -268,14 +268,20 @@ def _unlabel_odd_polygons(chart_ids, present, table, path):
     return {k: v for k, v in odd.items() if v}
 
 
+def class_raster(values):
+    """An AutoICE chart as uint8 classes; a float raster's NaN (xarray's decoded fill) becomes 255."""
+    a = np.asarray(values)
+    if a.dtype.kind == "f":
+        a = np.where(np.isfinite(a), a, CHART_FILL)
+    return a.astype(np.uint8)
+
+
 def _class_charts(ds, f, shape):
     """The AutoICE class charts a ready-to-train file carries (uint8, 255 = masked), on the output grid."""
     out = {}
     for name in AUTOICE_CHARTS:
         if name in ds.variables:
-            a = np.asarray(ds[name].values)
-            a = np.where(np.isfinite(a), a, CHART_FILL).astype(np.uint8) if a.dtype.kind == "f" else a.astype(np.uint8)
-            out[name] = block_majority(a, f)[:shape[0], :shape[1]]
+            out[name] = block_majority(class_raster(ds[name].values), f)[:shape[0], :shape[1]]
     return out
 
 

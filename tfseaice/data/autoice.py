@@ -16,8 +16,8 @@ import glob
 import numpy as np
 import xarray as xr
 
-from tfseaice.data.ai4arctic import (AUTOICE_CHARTS, CHART_FILL, is_ready_to_train, open_dataset, read_scene,
-                                     scene_id_of, scene_key)
+from tfseaice.data.ai4arctic import (AUTOICE_CHARTS, CHART_FILL, class_raster, is_ready_to_train, open_dataset,
+                                     read_scene, scene_id_of, scene_key)
 from tfseaice.data.codes import sic_classes
 from tfseaice.errors import InputError
 from tfseaice.io_utils import atomic_path
@@ -46,12 +46,10 @@ def read_reference(path):
         charts = {}
         for name in AUTOICE_CHARTS:
             if name in ds.variables:
-                a = np.asarray(ds[name].values)
+                a = class_raster(ds[name].values)
                 if a.ndim != 2:
                     raise InputError(path, f"{name} is not a 2-D class raster (shape {a.shape})")
-                if a.dtype.kind == "f":
-                    a = np.where(np.isfinite(a), a, CHART_FILL)
-                charts[name] = a.astype(np.uint8)
+                charts[name] = a
     if "SIC" not in charts:
         raise InputError(path, "holds no SIC chart (a reference file has SIC, SOD, FLOE class rasters)")
     return charts
