@@ -16,6 +16,7 @@ _MODULES = {
 
 TASK_NAMES = tuple(_MODULES)
 SIC_TASKS = ("sic_regional", "sic_pixel")   # tasks whose models map sea-ice concentration
+ICECHART_TASKS = ("icechart_regional", "icechart_pixel")  # SIC + stage of development + floe size
 
 
 def get_task(name):
