@@ -1,4 +1,4 @@
-r"""Write realistic sample AI4Arctic scenes (raw layout + `sic_truth`).
+r"""Write realistic sample AI4Arctic scenes (raw layout + `sic_truth`, `sod_truth`, `floe_truth`).
 
   python -m data_prep.make_sample_scenes --out_dir=DIR --num_scenes=N --size=S --seed=K \
       [--ready_to_train] [--overwrite] [--panel=PATH.png]

@@ -5,24 +5,26 @@ ice regime (water / MIZ / pack / fast ice), not each floe, and gives each
 polygon one egg code. Here: random non-contiguous poly_ids; CT = the polygon's
 mean truth rounded to tens, 91 for [0.95, 0.99), 92 for >= 0.99, water polygons
 (W) for mean < 0.05, and sometimes one polygon left unknown (99) or marked
-glacier (98). The CT -> SIC rule itself lives in tfseaice.data.codes.
+glacier (98). The CT -> SIC rule itself lives in tfseaice.data.codes, the
+stage/form -> SOD/FLOE class tables in tfseaice.data.egg_codes: the chart's
+classes and the per-pixel `sod_truth`/`floe_truth` (`pixel_classes`) use the same ones.
 """
 
 import numpy as np
 from scipy import ndimage
 
-from tfseaice.data import codes
-from tfseaice.simulate.backscatter import N_TYPES, TYPE_TABLE
+from tfseaice.data import codes, egg_codes
+from tfseaice.simulate.backscatter import LAND, N_TYPES, TYPE_TABLE, WATER
+from tfseaice.simulate.floes import FORM_CODE, FORM_NONE, N_FORMS
 from tfseaice.simulate.grid import nearest_index, resample
 
-CHART_FILL = 255
-N_FORMS = 6
-# Floe-form index -> SIGRID-3 FA code and AI4Arctic FLOE class.
-# 0 none, 1 brash (01), 2 medium floe (04), 3 big floe (05), 4 vast floe (06), 5 fast ice (08)
-FORM_CODE = np.array([-9, 1, 4, 5, 6, 8])
-FLOE_OF_FA = {1: 1, 2: 1, 22: 1, 3: 2, 4: 3, 5: 4, 6: 5, 7: 5, 8: 5, 9: 6, 10: 6}
-SOD_OF_SA = {81: 1, 82: 1, 83: 2, 84: 2, 85: 2, 86: 4, 87: 3, 88: 3, 89: 3, 91: 4, 93: 4,
-             95: 5, 96: 5, 97: 5}
+CHART_FILL = egg_codes.UNLABELLED  # 255
+# Surface type -> SOD class (its SA code through egg_codes; water 0, land no truth).
+SOD_OF_TYPE = np.array([0 if t == WATER else egg_codes.UNLABELLED if t == LAND else
+                        egg_codes.sod_class(TYPE_TABLE[t, 4]) for t in range(N_TYPES)], np.uint8)
+# Floe form index -> FLOE class (its SIGRID-3 form code through egg_codes; no floe = open water).
+FLOE_OF_FORM_INDEX = np.array([0 if i == FORM_NONE else egg_codes.floe_class(code)
+                               for i, code in enumerate(FORM_CODE)], np.uint8)
 
 
 # ------------------------------------------------------------------ drawing
@@ -119,6 +121,24 @@ class ChartTally:
         self.comp += np.bincount((lab_ok * N_TYPES + typ[ok]) * N_FORMS + form[ok], weights=truth[ok],
                                  minlength=self.comp.size)
         return lab
+
+
+def pixel_classes(typ, form, truth):
+    """(SOD, FLOE) uint8 truth of pixels from their surface type, floe form and ice fraction.
+
+    The class of what covers the pixel: a pixel less than half ice (brash and
+    ice cakes in open water) is open water (0), one without truth (NaN: land,
+    no data) is 255.
+    """
+    water = ~(truth >= 0.5)  # NaN compares False: no truth, set below
+    sod = SOD_OF_TYPE[typ]
+    floe = FLOE_OF_FORM_INDEX[form]
+    sod[water] = 0
+    floe[water] = 0
+    missing = np.isnan(truth)
+    sod[missing] = egg_codes.UNLABELLED
+    floe[missing] = egg_codes.UNLABELLED
+    return sod, floe
 
 
 def _labels_touching_land(labels_c, lay, n_labels):
@@ -220,7 +240,7 @@ def ct_class(ct, ptype):
 
 
 def labels_of(row):
-    """(SIC, SOD, FLOE) classes of one polygon; SOD/FLOE from its largest partial."""
+    """(SIC, SOD, FLOE) classes of one polygon; SOD/FLOE from its largest partial (egg_codes tables)."""
     ct, ptype = int(row["CT"]), row["POLY_TYPE"]
     sic = ct_class(ct, ptype)
     if sic == 0:
@@ -232,7 +252,7 @@ def labels_of(row):
     if not parts:
         return sic, CHART_FILL, CHART_FILL
     _, sa, fa = max(parts, key=lambda p: p[0])
-    return sic, SOD_OF_SA.get(sa, CHART_FILL), FLOE_OF_FA.get(fa, CHART_FILL)
+    return sic, egg_codes.sod_class(sa), egg_codes.floe_class(fa)
 
 
 def chart_sic(ds):

@@ -3,7 +3,10 @@
 Why three layers: vast pack floes split by cracks, medium floes nearer the pack
 in the MIZ and small floes near the open water give the floe-size range that
 makes pixel SIC hard. Floe sizes are physical (40 m pixels); where they occur
-follows the layout's target concentration.
+follows the layout's target concentration. Each pixel also gets a floe form
+(FORM_* index): the WMO size class of its floe (`form_of_floe_size`; the
+layers "big", "med", "small" are vast, big and medium floes at the usual
+scene sizes), ice cakes between floes, fast ice, or level ice in refrozen leads.
 """
 
 from types import SimpleNamespace
@@ -15,6 +18,18 @@ from tfseaice.simulate.backscatter import OLD, THICK_FYI, THIN_FYI, WATER, YOUNG
 from tfseaice.simulate.grid import PIXEL_SPACING_M, nearest_index, smoothstep
 
 RIDGE_GRID = 1024  # lattice size of the ridging texture (wraps)
+
+# Floe form per pixel (index) and its SIGRID-3 form code (FA/FB/FC of the egg code).
+FORM_NONE, FORM_CAKE, FORM_SMALL, FORM_MEDIUM, FORM_BIG, FORM_VAST, FORM_FAST, FORM_LEVEL = range(8)
+FORM_CODE = np.array([-9, 2, 3, 4, 5, 6, 8, 21])  # none, ice cake, small/medium/big/vast floe, fast, level
+N_FORMS = len(FORM_CODE)
+# WMO floe sizes (upper bounds, m): ice cake < 20, small floe 20-100, medium 100-500, big 500-2000, vast above.
+FLOE_SIZE_EDGES_M = (20.0, 100.0, 500.0, 2000.0)
+
+
+def form_of_floe_size(diameter_m):
+    """FORM_* index of a floe `diameter_m` across (WMO sizes: cake, small, medium, big, vast)."""
+    return FORM_CAKE + int(np.searchsorted(FLOE_SIZE_EDGES_M, float(diameter_m), side="right"))
 
 
 class FloeLayer:
@@ -163,14 +178,16 @@ def draw_floes(rng, size, lay):
     big = FloeLayer(
         rng, size, big_cell, c_field, lambda c: smoothstep(0.8, 0.95, c),
         [YOUNG, THIN_FYI, THICK_FYI, OLD], [0.1, 0.2, 0.5, 0.2] if has_old else [0.1, 0.25, 0.65, 0.0],
-        tf, gap=(0.5, 3.5), offset_db=1.2, form=4 if big_cell * PIXEL_SPACING_M >= 2000 else 3,
+        tf, gap=(0.5, 3.5), offset_db=1.2, form=form_of_floe_size(big_cell * PIXEL_SPACING_M),
         max_warp=4 * big_warp)
-    med = FloeLayer(rng, size, min(40.0, big_cell / 2), c_field, _medium_presence,
+    med_cell = min(40.0, big_cell / 2)
+    med = FloeLayer(rng, size, med_cell, c_field, _medium_presence,
                     [YOUNG, THIN_FYI, THICK_FYI, OLD], [0.2, 0.35, 0.35, 0.1] if has_old else [0.2, 0.4, 0.4, 0.0],
-                    tf, gap=(1.0, 2.5), offset_db=1.0, form=3, max_warp=4 * small_warp)
+                    tf, gap=(1.0, 2.5), offset_db=1.0, form=form_of_floe_size(med_cell * PIXEL_SPACING_M),
+                    max_warp=4 * small_warp)
     small = FloeLayer(rng, size, 8.0, c_field, _small_presence,
                       [YOUNG, THIN_FYI, THICK_FYI], [0.4, 0.4, 0.2], tf, gap=(0.8, 1.6),
-                      offset_db=0.8, form=2, max_warp=4 * small_warp)
+                      offset_db=0.8, form=form_of_floe_size(8.0 * PIXEL_SPACING_M), max_warp=4 * small_warp)
     ridging = rng.normal(0.0, 0.7, RIDGE_GRID ** 2).astype(np.float32)
 
     # Where each floe layer can matter (coarse grid, dilated by a cell and the warp).

@@ -17,6 +17,7 @@ HH_STATS = (-14.5, 5.7)  # dB mean, std of the real raw files (ready-to-train sc
 HV_STATS = (-24.7, 4.8)
 INCIDENCE_STATS = (34.0, 8.0)  # degrees mean, std (the dataset's incidence angles)
 SAR_SCALING = {"nersc_sar_primary": HH_STATS, "nersc_sar_secondary": HV_STATS}
+TYPE_TRUTH = ("sod_truth", "floe_truth")  # class rasters: 2 x 2 majority, never averaged
 TRAIN_FILL_VALUE = 0.0          # what NaN became in the real files' SAR (the starter pack's train_fill_value)
 
 
@@ -27,9 +28,11 @@ def make_ready_to_train(raw_ds):
     fixed global statistics (HH -14.5 +- 5.7, HV -24.7 +- 4.8 dB), no data
     (NaN in either channel) written as 0; `sar_incidenceangle` likewise
     (34 +- 8 degrees). SIC/SOD/FLOE:
-    uint8 classes rasterised from the chart (majority id per 2 x 2 block), 255
+    uint8 classes rasterised from the chart (majority id per 2 x 2 block; SOD/FLOE
+    the class of the largest partial, charts.labels_of on the egg_codes tables), 255
     where unknown, on land or where the SAR is NaN. No polygon ids: regional
-    training needs the matching raw file. `sic_truth` is the 2 x 2 mean truth.
+    training needs the matching raw file. `sic_truth` is the 2 x 2 mean truth,
+    `sod_truth`/`floe_truth` the 2 x 2 majority class (never averaged).
     """
     return _dataset(raw_ds, _downsample(raw_ds))
 
@@ -39,13 +42,14 @@ def _downsample(raw_ds):
     h, w = raw_ds.sizes["sar_lines"] // 2, raw_ds.sizes["sar_samples"] // 2
     src = {name: raw_ds[name].values for name in
            ("nersc_sar_primary", "nersc_sar_secondary", "polygon_icechart", "distance_map", "sic_truth")
-           if name in raw_ds}
+           + TYPE_TRUTH if name in raw_ds}
     rows = parse_rows(raw_ds["polygon_codes"].values)
     keys = np.array(sorted(rows), np.float32)  # poly_ids < 1000: exact in float32
     table = np.array([labels_of(rows[k]) for k in sorted(rows)], np.uint8).reshape(-1, 3)
     table = np.concatenate([table, np.full((1, 3), CHART_FILL, np.uint8)])  # last row: not found
-    res = {name: np.empty((h, w), np.float32) for name in src if name != "polygon_icechart"}
-    res.update({name: np.empty((h, w), np.uint8) for name in ("SIC", "SOD", "FLOE")})
+    classes = ("SIC", "SOD", "FLOE") + tuple(name for name in TYPE_TRUTH if name in src)
+    res = {name: np.empty((h, w), np.float32) for name in src if name not in classes + ("polygon_icechart",)}
+    res.update({name: np.empty((h, w), np.uint8) for name in classes})
     step = max(1, (1 << 21) // max(w, 1))  # output rows per strip: bounded temporaries
     for r0 in range(0, h, step):
         r1 = min(h, r0 + step)
@@ -57,6 +61,9 @@ def _downsample(raw_ds):
         for name in ("distance_map", "sic_truth"):
             if name in src:
                 res[name][r0:r1] = block_mean(src[name][rows40], 2)
+        for name in TYPE_TRUTH:
+            if name in src:
+                res[name][r0:r1] = block_majority(src[name][rows40], 2)
         ids = src["polygon_icechart"][rows40]
         ids80 = block_majority(np.where(np.isfinite(ids), ids, np.float32(-1)), 2)
         pos = np.clip(np.searchsorted(keys, ids80), 0, max(len(keys) - 1, 0))
@@ -90,7 +97,7 @@ def _dataset(raw_ds, res):
     out["SIC"][2]["long_name"] = "SIC class: CT x 10 (0-10), 255 = fill"
     out["SOD"][2]["long_name"] = "stage of development class (0 water, 1 new, 2 young, 3 thin FYI, 4 thick FYI, 5 old)"
     out["FLOE"][2]["long_name"] = "floe size class (0 water, 1 cake, 2 small, 3 medium, 4 big, 5 vast, 6 bergs)"
-    for name in ("distance_map", "sic_truth"):
+    for name in ("distance_map", "sic_truth") + TYPE_TRUTH:
         if name in res:
             out[name] = (dims, res[name], dict(raw_ds[name].attrs))
     for name in raw_ds.data_vars:

@@ -1,4 +1,4 @@
-"""The full-resolution pass of a sample scene: truth, SAR and chart raster in row blocks.
+"""The full-resolution pass of a sample scene: truth, SAR, chart raster and ice-type truth in row blocks.
 
 Why row blocks: a 10000 x 10000 scene must fit in a few GB, so every coarse
 field is resampled, every floe located and every pixel speckled one block of
@@ -12,7 +12,8 @@ from scipy import ndimage
 
 from tfseaice.simulate import terrain as T
 from tfseaice.simulate.backscatter import BRASH, FAST, LAND, NEW, WATER, speckled_sar
-from tfseaice.simulate.floes import value_noise
+from tfseaice.simulate.charts import pixel_classes
+from tfseaice.simulate.floes import FORM_CAKE, FORM_FAST, FORM_LEVEL, FORM_NONE, value_noise
 from tfseaice.simulate.grid import BLOCK_PIXELS, PIXEL_SPACING_M, axis_weights
 
 F_DISTANCE = T.F_LEAD_WIDTH + 1  # extra coarse row: distance to land (km)
@@ -66,21 +67,21 @@ def _floe_cover(fl, f, y, x, zones):
     floe = ice_b | ice_m | ice_s
     truth = floe.astype(np.float32)
     typ[~floe] = WATER
-    form[~floe] = 0
+    form[~floe] = FORM_NONE
 
-    # Brash / pancake between floes in the MIZ: fractional pixels.
+    # Brash and ice cakes between floes in the MIZ: fractional pixels (pieces well under a pixel).
     c = f[T.F_CONC]
     brash = small.brash[ks] * 2.4 * c * (1 - c)
     brash_px = ~floe & ~in_big & (brash > 0.02)
     truth = np.where(brash_px, np.minimum(brash, 1.0), truth)
     typ[brash_px] = BRASH
-    form[brash_px] = 1
+    form[brash_px] = FORM_CAKE
     crack = in_big & ~ice_b
     return SimpleNamespace(truth=truth, typ=typ, form=form, off_hh=off_hh, off_hv=off_hv, crack=crack)
 
 
 def _open_leads(cover, f, fast, lead_w):
-    """Leads in the pack and cracks between vast floes, open or refrozen (in place)."""
+    """Leads in the pack and cracks between vast floes, open or refrozen (level new ice) (in place)."""
     lw1, lw2 = lead_w
     in_pack = (f[T.F_CONC] > 0.85) & ~fast
     lead = in_pack & (f[T.F_LEAD_GATE] > 0) & ((np.abs(f[T.F_LEAD1]) < lw1 * f[T.F_LEAD_WIDTH])
@@ -91,7 +92,8 @@ def _open_leads(cover, f, fast, lead_w):
     cover.truth[frozen] = 1.0
     cover.typ[lead] = WATER
     cover.typ[frozen] = NEW
-    cover.form[lead] = 0
+    cover.form[lead] = FORM_NONE
+    cover.form[frozen] = FORM_LEVEL
     cover.off_hh[lead] = 0.0
     cover.off_hv[lead] = 0.0
 
@@ -100,16 +102,18 @@ def _fast_ice_and_land(cover, fast, land, nodata):
     """Fast ice is fully covered; land and no data have no truth (NaN) (in place)."""
     cover.truth[fast] = 1.0
     cover.typ[fast] = FAST
-    cover.form[fast] = 5
+    cover.form[fast] = FORM_FAST
     cover.typ[land] = LAND
     cover.truth[land | nodata] = np.nan
 
 
 def render(size, lay, nodata_params, fl, swath, chart, grid2, speckle_rng):
-    """HH, HV (dB), chart label index (NaN on land), truth and distance (km), each [size, size].
+    """HH, HV (dB), chart label index (NaN on land), truth, distance (km), SOD and FLOE truth, each [size, size].
 
     Fills the `chart` (charts.ChartTally) and `grid2` (ancillary.Grid2Tally) sums.
-    Only `speckle_rng` is drawn from, in row-block order.
+    Only `speckle_rng` is drawn from, in row-block order. `sod`/`floe` (uint8)
+    are the AutoICE classes of each pixel's surface type and floe form
+    (charts.pixel_classes): no random draw, so they leave the SAR untouched.
     """
     n = lay["n"]
     hh = np.empty((size, size), np.float32)
@@ -117,6 +121,8 @@ def render(size, lay, nodata_params, fl, swath, chart, grid2, speckle_rng):
     labels = np.empty((size, size), np.float32)
     truth_out = np.empty((size, size), np.float32)
     distance = np.empty((size, size), np.float32)
+    sod = np.empty((size, size), np.uint8)
+    floe = np.empty((size, size), np.uint8)
     coarse = _coarse_columns(size, lay)
 
     x = np.arange(size, dtype=np.float32)[None, :]
@@ -150,9 +156,11 @@ def render(size, lay, nodata_params, fl, swath, chart, grid2, speckle_rng):
         truth_out[r0:r1] = truth
         f[F_DISTANCE][land] = 0.0
         distance[r0:r1] = f[F_DISTANCE]
+        sod[r0:r1], floe[r0:r1] = pixel_classes(cover.typ, cover.form, truth)
 
         ok = np.isfinite(truth)
         lab = chart.add_block(r0, r1, land, ok, truth, cover.typ, cover.form)
         labels[r0:r1] = np.where(land, np.nan, lab)
         grid2.add_block(r0, r1, land, ok, truth)
-    return SimpleNamespace(hh=hh, hv=hv, labels=labels, truth=truth_out, distance=distance, block=block)
+    return SimpleNamespace(hh=hh, hv=hv, labels=labels, truth=truth_out, distance=distance, sod=sod, floe=floe,
+                           block=block)

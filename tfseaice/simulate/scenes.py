@@ -1,4 +1,4 @@
-"""Realistic sample AI4Arctic scenes with per-pixel SIC truth: seeds, names, make_scene.
+"""Realistic sample AI4Arctic scenes with per-pixel SIC, SOD and FLOE truth: seeds, names, make_scene.
 
 Why: real AI4Arctic charts give one SIC per polygon, so nobody can check pixel
 SIC on them. These scenes are written in the *raw AI4Arctic layout* (same file
@@ -13,6 +13,9 @@ true per-pixel SIC, and they carry what makes SAR SIC hard (DESIGN.md §3):
 * **backscatter** (backscatter.py): per ice type, incidence slopes, wind over
   water, HV noise floor, linear mixing, Gamma speckle with ENL 4.4.
 * **charts** (charts.py) drawn as an analyst would.
+* **ice-type truth**: `sod_truth` and `floe_truth`, the AutoICE SOD / FLOE
+  class of each pixel's surface type and floe form (charts.pixel_classes,
+  tables of tfseaice.data.egg_codes; 255 = no truth). They draw nothing.
 
 Everything comes from `numpy.random.default_rng(seed)`: three independent
 streams (metadata, layout, speckle). The stages of make_scene draw from the
@@ -24,7 +27,7 @@ import datetime
 import numpy as np
 import xarray as xr
 
-from tfseaice.data import codes
+from tfseaice.data import codes, egg_codes
 from tfseaice.data.ai4arctic import distance_classes
 from tfseaice.simulate import ancillary, charts, floes, render, terrain
 from tfseaice.simulate.backscatter import ENL, Swath
@@ -33,6 +36,11 @@ from tfseaice.simulate.grid import PIXEL_SPACING_M
 SYNTHETIC_NOTE = ("synthetic sample scene made by tfseaice.simulate (not real Sentinel-1 "
                   "data); sic_truth is the true per-pixel sea-ice concentration")
 SAR_DIMS = ("sar_lines", "sar_samples")
+TYPE_TRUTH = {  # variable -> (what, class names, the class of what, where no truth)
+    "sod_truth": ("stage of development", egg_codes.SOD_CLASSES, "surface type", "land, no data"),
+    "floe_truth": ("floe size", egg_codes.FLOE_CLASSES, "floe form",
+                   "land, no data, and fast ice and level ice in refrozen leads, unlabelled as in the challenge"),
+}
 
 
 # ------------------------------------------------------------------ names, seeds
@@ -115,6 +123,23 @@ def _labels_to_poly_ids(labels, lut, block):
         blk[m] = lut[blk[m].astype(np.intp)]
 
 
+def _type_truth_vars(image):
+    """`sod_truth`, `floe_truth`: uint8 class rasters with CF flag attributes (255 = no truth)."""
+    out = {}
+    for name, values in (("sod_truth", image.sod), ("floe_truth", image.floe)):
+        what, classes, source, no_truth = TYPE_TRUTH[name]
+        out[name] = (SAR_DIMS, values, {
+            "long_name": f"true per-pixel {what} class, AutoICE classes (synthetic scenes only)",
+            "units": "1",
+            "flag_values": np.arange(len(classes), dtype=np.uint8),
+            "flag_meanings": " ".join(classes),
+            "no_truth_value": np.uint8(egg_codes.UNLABELLED),
+            "comment": f"the class of the pixel's {source} (its SIGRID-3 code -> class by "
+                       f"tfseaice.data.egg_codes); {egg_codes.UNLABELLED} = no truth ({no_truth}); "
+                       "a pixel less than half ice is open water (0)"})
+    return out
+
+
 def _dataset(image, rows, gcp_vars, grid2_vars, seed, acq_time, service):
     """The raw-layout xarray.Dataset of a rendered scene."""
     return xr.Dataset(
@@ -134,6 +159,7 @@ def _dataset(image, rows, gcp_vars, grid2_vars, seed, acq_time, service):
                 "long_name": "true per-pixel sea-ice concentration (synthetic scenes only)",
                 "units": "1", "valid_range": np.array([0.0, 1.0], np.float32),
                 "comment": "NaN on land and in the no-data border"}),
+            **_type_truth_vars(image),
             **gcp_vars, **grid2_vars,
         },
         coords={"polygon_codes": ("polygon_codes", np.array([codes.HEADER] + rows, dtype=object))},
