@@ -186,3 +186,11 @@ def polygon_labels(sic, egg):
             comp[c][i] = composition(ice, layers, c)
             cls[c][i] = dominant_class(ice, layers, c)
     return comp["SOD"], comp["FLOE"], cls["SOD"], cls["FLOE"]
+
+
+def class_counts(classes, chart):
+    """{class name: count} of dominant classes (uint8, 255 = "unlabelled") for "SOD" or "FLOE", every class listed."""
+    names = SOD_CLASSES if chart == "SOD" else FLOE_CLASSES
+    classes = np.asarray(classes, np.int64).ravel()
+    counts = np.bincount(classes[classes < len(names)], minlength=len(names))
+    return {**{n: int(c) for n, c in zip(names, counts)}, "unlabelled": int((classes >= len(names)).sum())}
