@@ -54,8 +54,10 @@ def define_flags():
 class ConvertScene(beam.DoFn):
     """One scene -> keyed serialized patches (main output) + one report dict."""
 
-    def __init__(self, channels, patch_size, stride, downsample, raw_glob, truth_variables, land_mask):
-        self.args = (tuple(channels), patch_size, stride, downsample, raw_glob, tuple(truth_variables), land_mask)
+    def __init__(self, channels, patch_size, stride, downsample, raw_glob, truth_variable, land_mask,
+                 sod_truth_variable="sod_truth", floe_truth_variable="floe_truth"):
+        truth_variables = (truth_variable, sod_truth_variable, floe_truth_variable)
+        self.args = (tuple(channels), patch_size, stride, downsample, raw_glob, truth_variables, land_mask)
 
     def process(self, element):
         path, split = element
@@ -229,9 +231,8 @@ def convert(input_glob, output_dir, beam_args=(), channels=ai4arctic.DEFAULT_CHA
                        | "Scenes" >> beam.Create([(path, split_of[path]) for path in paths])
                        | "Reshuffle" >> beam.Reshuffle()
                        | "Convert" >> beam.ParDo(ConvertScene(
-                           channels, patch_size, stride, downsample, raw_glob,
-                           (truth_variable, sod_truth_variable, floe_truth_variable), land_mask)).with_outputs(
-                               "report", main="examples"))
+                           channels, patch_size, stride, downsample, raw_glob, truth_variable, land_mask,
+                           sod_truth_variable, floe_truth_variable)).with_outputs("report", main="examples"))
             for split in ("train", "val"):
                 if n_shards[split]:
                     (outputs.examples
