@@ -8,7 +8,9 @@ Ready-to-train inputs (`*_prep.nc`) also need `--raw_glob` for polygon ids.
 Train/val split is by scene (seeded). A scene that fails is listed with its
 reason in `failed_scenes.json`; the rest is converted. Normalisation
 statistics (per channel, over finite pixels of kept training patches) go to
-`dataset_info.json`.
+`dataset_info.json`, with the polygons (in kept patches) per dominant SOD/FLOE
+class (`polygon_classes`, per split and in total) and how many have a
+composition (`polygon_compositions`).
 """
 
 import glob
@@ -23,7 +25,7 @@ from absl import flags, logging
 import tfseaice
 from data_prep import beam_common
 from tfseaice import cli
-from tfseaice.data import ai4arctic, records
+from tfseaice.data import ai4arctic, egg_codes, records
 from tfseaice.data.patches import iter_patches
 from tfseaice.errors import InputError
 
@@ -43,6 +45,8 @@ def define_flags():
     flags.DEFINE_float("val_fraction", 0.1, "Fraction of scenes for validation.")
     flags.DEFINE_integer("seed", 1, "Seed of the train/val split.")
     flags.DEFINE_string("truth_variable", "sic_truth", "Per-pixel truth variable stored when a scene has it ('' = never).")
+    flags.DEFINE_string("sod_truth_variable", "sod_truth", "Per-pixel SOD class truth stored when a scene has it ('' = never).")
+    flags.DEFINE_string("floe_truth_variable", "floe_truth", "Per-pixel FLOE class truth stored when a scene has it ('' = never).")
     flags.DEFINE_enum("land_mask", "distance_map", list(ai4arctic.LAND_MASKS),
                       "distance_map: land pixels (class 0) leave every polygon and pixel loss; none: chart only.")
 
@@ -50,28 +54,35 @@ def define_flags():
 class ConvertScene(beam.DoFn):
     """One scene -> keyed serialized patches (main output) + one report dict."""
 
-    def __init__(self, channels, patch_size, stride, downsample, raw_glob, truth_variable, land_mask):
-        self.args = (tuple(channels), patch_size, stride, downsample, raw_glob, truth_variable, land_mask)
+    def __init__(self, channels, patch_size, stride, downsample, raw_glob, truth_variable, land_mask,
+                 sod_truth_variable="sod_truth", floe_truth_variable="floe_truth"):
+        truth_variables = (truth_variable, sod_truth_variable, floe_truth_variable)
+        self.args = (tuple(channels), patch_size, stride, downsample, raw_glob, truth_variables, land_mask)
 
     def process(self, element):
         path, split = element
-        channels, patch_size, stride, downsample, raw_glob, truth_variable, land_mask = self.args
+        channels, patch_size, stride, downsample, raw_glob, truth_variables, land_mask = self.args
+        truth_variable, sod_truth_variable, floe_truth_variable = truth_variables
         report = {"path": path, "split": split}
         try:
             with beam_common.NETCDF_LOCK:  # libnetcdf is not thread-safe: see there
                 scene = ai4arctic.read_scene(path, channels, downsample, raw_glob=raw_glob,
-                                             truth_variable=truth_variable, land_mask=land_mask)
+                                             truth_variable=truth_variable, land_mask=land_mask,
+                                             sod_truth_variable=sod_truth_variable,
+                                             floe_truth_variable=floe_truth_variable)
             counts = {}
             examples = []
             sums = np.zeros(len(channels))
             sumsq = np.zeros(len(channels))
             n = np.zeros(len(channels))
             max_k = 0
+            seen = set()
             for p in iter_patches(scene, patch_size, stride, counts):
                 key = f"{scene.scene_id}/{p.offset[0]:06d}_{p.offset[1]:06d}"
                 examples.append((key, records.encode_sic(
                     p.sar, p.polygon_ids, p.polygon_sic, p.polygon_global_id,
-                    p.polygon_pixel_count, scene.scene_id, p.offset, p.sic_truth)))
+                    p.polygon_pixel_count, scene.scene_id, p.offset, p.sic_truth, **p.record_tables())))
+                seen.update(p.polygon_global_id.tolist())
                 finite = np.isfinite(p.sar)
                 x = np.where(finite, p.sar, 0).astype(np.float64)
                 sums += x.sum(axis=(0, 1))
@@ -91,6 +102,8 @@ class ConvertScene(beam.DoFn):
         report.update(scene_id=scene.scene_id, kept=counts["kept"],
                       dropped_unlabelled=counts["dropped_unlabelled"], max_polygons=max_k,
                       has_truth=scene.sic_truth is not None, sar_units=scene.sar_units,
+                      has_sod_truth=scene.sod_truth is not None, has_floe_truth=scene.floe_truth is not None,
+                      **polygon_class_report(scene.table, sorted(seen)),
                       pixel_spacing_m=scene.pixel_spacing_m,
                       unlabelled_polygons={k: len(v) for k, v in scene.unlabelled_polygons.items()},
                       sum=sums.tolist(), sumsq=sumsq.tolist(), count=n.tolist())
@@ -107,6 +120,25 @@ def no_patch_reason(scene, patch_size):
                 "(CT 98, 99, -9 or an unknown code), so it gives no training patch")
     return (f"no {patch_size}x{patch_size} patch holds a labelled polygon with valid SAR "
             "(labelled polygons only where SAR is NaN?), so it gives no training patch")
+
+
+def polygon_class_report(table, ids):
+    """Dominant-class counts and composition-labelled counts of the polygons `ids` of a scene's table."""
+    rows = table.rows(np.asarray(ids, np.int64))
+    return {"polygon_classes": {"SOD": egg_codes.class_counts(table.sod_class[rows], "SOD"),
+                                "FLOE": egg_codes.class_counts(table.floe_class[rows], "FLOE")},
+            "polygon_compositions": {"SOD": int(np.isfinite(table.sod_composition[rows]).all(axis=1).sum()),
+                                     "FLOE": int(np.isfinite(table.floe_composition[rows]).all(axis=1).sum()),
+                                     "polygons": len(rows)}}
+
+
+def sum_counts(dicts):
+    """Key-wise sum of nested {name: int} dicts of the same shape."""
+    out = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = sum_counts([out.get(k, {}), v]) if isinstance(v, dict) else out.get(k, 0) + v
+    return out
 
 
 def estimate_bytes(path, num_channels, patch_size, stride, downsample):
@@ -144,6 +176,12 @@ def build_info(reports, splits, shard_names, args):
         "pixel_spacing_m": ai4arctic.RAW_SPACING_M * args["downsample"],
         "val_fraction": args["val_fraction"], "seed": args["seed"],
         "has_truth": bool(ok) and all(r["has_truth"] for r in ok),
+        "has_sod_truth": bool(ok) and all(r["has_sod_truth"] for r in ok),
+        "has_floe_truth": bool(ok) and all(r["has_floe_truth"] for r in ok),
+        # Polygons in kept patches (each once per scene) per AutoICE dominant class, and how many of them
+        # have a composition (the regional target); per split under "splits".
+        "polygon_classes": sum_counts(r["polygon_classes"] for r in ok),
+        "polygon_compositions": sum_counts(r["polygon_compositions"] for r in ok),
         "max_polygons_per_patch": max([r["max_polygons"] for r in ok], default=0),
         "num_scenes_failed": len(reports) - len(ok),
         "num_patches_dropped_unlabelled": int(sum(r["dropped_unlabelled"] for r in ok)),
@@ -160,6 +198,7 @@ def build_info(reports, splits, shard_names, args):
             "scenes": sorted(r["scene_id"] for r in rs),
             "num_examples": int(sum(r["kept"] for r in rs)),
             "shards": shard_names[split],
+            "polygon_classes": sum_counts(r["polygon_classes"] for r in rs),
         }
     return info
 
@@ -167,7 +206,8 @@ def build_info(reports, splits, shard_names, args):
 def convert(input_glob, output_dir, beam_args=(), channels=ai4arctic.DEFAULT_CHANNELS, patch_size=256,
             stride=256, downsample=2, val_fraction=0.1, seed=1, raw_glob=None,
             truth_variable="sic_truth", overwrite=False, num_shards=0, shard_mb=128,
-            runner="DirectRunner", land_mask="distance_map"):
+            runner="DirectRunner", land_mask="distance_map", sod_truth_variable="sod_truth",
+            floe_truth_variable="floe_truth"):
     """Run the conversion; returns (dataset_info dict, failed list)."""
     paths = sorted(p for p in glob.glob(input_glob) if os.path.isfile(p))
     if not paths:
@@ -190,8 +230,9 @@ def convert(input_glob, output_dir, beam_args=(), channels=ai4arctic.DEFAULT_CHA
             outputs = (p
                        | "Scenes" >> beam.Create([(path, split_of[path]) for path in paths])
                        | "Reshuffle" >> beam.Reshuffle()
-                       | "Convert" >> beam.ParDo(ConvertScene(channels, patch_size, stride, downsample, raw_glob,
-                                                              truth_variable, land_mask)).with_outputs("report", main="examples"))
+                       | "Convert" >> beam.ParDo(ConvertScene(
+                           channels, patch_size, stride, downsample, raw_glob, truth_variable, land_mask,
+                           sod_truth_variable, floe_truth_variable)).with_outputs("report", main="examples"))
             for split in ("train", "val"):
                 if n_shards[split]:
                     (outputs.examples
@@ -219,7 +260,8 @@ def main(argv):
         patch_size=FLAGS.patch_size, stride=FLAGS.stride, downsample=FLAGS.downsample,
         val_fraction=FLAGS.val_fraction, seed=FLAGS.seed, raw_glob=FLAGS.raw_glob,
         truth_variable=FLAGS.truth_variable, overwrite=FLAGS.overwrite,
-        num_shards=FLAGS.num_shards, shard_mb=FLAGS.shard_mb, runner=FLAGS.runner, land_mask=FLAGS.land_mask)
+        num_shards=FLAGS.num_shards, shard_mb=FLAGS.shard_mb, runner=FLAGS.runner, land_mask=FLAGS.land_mask,
+        sod_truth_variable=FLAGS.sod_truth_variable, floe_truth_variable=FLAGS.floe_truth_variable)
     beam_common.print_failures(failed)
     tr, va = info["splits"]["train"], info["splits"]["val"]
     print(f"Converted {len(tr['scenes']) + len(va['scenes'])} scenes ({len(failed)} failed, listed in "

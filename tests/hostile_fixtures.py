@@ -235,7 +235,8 @@ def write_sic_records(out_dir, scene_paths, channels=CHANNELS, poison=None, val=
                 if poison is not None and split == "train":
                     sar = poison(sar)
                 w.write(records.encode_sic(sar, p.polygon_ids, p.polygon_sic, p.polygon_global_id,
-                                           p.polygon_pixel_count, scene.scene_id, p.offset, p.sic_truth))
+                                           p.polygon_pixel_count, scene.scene_id, p.offset, p.sic_truth,
+                                           **p.record_tables()))
                 n += 1
                 max_k = max(max_k, len(p.polygon_sic))
         counts[split] = n

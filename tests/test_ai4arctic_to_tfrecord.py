@@ -68,6 +68,10 @@ def test_round_trip_returns_the_readers_pixels_ids_and_targets(converted):
             np.testing.assert_array_equal(ex["polygon_global_id"], p.polygon_global_id)
             np.testing.assert_array_equal(ex["polygon_pixel_count"], p.polygon_pixel_count)
             np.testing.assert_array_equal(ex["sic_truth"], p.sic_truth)
+            rows = scene.table.rows(p.polygon_global_id)  # schema 2: the SOD/FLOE tables of the same polygons
+            np.testing.assert_array_equal(ex["polygon_sod"], scene.table.sod_composition[rows])
+            np.testing.assert_array_equal(ex["polygon_floe"], scene.table.floe_composition[rows])
+            assert ex["polygon_sod_class"].tolist() == scene.table.sod_class[rows].tolist()
             assert ex["has_truth"] and ex["polygon_count"] == len(p.polygon_sic)
             total += 1
         dropped += stats["dropped_unlabelled"]

@@ -616,7 +616,8 @@ ROWS = [
         setup=lambda w, d: (shutil.copytree(w.records_sic, os.path.join(d, "data")), json.dump(
             {**w.sic_info, "schema_version": 99}, open(os.path.join(d, "data", "dataset_info.json"), "w"))),
         args=lambda w, d: [f"--data_dir={d}/data", f"--model_dir={d}/model"] + train_flags(),
-        message=lambda w, d: (esc(f"{d}/data/dataset_info.json"), "schema_version 99 is not the supported 1")),
+        message=lambda w, d: (esc(f"{d}/data"), "converted with schema version 99; this tfseaice reads version 2: "
+                                                 "convert again")),
     Row(id="train_model_dir_of_another_task", module="tfseaice.train",
         setup=lambda w, d: copy_model(w.pix2pix_model, os.path.join(d, "model")),
         args=lambda w, d: [f"--data_dir={w.records_sic}", f"--model_dir={d}/model"] + train_flags(),

@@ -29,6 +29,8 @@ import numpy as np
 import xarray as xr
 from absl import logging
 
+# AUTOICE_CHARTS, CHART_FILL and class_raster are also read from here (data/autoice.py).
+from tfseaice.data.chart_rasters import AUTOICE_CHARTS, CHART_FILL, class_charts, class_raster, crop, read_truths  # noqa: F401
 from tfseaice.data.codes import PolygonTable, parse_polygon_codes
 from tfseaice.data.downsampling import block_fraction, block_majority, block_mean, db_block_mean
 from tfseaice.data.scene_grids import grid_2km, incidence_angle
@@ -39,8 +41,6 @@ SAR_VARIABLES = {"hh": "nersc_sar_primary", "hv": "nersc_sar_secondary"}
 DB_CHANNELS = ("hh", "hv")
 GRID_2KM_PREFIXES = ("btemp_", "u10m_rotated", "v10m_rotated", "t2m", "skt", "tcwv", "tclw")
 DEFAULT_CHANNELS = ("hh", "hv")
-AUTOICE_CHARTS = ("SIC", "SOD", "FLOE")
-CHART_FILL = 255          # AutoICE class rasters: masked pixel
 LAND_CLASS = 0            # distance_map class of land
 # Upper edges (km) of distance_map classes 1..40; class 41 is over 300 km (docs/ai4arctic.md).
 DISTANCE_CLASS_EDGES_KM = (0.5, *range(1, 21), *range(25, 51, 5), *range(60, 101, 10), *range(125, 301, 25))
@@ -62,6 +62,8 @@ class Scene:
     pixel_spacing_m: float
     sar_units: str             # "dB" (raw) or "standard_scaled" (ready-to-train)
     sic_truth: np.ndarray | None = None  # float32 [H, W]
+    sod_truth: np.ndarray | None = None  # uint8 [H, W] SOD class per pixel, 255 = no truth
+    floe_truth: np.ndarray | None = None  # uint8 [H, W] FLOE class per pixel, 255 = no truth
     class_charts: dict = dataclasses.field(default_factory=dict)  # the file's own AutoICE charts, uint8 [H, W]
     unlabelled_polygons: dict = dataclasses.field(default_factory=dict)  # reason -> polygon ids made unlabelled
 
@@ -268,38 +270,24 @@ def _unlabel_odd_polygons(chart_ids, present, table, path):
     return {k: v for k, v in odd.items() if v}
 
 
-def class_raster(values):
-    """An AutoICE chart as uint8 classes; a float raster's NaN (xarray's decoded fill) becomes 255."""
-    a = np.asarray(values)
-    if a.dtype.kind == "f":
-        a = np.where(np.isfinite(a), a, CHART_FILL)
-    return a.astype(np.uint8)
-
-
-def _class_charts(ds, f, shape):
-    """The AutoICE class charts a ready-to-train file carries (uint8, 255 = masked), on the output grid."""
-    out = {}
-    for name in AUTOICE_CHARTS:
-        if name in ds.variables:
-            out[name] = block_majority(class_raster(ds[name].values), f)[:shape[0], :shape[1]]
-    return out
-
-
 def _check_land_mask(land_mask):
     if land_mask not in LAND_MASKS:
         raise InputError("--land_mask", f"must be one of {', '.join(LAND_MASKS)}, got {land_mask!r}")
 
 
 def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw_glob=None,
-               truth_variable="sic_truth", land_mask="distance_map"):
+               truth_variable="sic_truth", land_mask="distance_map", sod_truth_variable="sod_truth",
+               floe_truth_variable="floe_truth"):
     """Read one scene onto a grid of 40 m x `downsample` pixels.
 
     Raw files give everything they hold; a raw file without a chart gives a
     Scene without one. Ready-to-train files (`*_prep.nc`) give SAR (zero-filled
     no-data as NaN) and their own AutoICE charts; polygon ids come from the
     matching raw file (`raw_path`, or found in `raw_glob`) when one is given,
-    otherwise the Scene has no polygon chart. `truth_variable` is read when
-    present (sample scenes carry `sic_truth`).
+    otherwise the Scene has no polygon chart. `truth_variable` (SIC, block
+    mean), `sod_truth_variable` and `floe_truth_variable` (classes, block
+    majority) are read when present (sample scenes carry them); "" or None:
+    never.
     """
     channels = tuple(channels)
     if not channels:
@@ -308,7 +296,8 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
     ds = open_dataset(path)
     with ds:
         if is_ready_to_train(path, ds):
-            return _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask)
+            return _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, land_mask,
+                             (truth_variable, sod_truth_variable, floe_truth_variable))
         f = int(downsample)
         if f < 1:
             raise ValueError(f"downsample must be >= 1, got {downsample}")
@@ -322,15 +311,13 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
                 raise InputError(path, f"SAR {ds['nersc_sar_primary'].shape if 'nersc_sar_primary' in ds else sar.shape[:2]} and polygon_icechart {ds['polygon_icechart'].shape} differ in shape")
             table = _table(ds, path)
             odd = _unlabel_odd_polygons(chart_ids, present, table, path)
-        truth = None
-        if truth_variable and truth_variable in ds.variables:
-            truth = block_mean(ds[truth_variable].values, f)
+        truths = read_truths(ds, f, truth_variable, sod_truth_variable, floe_truth_variable)
         return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar,
                      chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * f,
-                     sar_units="dB", sic_truth=truth, unlabelled_polygons=odd)
+                     sar_units="dB", unlabelled_polygons=odd, **truths)
 
 
-def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask):
+def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, land_mask, truth_names):
     spacing = float(ds.attrs.get("pixel_spacing", 2 * RAW_SPACING_M))
     ratio = spacing / RAW_SPACING_M
     if downsample % ratio:
@@ -342,12 +329,10 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
     if raw_path is None:
         arrays = _read_channels(ds, path, channels, f, in_db=False, raw_f=int(downsample), nodata=nodata)
         sar = _stack(arrays, channels, path)
-        truth = None
-        if truth_variable and truth_variable in ds.variables:
-            truth = block_mean(ds[truth_variable].values, f)
+        truths = crop(read_truths(ds, f, *truth_names), *sar.shape[:2])
         return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar, chart_ids=None,
                      table=None, pixel_spacing_m=RAW_SPACING_M * downsample, sar_units="standard_scaled",
-                     sic_truth=truth, class_charts=_class_charts(ds, f, sar.shape[:2]))
+                     class_charts=class_charts(ds, f, sar.shape[:2]), **truths)
     raw = open_dataset(raw_path)
     with raw:
         _require(raw, raw_path, ["polygon_icechart", "polygon_codes"])
@@ -356,9 +341,7 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
                                 nodata=nodata)
         sar = _stack(arrays, channels, path)
         chart_ids, present = _chart_ids(raw, raw_path, raw_f, land_mask)
-        truth = None
-        if truth_variable and truth_variable in raw.variables:
-            truth = block_mean(raw[truth_variable].values, raw_f)
+        truths = read_truths(raw, raw_f, *truth_names)
         table = _table(raw, raw_path)
     h = min(sar.shape[0], chart_ids.shape[0])
     w = min(sar.shape[1], chart_ids.shape[1])
@@ -368,5 +351,5 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
     odd = _unlabel_odd_polygons(chart_ids, present, table, raw_path)
     return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar[:h, :w],
                  chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * downsample,
-                 sar_units="standard_scaled", sic_truth=None if truth is None else truth[:h, :w],
-                 class_charts=_class_charts(ds, f, (h, w)), unlabelled_polygons=odd)
+                 sar_units="standard_scaled", class_charts=class_charts(ds, f, (h, w)), unlabelled_polygons=odd,
+                 **crop(truths, h, w))

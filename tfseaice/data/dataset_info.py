@@ -6,7 +6,7 @@ import os
 
 import tensorflow as tf
 
-from tfseaice.data.records import SCHEMA_VERSION
+from tfseaice.data.records import READABLE_VERSIONS, SCHEMA_VERSION
 from tfseaice.errors import InputError
 
 FILENAME = "dataset_info.json"
@@ -22,11 +22,12 @@ def load(data_dir, kind=None):
             info = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(path, f"is not valid JSON ({exc})") from None
-    version = info.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise InputError(path, f"schema_version {version} is not the supported {SCHEMA_VERSION}; convert the data again")
     if kind and info.get("kind") != kind:
         raise InputError(path, f"holds {info.get('kind')!r} data, this needs {kind!r}")
+    version = info.get("schema_version")
+    if version not in READABLE_VERSIONS.get(info.get("kind"), (SCHEMA_VERSION,)):
+        raise InputError(data_dir, f"converted with schema version {version}; this tfseaice reads version "
+                                   f"{SCHEMA_VERSION}: convert again")
     return info
 
 

@@ -16,6 +16,17 @@ class Patch:
     polygon_pixel_count: np.ndarray  # int64 [K]
     offset: tuple                    # (row, col) on the scene grid
     sic_truth: np.ndarray | None     # float32 [P, P]
+    polygon_sod: np.ndarray = None         # float32 [K, 6] SOD composition, NaN row = unlabelled
+    polygon_floe: np.ndarray = None        # float32 [K, 7] FLOE composition
+    polygon_sod_class: np.ndarray = None   # uint8 [K] dominant SOD class, 255 = unlabelled
+    polygon_floe_class: np.ndarray = None  # uint8 [K]
+    sod_truth: np.ndarray | None = None    # uint8 [P, P], 255 = no truth
+    floe_truth: np.ndarray | None = None   # uint8 [P, P]
+
+    def record_tables(self):
+        """The SOD/FLOE keyword arguments of `records.encode_sic` for this patch."""
+        return {k: getattr(self, k) for k in ("polygon_sod", "polygon_floe", "polygon_sod_class",
+                                               "polygon_floe_class", "sod_truth", "floe_truth")}
 
 
 def patch_origins(length, patch_size, stride):
@@ -63,6 +74,10 @@ def iter_patches(scene, patch_size, stride, stats=None):
                 stats["dropped_unlabelled"] += 1
                 continue
             stats["kept"] += 1
-            truth = None if scene.sic_truth is None else scene.sic_truth[sl]
+            rows = scene.table.rows(gids)  # every id of a patch is in the table (valid_mask needs its SIC)
+            truth = {k: None if getattr(scene, k) is None else getattr(scene, k)[sl]
+                     for k in ("sic_truth", "sod_truth", "floe_truth")}
             yield Patch(sar=scene.sar[sl], polygon_ids=local, polygon_sic=sic, polygon_global_id=gids,
-                        polygon_pixel_count=counts, offset=(r, c), sic_truth=truth)
+                        polygon_pixel_count=counts, offset=(r, c), polygon_sod=scene.table.sod_composition[rows],
+                        polygon_floe=scene.table.floe_composition[rows], polygon_sod_class=scene.table.sod_class[rows],
+                        polygon_floe_class=scene.table.floe_class[rows], **truth)

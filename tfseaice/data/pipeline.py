@@ -26,6 +26,9 @@ from tfseaice.errors import InputError
 
 AUTOTUNE = tf.data.AUTOTUNE
 SIC_TRAIN_KEYS = ("sar", "polygon_ids", "polygon_sic", "polygon_count", "sic_truth")
+ICECHART_TRAIN_KEYS = SIC_TRAIN_KEYS + ("polygon_sod", "polygon_floe", "polygon_sod_class", "polygon_floe_class",
+                                        "sod_truth", "floe_truth")
+PIXEL_KEYS = ("polygon_ids", "sic_truth", "sod_truth", "floe_truth")  # [H, W] rasters that move with the SAR
 
 
 def read_records(files, training, seed, cycle_length=4, skip_corrupt=False):
@@ -80,10 +83,10 @@ def random_dihedral(images, seed):
 
 
 def augment_sic(ex, seed):
-    """Flips and 90° rotations applied identically to SAR, polygon ids and truth."""
-    sar, ids, truth = random_dihedral(
-        [ex["sar"], ex["polygon_ids"][..., None], ex["sic_truth"][..., None]], seed)
-    return dict(ex, sar=sar, polygon_ids=ids[..., 0], sic_truth=truth[..., 0])
+    """Flips and 90° rotations applied identically to SAR, polygon ids and every truth raster in `ex`."""
+    names = [k for k in PIXEL_KEYS if k in ex]
+    out = random_dihedral([ex["sar"]] + [ex[k][..., None] for k in names], seed)
+    return dict(ex, sar=out[0], **{k: im[..., 0] for k, im in zip(names, out[1:])})
 
 
 def _with_seeds(ds, seed):
@@ -104,7 +107,10 @@ def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augmen
 
     Each batch is a dict of `keys`: sar [B,P,P,C], polygon_ids [B,P,P],
     polygon_sic [B,K] (zero-padded to `max_polygons` or the batch maximum),
-    polygon_count [B], sic_truth [B,P,P]. Training repeats forever unless
+    polygon_count [B], sic_truth [B,P,P]; with ICECHART_TRAIN_KEYS also
+    polygon_sod [B,K,6] and polygon_floe [B,K,7] (NaN-padded),
+    polygon_sod_class and polygon_floe_class [B,K] (255-padded), sod_truth and
+    floe_truth [B,P,P] int32 (255 = no truth). Training repeats forever unless
     `repeat` is False; evaluation reads once in a fixed order.
     """
     info = info or dataset_info.load(data_dir, kind="sic")
@@ -123,11 +129,15 @@ def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augmen
     k = max_polygons or None
     shapes = {"sar": [p, p, c], "polygon_ids": [p, p], "polygon_sic": [k], "polygon_count": [],
               "sic_truth": [p, p], "polygon_global_id": [k], "polygon_pixel_count": [k],
-              "scene_id": [], "patch_offset": [2], "has_truth": []}
+              "scene_id": [], "patch_offset": [2], "has_truth": [], "polygon_sod": [k, records.NUM_SOD],
+              "polygon_floe": [k, records.NUM_FLOE], "polygon_sod_class": [k], "polygon_floe_class": [k],
+              "sod_truth": [p, p], "floe_truth": [p, p]}
     pad = {"polygon_ids": -1, "polygon_global_id": tf.constant(-1, tf.int64),
            "polygon_pixel_count": tf.constant(0, tf.int64), "scene_id": "", "has_truth": False,
            "polygon_sic": 0.0, "sar": 0.0, "sic_truth": 0.0, "polygon_count": 0,
-           "patch_offset": tf.constant(0, tf.int64)}
+           "patch_offset": tf.constant(0, tf.int64), "polygon_sod": float("nan"), "polygon_floe": float("nan"),
+           "polygon_sod_class": records.CLASS_FILL, "polygon_floe_class": records.CLASS_FILL,
+           "sod_truth": records.CLASS_FILL, "floe_truth": records.CLASS_FILL}
     ds = ds.padded_batch(batch_size, padded_shapes={key: shapes[key] for key in keys},
                          padding_values={key: pad[key] for key in keys}, drop_remainder=training)
     return ds.prefetch(AUTOTUNE)

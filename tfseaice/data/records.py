@@ -6,16 +6,26 @@ SIC examples (schema version SCHEMA_VERSION) hold one patch:
   polygon_sic         float32 [K] charted SIC in [0, 1]
   polygon_global_id   int64 [K] the chart's own poly_id
   polygon_pixel_count int64 [K] usable pixels of each polygon in this patch
+  polygon_sod         float32 [K * 6] SOD composition per polygon (NaN row = unlabelled)   (v2)
+  polygon_floe        float32 [K * 7] FLOE composition per polygon                          (v2)
+  polygon_sod_class   int64 [K] AutoICE dominant SOD class, 255 = unlabelled                (v2)
+  polygon_floe_class  int64 [K] AutoICE dominant FLOE class                                 (v2)
   sic_truth           float32 [H, W] optional per-pixel truth (sample scenes)
+  sod_truth, floe_truth  uint8 [H, W] optional per-pixel class truth, 255 = none            (v2)
   scene_id, patch_offset [row, col] on the (downsampled) scene grid
 Glacier examples hold a SAR patch (uint8), its zone mask as class indices
-(0 no data, 1 rock, 2 glacier, 3 ocean) and optional extra float32 channels.
+(0 no data, 1 rock, 2 glacier, 3 ocean) and optional extra float32 channels;
+they did not change in version 2, so version-1 glacier folders stay readable.
 """
 
 import numpy as np
 import tensorflow as tf
 
-SCHEMA_VERSION = 1
+from tfseaice.data.egg_codes import NUM_FLOE, NUM_SOD, UNLABELLED
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = {"sic": (2,), "glacier": (1, 2)}  # per dataset kind
+CLASS_FILL = UNLABELLED
 
 
 def _bytes(value):
@@ -30,9 +40,23 @@ def _floats(values):
     return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
 
 
+def _class_raster(name, a, hw):
+    a = np.asarray(a)
+    if a.shape != hw:
+        raise ValueError(f"{name} shape {a.shape} != sar {hw}")
+    if a.size and (a.min() < 0 or a.max() > 255):
+        raise ValueError(f"{name} must hold classes 0..255")
+    return _bytes(a.astype(np.uint8).tobytes())
+
+
 def encode_sic(sar, polygon_ids, polygon_sic, polygon_global_id, polygon_pixel_count,
-               scene_id, patch_offset, sic_truth=None):
-    """Serialize one SIC patch. Arrays are numpy; returns bytes."""
+               scene_id, patch_offset, sic_truth=None, *, polygon_sod=None, polygon_floe=None,
+               polygon_sod_class=None, polygon_floe_class=None, sod_truth=None, floe_truth=None):
+    """Serialize one SIC patch. Arrays are numpy; returns bytes.
+
+    SOD/FLOE tables not given are written unlabelled (NaN rows, class 255);
+    `sod_truth`/`floe_truth` only when given.
+    """
     sar = np.asarray(sar, dtype="<f4")
     if sar.ndim != 3:
         raise ValueError(f"sar must be [H, W, C], got shape {sar.shape}")
@@ -45,6 +69,13 @@ def encode_sic(sar, polygon_ids, polygon_sic, polygon_global_id, polygon_pixel_c
         raise ValueError("polygon table columns differ in length")
     if ids.size and ids.max(initial=-1) >= k:
         raise ValueError(f"polygon_ids reference id {ids.max()} but the table has {k} rows")
+    sod = np.full((k, NUM_SOD), np.nan, np.float32) if polygon_sod is None else np.asarray(polygon_sod, np.float32)
+    floe = np.full((k, NUM_FLOE), np.nan, np.float32) if polygon_floe is None else np.asarray(polygon_floe, np.float32)
+    sod_cls = np.full(k, CLASS_FILL) if polygon_sod_class is None else np.asarray(polygon_sod_class)
+    floe_cls = np.full(k, CLASS_FILL) if polygon_floe_class is None else np.asarray(polygon_floe_class)
+    if sod.shape != (k, NUM_SOD) or floe.shape != (k, NUM_FLOE) or sod_cls.shape != (k,) or floe_cls.shape != (k,):
+        raise ValueError(f"SOD/FLOE tables must be [{k}, {NUM_SOD}], [{k}, {NUM_FLOE}], [{k}], [{k}]; got "
+                         f"{sod.shape}, {floe.shape}, {sod_cls.shape}, {floe_cls.shape}")
     feature = {
         "sar": _bytes(sar.tobytes()),
         "shape": _ints([h, w, c]),
@@ -52,6 +83,10 @@ def encode_sic(sar, polygon_ids, polygon_sic, polygon_global_id, polygon_pixel_c
         "polygon_sic": _floats(polygon_sic),
         "polygon_global_id": _ints(polygon_global_id),
         "polygon_pixel_count": _ints(polygon_pixel_count),
+        "polygon_sod": _floats(sod.ravel()),
+        "polygon_floe": _floats(floe.ravel()),
+        "polygon_sod_class": _ints(sod_cls),
+        "polygon_floe_class": _ints(floe_cls),
         "scene_id": _bytes(str(scene_id).encode()),
         "patch_offset": _ints(patch_offset),
         "schema_version": _ints([SCHEMA_VERSION]),
@@ -61,6 +96,9 @@ def encode_sic(sar, polygon_ids, polygon_sic, polygon_global_id, polygon_pixel_c
         if truth.shape != (h, w):
             raise ValueError(f"sic_truth shape {truth.shape} != sar {(h, w)}")
         feature["sic_truth"] = _bytes(truth.tobytes())
+    for name, raster in (("sod_truth", sod_truth), ("floe_truth", floe_truth)):
+        if raster is not None:
+            feature[name] = _class_raster(name, raster, (h, w))
     example = tf.train.Example(features=tf.train.Features(feature=feature))
     return example.SerializeToString(deterministic=True)
 
@@ -76,7 +114,20 @@ _SIC_SPEC = {
     "patch_offset": tf.io.FixedLenFeature([2], tf.int64),
     "schema_version": tf.io.FixedLenFeature([1], tf.int64),
     "sic_truth": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    "polygon_sod": tf.io.VarLenFeature(tf.float32),
+    "polygon_floe": tf.io.VarLenFeature(tf.float32),
+    "polygon_sod_class": tf.io.VarLenFeature(tf.int64),
+    "polygon_floe_class": tf.io.VarLenFeature(tf.int64),
+    "sod_truth": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    "floe_truth": tf.io.FixedLenFeature([], tf.string, default_value=b""),
 }
+
+
+def _decode_classes(raw, h, w):
+    """A uint8 class raster as int32 [h, w]; CLASS_FILL everywhere when the example has none."""
+    return tf.cond(tf.strings.length(raw) > 0,
+                   lambda: tf.cast(tf.reshape(tf.io.decode_raw(raw, tf.uint8), [h, w]), tf.int32),
+                   lambda: tf.fill([h, w], tf.constant(CLASS_FILL, tf.int32)))
 
 
 def decode_sic(serialized):
@@ -86,7 +137,9 @@ def decode_sic(serialized):
     polygon_sic [K] float32, polygon_global_id [K] int64,
     polygon_pixel_count [K] int64, polygon_count scalar int32, scene_id string,
     patch_offset [2] int64, sic_truth [H,W] float32 (NaN where the scene has no
-    truth) and has_truth bool.
+    truth) and has_truth bool; polygon_sod [K,6] and polygon_floe [K,7] float32
+    (NaN rows unlabelled), polygon_sod_class and polygon_floe_class [K] int32
+    (255 unlabelled), sod_truth and floe_truth [H,W] int32 (255 = no truth).
     """
     ex = tf.io.parse_single_example(serialized, _SIC_SPEC)
     shape = tf.cast(ex["shape"], tf.int32)
@@ -111,6 +164,12 @@ def decode_sic(serialized):
         "patch_offset": ex["patch_offset"],
         "sic_truth": truth,
         "has_truth": has_truth,
+        "polygon_sod": tf.reshape(tf.sparse.to_dense(ex["polygon_sod"]), [-1, NUM_SOD]),
+        "polygon_floe": tf.reshape(tf.sparse.to_dense(ex["polygon_floe"]), [-1, NUM_FLOE]),
+        "polygon_sod_class": tf.cast(tf.sparse.to_dense(ex["polygon_sod_class"]), tf.int32),
+        "polygon_floe_class": tf.cast(tf.sparse.to_dense(ex["polygon_floe_class"]), tf.int32),
+        "sod_truth": _decode_classes(ex["sod_truth"], h, w),
+        "floe_truth": _decode_classes(ex["floe_truth"], h, w),
     }
 
 
