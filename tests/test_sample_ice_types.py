@@ -177,7 +177,7 @@ def test_labels_of_uses_the_starter_pack_tables():
     assert charts.labels_of(row(CT="90", SA="95", FA="02")) == (9, 5, 1)
     assert charts.labels_of(row(CT="92", SA="93", FA="08")) == (10, 4, 255)  # fast ice: unlabelled
     assert charts.labels_of(row(CT="30", SA="83", FA="01")) == (3, 2, 255)   # brash 01: unlabelled
-    assert charts.labels_of(row(CT="80", CA="50", SA="87", FA="04", CB="30", SB="95", FB="06")) == (8, 3, 3)
+    assert charts.labels_of(row(CT="80", CA="50", SA="87", FA="04", CB="30", SB="95", FB="06")) == (8, 255, 3)
 
 
 def test_ready_to_train_truth_is_the_2x2_majority(captured):

@@ -240,19 +240,13 @@ def ct_class(ct, ptype):
 
 
 def labels_of(row):
-    """(SIC, SOD, FLOE) classes of one polygon; SOD/FLOE from its largest partial (egg_codes tables)."""
-    ct, ptype = int(row["CT"]), row["POLY_TYPE"]
-    sic = ct_class(ct, ptype)
-    if sic == 0:
-        return 0, 0, 0
+    """(SIC, SOD, FLOE) classes of one polygon, by the AutoICE rules of tfseaice.data.egg_codes."""
+    sic = ct_class(int(row["CT"]), row["POLY_TYPE"])
     if sic == CHART_FILL:
         return CHART_FILL, CHART_FILL, CHART_FILL
-    parts = [(int(row[cx]) if int(row[cx]) >= 0 else ct, int(row[sx]), int(row[fx]))
-             for cx, sx, fx in (("CA", "SA", "FA"), ("CB", "SB", "FB"), ("CC", "SC", "FC")) if int(row[sx]) >= 0]
-    if not parts:
-        return sic, CHART_FILL, CHART_FILL
-    _, sa, fa = max(parts, key=lambda p: p[0])
-    return sic, egg_codes.sod_class(sa), egg_codes.floe_class(fa)
+    egg = [int(row[c]) for c in egg_codes.EGG_COLUMNS]
+    _, _, sod, floe = egg_codes.polygon_labels(np.array([sic / 10.0]), np.array([egg]))
+    return sic, int(sod[0]), int(floe[0])
 
 
 def chart_sic(ds):

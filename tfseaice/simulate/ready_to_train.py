@@ -29,7 +29,7 @@ def make_ready_to_train(raw_ds):
     (NaN in either channel) written as 0; `sar_incidenceangle` likewise
     (34 +- 8 degrees). SIC/SOD/FLOE:
     uint8 classes rasterised from the chart (majority id per 2 x 2 block; SOD/FLOE
-    the class of the largest partial, charts.labels_of on the egg_codes tables), 255
+    the AutoICE dominant class, charts.labels_of by tfseaice.data.egg_codes), 255
     where unknown, on land or where the SAR is NaN. No polygon ids: regional
     training needs the matching raw file. `sic_truth` is the 2 x 2 mean truth,
     `sod_truth`/`floe_truth` the 2 x 2 majority class (never averaged).
