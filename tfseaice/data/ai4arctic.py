@@ -62,6 +62,8 @@ class Scene:
     pixel_spacing_m: float
     sar_units: str             # "dB" (raw) or "standard_scaled" (ready-to-train)
     sic_truth: np.ndarray | None = None  # float32 [H, W]
+    sod_truth: np.ndarray | None = None  # uint8 [H, W], 255 = no truth
+    floe_truth: np.ndarray | None = None  # uint8 [H, W], 255 = no truth
     class_charts: dict = dataclasses.field(default_factory=dict)  # the file's own AutoICE charts, uint8 [H, W]
     unlabelled_polygons: dict = dataclasses.field(default_factory=dict)  # reason -> polygon ids made unlabelled
 
@@ -290,8 +292,18 @@ def _check_land_mask(land_mask):
         raise InputError("--land_mask", f"must be one of {', '.join(LAND_MASKS)}, got {land_mask!r}")
 
 
+def _class_truths(ds, f, shape, sod_truth_variable, floe_truth_variable):
+    """{"sod_truth", "floe_truth"}: uint8 class truth voted onto the output grid (never averaged), or None."""
+    out = {}
+    for key, name in (("sod_truth", sod_truth_variable), ("floe_truth", floe_truth_variable)):
+        if name and name in ds.variables:
+            out[key] = block_majority(class_raster(ds[name].values), f)[:shape[0], :shape[1]]
+    return out
+
+
 def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw_glob=None,
-               truth_variable="sic_truth", land_mask="distance_map"):
+               truth_variable="sic_truth", land_mask="distance_map", sod_truth_variable="sod_truth",
+               floe_truth_variable="floe_truth"):
     """Read one scene onto a grid of 40 m x `downsample` pixels.
 
     Raw files give everything they hold; a raw file without a chart gives a
@@ -299,7 +311,7 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
     no-data as NaN) and their own AutoICE charts; polygon ids come from the
     matching raw file (`raw_path`, or found in `raw_glob`) when one is given,
     otherwise the Scene has no polygon chart. `truth_variable` is read when
-    present (sample scenes carry `sic_truth`).
+    present (sample scenes carry `sic_truth`), `sod_truth_variable`/`floe_truth_variable` too.
     """
     channels = tuple(channels)
     if not channels:
@@ -308,7 +320,8 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
     ds = open_dataset(path)
     with ds:
         if is_ready_to_train(path, ds):
-            return _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask)
+            return _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask,
+                             (sod_truth_variable, floe_truth_variable))
         f = int(downsample)
         if f < 1:
             raise ValueError(f"downsample must be >= 1, got {downsample}")
@@ -327,10 +340,11 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
             truth = block_mean(ds[truth_variable].values, f)
         return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar,
                      chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * f,
-                     sar_units="dB", sic_truth=truth, unlabelled_polygons=odd)
+                     sar_units="dB", sic_truth=truth, unlabelled_polygons=odd,
+                     **_class_truths(ds, f, sar.shape[:2], sod_truth_variable, floe_truth_variable))
 
 
-def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask):
+def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable, land_mask, class_truth=(None, None)):
     spacing = float(ds.attrs.get("pixel_spacing", 2 * RAW_SPACING_M))
     ratio = spacing / RAW_SPACING_M
     if downsample % ratio:
@@ -347,7 +361,8 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
             truth = block_mean(ds[truth_variable].values, f)
         return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar, chart_ids=None,
                      table=None, pixel_spacing_m=RAW_SPACING_M * downsample, sar_units="standard_scaled",
-                     sic_truth=truth, class_charts=_class_charts(ds, f, sar.shape[:2]))
+                     sic_truth=truth, class_charts=_class_charts(ds, f, sar.shape[:2]),
+                     **_class_truths(ds, f, sar.shape[:2], *class_truth))
     raw = open_dataset(raw_path)
     with raw:
         _require(raw, raw_path, ["polygon_icechart", "polygon_codes"])
@@ -359,6 +374,7 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
         truth = None
         if truth_variable and truth_variable in raw.variables:
             truth = block_mean(raw[truth_variable].values, raw_f)
+        class_truths = _class_truths(raw, raw_f, sar.shape[:2], *class_truth)
         table = _table(raw, raw_path)
     h = min(sar.shape[0], chart_ids.shape[0])
     w = min(sar.shape[1], chart_ids.shape[1])
@@ -369,4 +385,5 @@ def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, truth_variable
     return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar[:h, :w],
                  chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * downsample,
                  sar_units="standard_scaled", sic_truth=None if truth is None else truth[:h, :w],
-                 class_charts=_class_charts(ds, f, (h, w)), unlabelled_polygons=odd)
+                 class_charts=_class_charts(ds, f, (h, w)), unlabelled_polygons=odd,
+                 **{k: v[:h, :w] for k, v in class_truths.items()})
