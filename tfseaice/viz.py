@@ -126,7 +126,7 @@ def _class_panel(fig, ax, classes, names, title):
     cmap, norm = class_colours(names)
     im = ax.imshow(a, cmap=cmap, norm=norm, interpolation="nearest")
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, ticks=np.arange(len(names)))
-    cb.ax.set_yticklabels([n.replace("_", " ") for n in names], fontsize=7)
+    cb.ax.set_yticklabels([n.replace("_", " ") for n in names], fontsize=6)
     ax.set_title(title)
 
 
