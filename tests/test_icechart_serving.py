@@ -267,3 +267,23 @@ def test_sic_only_model_has_no_class_keys_or_pictures(truth_scenes, tmp_path):
     out = str(tmp_path / "rep" / "metrics.json")
     ev.write_report(result, out)
     assert sorted(os.listdir(tmp_path / "rep")) == ["metrics.json", "metrics.md"]
+
+
+def test_autoice_from_the_charts_dominant_rasters(scene_with_truth, model):
+    """Without reference files, SOD/FLOE are scored against the polygons' dominant classes."""
+    from tfseaice.evaluation.autoice import AutoiceEvaluation
+
+    scene = ai4arctic.read_scene(scene_with_truth, ("hh", "hv"), 2)
+    # Stand-in for the polygon table's dominant classes: polygon id mod 6 / mod 7.
+    object.__setattr__(scene.table, "lookup_class", lambda ids, chart: np.where(   # a frozen dataclass
+        ids >= 0, ids % (6 if chart == "SOD" else 7), 255).astype(np.uint8))
+    heads = predict_scene_charts(model, scene.sar, tile=32, overlap=8, mask_nodata=False)
+    evaluation = AutoiceEvaluation()
+    own = evaluation.add(scene, heads)
+    keep = scene.chart_ids >= 0
+    assert own["sod_pixel_count"] == keep.sum() > 0
+    assert own["sod_f1"] == pytest.approx(100 * f1_score(scene.chart_ids[keep] % 6, heads["sod"][keep],
+                                                         average="weighted"))
+    assert own["floe_f1"] == pytest.approx(100 * f1_score(scene.chart_ids[keep] % 7, heads["floe"][keep],
+                                                          average="weighted"))
+    assert evaluation.result()["score"] == pytest.approx((2 * own["sic_r2"] + 2 * own["sod_f1"] + own["floe_f1"]) / 5)
