@@ -1,11 +1,13 @@
-r"""Write the AutoICE challenge's upload package for a trained SIC model.
+r"""Write the AutoICE challenge's upload package for a trained SIC (or ice-chart) model.
 
   python -m tfseaice.autoice --model_dir=runs/regional --scenes_glob='test/*_prep.nc' \
       --out=upload_package.nc [--saved_model=...] [--weights=best] [--precision=auto|fp32|bf16] [--overwrite]
 
 One uint8 variable `{scene_name}_SIC` per scene (classes 0..10 = SIC in
 tenths), dims `{scene_name}_SIC_dim0/_dim1`, on the scene's 80 m grid, zlib
-level 1 (tfseaice.serving.autoice_submission). A progress line per scene.
+level 1 (tfseaice.serving.autoice_submission); an ice-chart model (icechart_regional,
+icechart_pixel) adds `{scene_name}_SOD` (0..5) and `{scene_name}_FLOE` (0..6) the same way.
+A progress line per scene.
 Score predictions against the reference files with
 `python -m tfseaice.evaluate --task=sic ... --reference_glob='ref/*_reference.nc'`.
 """

@@ -10,7 +10,10 @@ SIC (paper Table 1 on whole scenes, tiled inference; pooled and per scene):
   writes metrics.json (pooled keys pixel_rmse, pixel_r2, polygon_rmse, polygon_r2,
   truth_pixel_rmse, truth_pixel_r2, truth_ice_water_f1 + counts, "autoice" with the
   challenge's sic_r2 in percent, then "scenes"); scenes without a chart need --reference_glob
-  and metrics.md (the Markdown table, also printed).
+  and metrics.md (the Markdown table, also printed). Ice-chart models (icechart_regional,
+  icechart_pixel) add truth_sod_f1/truth_floe_f1 (--sod_truth_variable=sod_truth,
+  --floe_truth_variable=floe_truth), sod_f1/floe_f1/score in "autoice", and
+  metrics_confusion_{SOD,FLOE}.png (+ _confusion_truth_*) beside the JSON.
 
 pix2pix (per-checkpoint curves, Table I row, FCN-score):
 
@@ -37,7 +40,7 @@ def define_flags():
     """Define the command-line flags (only when run as a program, so that the
     library functions here can be imported next to other entry points)."""
     # --- common
-    flags.DEFINE_enum("task", None, TASKS, "What to evaluate: sic (sic_regional / sic_pixel models) or pix2pix.",
+    flags.DEFINE_enum("task", None, TASKS, "What to evaluate: sic (sic_regional / sic_pixel / icechart_* models) or pix2pix.",
                       required=True)
     flags.DEFINE_string("model_dir", None, "Trained model folder (task.json, checkpoints/).", required=True)
     flags.DEFINE_string("weights", "best", "Weights to load: best, latest, or a .weights.h5 path.")
@@ -48,6 +51,8 @@ def define_flags():
     flags.DEFINE_string("scenes_glob", None, "sic: scene files to evaluate (raw AI4Arctic, or *_prep.nc with --raw_glob).")
     flags.DEFINE_integer("downsample", None, "sic: output pixel = 40 m x downsample (default: the model's training data).")
     flags.DEFINE_string("truth_variable", "sic_truth", "sic: pixel-truth variable used when a scene has it ('' = none).")
+    flags.DEFINE_string("sod_truth_variable", "sod_truth", "sic: SOD class-truth variable (ice-chart models; '' = none).")
+    flags.DEFINE_string("floe_truth_variable", "floe_truth", "sic: FLOE class-truth variable (ice-chart models; '' = none).")
     flags.DEFINE_string("raw_glob", None, "sic: raw files holding the polygon ids of ready-to-train scenes.")
     flags.DEFINE_integer("tile", 512, "sic: inference tile size in pixels (multiple of 16).")
     flags.DEFINE_integer("overlap", 64, "sic: minimum overlap of neighbouring tiles, blended.")
@@ -90,7 +95,8 @@ def main_sic():
                                   tile=FLAGS.tile, overlap=FLAGS.overlap, batch_size=FLAGS.batch_size,
                                   threshold=FLAGS.threshold, overwrite=FLAGS.overwrite,
                                   reference_glob=FLAGS.reference_glob, land_mask=FLAGS.land_mask,
-                                  precision=FLAGS.precision)
+                                  precision=FLAGS.precision, sod_truth_variable=FLAGS.sod_truth_variable,
+                                  floe_truth_variable=FLAGS.floe_truth_variable)
     print(text)
     print("Wrote {} and {}".format(*sic.report_paths(FLAGS.output)))
 

@@ -19,7 +19,7 @@ from tfseaice.errors import InputError
 from tfseaice.serving.export_module_factory import export_trained
 from tfseaice.serving.loading import load_trained
 from tfseaice.serving.saved_model import serving_instructions
-from tfseaice.tasks import SIC_TASKS, TASK_NAMES
+from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS, TASK_NAMES
 
 FLAGS = flags.FLAGS
 
@@ -43,7 +43,7 @@ def main(argv):
     task, info = meta["task"], meta.get("dataset_info") or {}
     print(export_trained(task, model, FLAGS.export_dir, info, overwrite=FLAGS.overwrite, extra_meta={
         "task": task, "model_dir": os.path.abspath(FLAGS.model_dir), "weights": FLAGS.weights}))
-    if task in SIC_TASKS:
+    if task in SIC_TASKS + ICECHART_TASKS:
         print()
         print(serving_instructions(FLAGS.export_dir, FLAGS.model_name, len(info.get("channels") or [0, 0])))
     print(f"\nExported {task} model to {FLAGS.export_dir}")

@@ -15,8 +15,13 @@ GCPs when there is one) with
   chart_sic    the rasterised ice chart (Fig. 2c), NaN = no label         } scene has a
   polygon_id   chart polygon id per pixel (Fig. 2d), -1 = none            } chart
   sic_truth    pixel truth, only when the scene carries it (sample scenes)
+  sod, floe    an ice-chart model's (icechart_regional/_pixel) most probable AutoICE
+               class per pixel, uint8 with CF flag_values/flag_meanings, 255 = no data
+               (tiles blended in probability space); sod_truth/floe_truth beside them
+               when the scene carries class truth
 OUT.png (beside it) shows HH, HV, chart SIC, pixel SIC, ice/water, polygon SIC
-(without a chart: HH, HV, pixel SIC, ice/water). With --format=netcdf,geotiff
+(without a chart: HH, HV, pixel SIC, ice/water), plus a SOD/FLOE column (and one
+for their truth) for an ice-chart model. With --format=netcdf,geotiff
 each product is also OUT_<product>.tif, placed on the map by the raw file's
 ground control points (QGIS/ArcGIS open it as it is). No-data pixels (NaN SAR, or
 all-zero SAR in a ready-to-train file) are missing in every product.

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from tfseaice import io_utils
 from tfseaice.data import glacier
+from tfseaice.data.egg_codes import FLOE_CLASSES, SOD_CLASSES, UNLABELLED
 from tfseaice.data.scene_grids import gcp_grid, interp_separable
 from tfseaice.simulate.charts import chart_sic, parse_rows
 from tfseaice.simulate.grid import PIXEL_SPACING_M
@@ -104,18 +105,53 @@ FIG_SIZE_IN = (15.0, 9.0)
 FIG_DPI = 100   # the PNG is 1500 x 900 pixels
 
 
+# Categorical colours of the AutoICE classes: water dark blue, then thin to thick/old ice; FLOE small to
+# vast, bergs red.
+SOD_COLOURS = ("#16325c", "#9ecae1", "#74c476", "#fdd0a2", "#f16913", "#7f2704")
+FLOE_COLOURS = ("#16325c", "#c6dbef", "#9e9ac8", "#6a51a3", "#fdae6b", "#d94801", "#e31a1c")
+CLASS_PANELS = (("sod", "floe", "predicted"), ("sod_truth", "floe_truth", "truth"))   # (row 0, row 1, label)
+
+
+def class_colours(names):
+    """(ListedColormap with grey for no data, BoundaryNorm) of len(names) categories."""
+    colours = SOD_COLOURS if len(names) == len(SOD_CLASSES) else FLOE_COLOURS
+    cmap = ListedColormap(list(colours[:len(names)])).with_extremes(bad="0.8")
+    return cmap, BoundaryNorm(np.arange(len(names) + 1) - 0.5, len(names))
+
+
+def _class_panel(fig, ax, classes, names, title):
+    """One categorical class map (UNLABELLED grey) with a colour bar naming the classes."""
+    a = np.asarray(classes).astype(np.float32)
+    a[classes == UNLABELLED] = np.nan
+    cmap, norm = class_colours(names)
+    im = ax.imshow(a, cmap=cmap, norm=norm, interpolation="nearest")
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, ticks=np.arange(len(names)))
+    cb.ax.set_yticklabels([n.replace("_", " ") for n in names], fontsize=6)
+    ax.set_title(title)
+
+
 def save_sic_products_panel(scene, products, path, max_pixels=1000, title=None):
     """PNG like paper Fig. 2: HH, HV, chart SIC, pixel SIC, ice/water, polygon SIC (+ colour bars).
 
     Without a chart (no `chart_sic` product) the chart column is left out: HH, HV, pixel SIC, ice/water.
+    An ice-chart model's `sod`/`floe` maps add a column (SOD above FLOE), and their truth
+    (`sod_truth`/`floe_truth`) one more; each column is 500 px wide.
     """
     h, w = scene.shape
     step = max(1, int(np.ceil(max(h, w) / max_pixels)))
     sl = (slice(None, None, step), slice(None, None, step))
     with_chart = "chart_sic" in products
-    fig = Figure(figsize=FIG_SIZE_IN if with_chart else (FIG_SIZE_IN[0] * 2 / 3, FIG_SIZE_IN[1]), dpi=FIG_DPI)
+    class_cols = [c for c in CLASS_PANELS if c[0] in products or c[1] in products]
+    ncols = (3 if with_chart else 2) + len(class_cols)
+    fig = Figure(figsize=(FIG_SIZE_IN[0] * ncols / 3, FIG_SIZE_IN[1]), dpi=FIG_DPI)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 3 if with_chart else 2)
+    axes = fig.subplots(2, ncols)
+    for k, (sod, floe, label) in enumerate(class_cols, ncols - len(class_cols)):
+        for row, key, names in ((0, sod, SOD_CLASSES), (1, floe, FLOE_CLASSES)):
+            if key in products:
+                _class_panel(fig, axes[row, k], products[key][sl], names, f"{key.split('_')[0].upper()} {label}")
+            else:
+                axes[row, k].axis("off")
     sic_cmap = colormaps["viridis"].with_extremes(bad="0.8")
 
     def sar_panel(ax, k, label):
@@ -156,6 +192,34 @@ def save_sic_products_panel(scene, products, path, max_pixels=1000, title=None):
     fig.subplots_adjust(left=0.02, right=0.96, top=0.92, bottom=0.03, wspace=0.25, hspace=0.18)
     with io_utils.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=FIG_DPI, format="png")
+
+
+def save_confusion_matrix(counts, names, path, title):
+    """PNG of a confusion matrix (rows = reference class, columns = predicted), each row normalised
+    to 1 and annotated with its share; rows without pixels stay empty."""
+    counts = np.asarray(counts, np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.full(counts.shape, np.nan), where=totals > 0)
+    n = len(names)
+    fig = Figure(figsize=(2.0 + 0.8 * n, 1.6 + 0.7 * n), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    im = ax.imshow(np.ma.masked_invalid(share), cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the reference class")
+    for i in range(n):
+        for j in range(n):
+            if np.isfinite(share[i, j]):
+                ax.text(j, i, f"{share[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if share[i, j] > 0.5 else "black")
+    labels = [s.replace("_", " ") for s in names]
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [f"{lab} ({int(t)})" for lab, t in zip(labels, totals[:, 0])], fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("reference (pixels)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    with io_utils.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
 
 
 # ------------------------------------------------------------ pix2pix curves

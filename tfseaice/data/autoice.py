@@ -58,11 +58,14 @@ def read_reference(path):
 def chart_classes(scene):
     """{chart: uint8 [H, W]} on the scene grid from the scene's own chart, or {} without one.
 
-    A polygon chart gives SIC by the starter pack's rules; otherwise the class
-    charts a ready-to-train file carries are used as they are.
+    A polygon chart gives SIC by the starter pack's rules, and SOD/FLOE as each
+    polygon's dominant class where its table has them (`PolygonTable.lookup_class`);
+    otherwise the class charts a ready-to-train file carries are used as they are.
     """
     if scene.has_chart:
-        return {"SIC": sic_classes(scene.chart_sic())}
+        out = {"SIC": sic_classes(scene.chart_sic())}
+        out.update({c: scene.table.lookup_class(scene.chart_ids, c) for c in ("SOD", "FLOE")})
+        return out
     return dict(scene.class_charts)
 
 
@@ -77,7 +80,8 @@ def split_reference(path, test_path, reference_path):
     `test_path`: the file without its chart; `reference_path`: the chart as
     AutoICE class rasters on the 80 m grid. A ready-to-train file gives its
     SIC, SOD and FLOE; a raw file gives SIC from its polygons by the starter
-    pack's rules (land by `distance_map` masked). Both written atomically.
+    pack's rules (land by `distance_map` masked), and SOD/FLOE as the polygons'
+    dominant classes where `chart_classes` has them. Both written atomically.
     """
     with open_dataset(path) as ds:
         ds = ds.load()
@@ -91,8 +95,8 @@ def split_reference(path, test_path, reference_path):
         scene = read_scene(path, ("hh",), downsample=2, truth_variable=None)
         if not scene.has_chart:
             raise InputError(path, "has no chart to split off (is it a test file already?)")
-        reference = xr.Dataset({"SIC": (("sar_lines", "sar_samples"), chart_classes(scene)["SIC"],
-                                        {"chart_fill_value": np.uint8(CHART_FILL)})})
+        reference = xr.Dataset({n: (("sar_lines", "sar_samples"), a, {"chart_fill_value": np.uint8(CHART_FILL)})
+                                for n, a in chart_classes(scene).items()})
     reference.attrs["scene_id"] = scene_name(path)
     with atomic_path(reference_path) as tmp:
         reference.to_netcdf(tmp)

@@ -14,7 +14,12 @@ pixel SIC with tiled inference (`tfseaice.serving.scene_inference.predict_scene`
   i.e. not land / outside the chart, labelled or not) with finite truth and
   prediction, and the F1 score of the ice class for ice/water maps
   thresholded at `threshold` (ice = SIC >= threshold, for truth and
-  prediction alike).
+  prediction alike);
+* with SOD/FLOE pixel truth (`--sod_truth_variable`, `--floe_truth_variable`)
+  and an ice-chart model: `truth_sod_f1`, `truth_floe_f1`, the weighted F1 (in
+  [0, 1], sklearn's average="weighted") of the predicted class over pixels with
+  finite SAR and a truth class (truth != 255), chart or not; a SIC-only model's
+  figures have no such keys.
 
 Pooled figures accumulate sums over all scenes' pixels / polygons (exactly as
 if all scenes were concatenated), they are not means of per-scene figures.
@@ -27,26 +32,30 @@ import os
 import numpy as np
 from absl import logging
 
-from tfseaice import io_utils
+from tfseaice import io_utils, viz
 from tfseaice.data import ai4arctic
+from tfseaice.data.egg_codes import FLOE_CLASSES, SOD_CLASSES, UNLABELLED
 from tfseaice.errors import InputError
 from tfseaice.evaluation.autoice import AutoiceEvaluation
 from tfseaice.serving.loading import load_trained
-from tfseaice.serving.scene_inference import finite_mask, model_channels, predict_scene
+from tfseaice.serving.scene_inference import finite_mask, model_channels, predict_scene_charts
 from tfseaice.serving.sic_products import ICE_THRESHOLD, polygon_means
-from tfseaice.tasks import SIC_TASKS
-from tfseaice.metrics import RegressionAccumulator
+from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS
+from tfseaice.metrics import ClassConfusion, RegressionAccumulator
 from tfseaice.precision import model_precision
 
 METRIC_KEYS = ("pixel_rmse", "pixel_r2", "polygon_rmse", "polygon_r2",
                "truth_pixel_rmse", "truth_pixel_r2", "truth_ice_water_f1")
 COUNT_KEYS = ("pixel_count", "polygon_count", "truth_pixel_count")
+CLASS_TRUTH = {"SOD": ("sod", "sod_truth", SOD_CLASSES), "FLOE": ("floe", "floe_truth", FLOE_CLASSES)}
+CLASS_KEYS = ("truth_sod_f1", "truth_floe_f1")   # ice-chart models on scenes with class truth only
 
 DEFINITIONS = {
     "pixel": "pixel SIC vs rasterised chart SIC, over labelled pixels (finite SAR in every channel, polygon with a SIC label)",
     "polygon": "per polygon: mean pixel SIC over its usable pixels vs the polygon's chart SIC; every labelled polygon with >= 1 usable pixel counts once",
     "truth_pixel": "pixel SIC vs pixel truth over pixels inside the chart (chart id >= 0) where truth and prediction are finite",
     "truth_ice_water_f1": "F1 of the ice class; ice = SIC >= ice_water_threshold for truth and prediction; same pixels as truth_pixel",
+    "truth_sod_f1": "weighted F1 (in [0, 1]) of the predicted SOD class against sod_truth over pixels with finite SAR and truth != 255 (ice-chart models); truth_floe_f1 likewise",
     "pooled": "top-level figures pool the sums over all scenes (not a mean of per-scene figures); truth figures over the scenes that carry the truth variable (truth_scene_count)",
     "r2": "1 - SSres/SStot with SStot about the mean of the reference; null when undefined (no pairs or constant reference)",
 }
@@ -78,6 +87,7 @@ class SceneEvaluation:
         self.truth = RegressionAccumulator()
         self.f1 = _F1Counts()
         self.has_truth = False
+        self.classes = {}   # chart -> ClassConfusion against the pixel class truth (ice-chart models)
 
     def figures(self):
         pixel, polygon, truth = self.pixel.result(), self.polygon.result(), self.truth.result()
@@ -90,7 +100,18 @@ class SceneEvaluation:
             out.update(truth_pixel_rmse=None, truth_pixel_r2=None, truth_ice_water_f1=None)
         out.update(pixel_count=pixel["n"], polygon_count=polygon["n"],
                    truth_pixel_count=truth["n"] if self.has_truth else None)
+        for chart, conf in self.classes.items():
+            out[f"truth_{chart.lower()}_f1"] = conf.score() / 100
+            out[f"truth_{chart.lower()}_pixel_count"] = conf.pixel_count
         return {k: _clean(v) for k, v in out.items()}
+
+    def add_class_truth(self, heads, scene, sar_finite):
+        """Add the predicted SOD/FLOE classes of `heads` against the scene's class truth (where both exist)."""
+        for chart, (head, truth_name, _) in CLASS_TRUTH.items():
+            truth = getattr(scene, truth_name, None)
+            if head in heads and truth is not None:
+                reference = np.where(sar_finite, truth, np.uint8(UNLABELLED))
+                self.classes.setdefault(chart, ClassConfusion(chart)).update(reference, heads[head])
 
 
 def _clean(v):
@@ -140,7 +161,8 @@ def evaluate_arrays(pred, chart_ids, table, sar_finite, truth=None, threshold=IC
 
 def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, downsample=2,
                     truth_variable="sic_truth", raw_glob=None, tile=512, overlap=64, batch_size=4,
-                    threshold=ICE_THRESHOLD, reference_glob=None, land_mask="distance_map"):
+                    threshold=ICE_THRESHOLD, reference_glob=None, land_mask="distance_map",
+                    sod_truth_variable="sod_truth", floe_truth_variable="floe_truth"):
     """Paper Table 1 (and truth metrics) per scene and pooled, plus the AutoICE scores; returns the JSON dict.
 
     Args:
@@ -149,6 +171,7 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
       scene_paths: scene files (raw AI4Arctic or ready-to-train; with or without a chart).
       channels, downsample, raw_glob, land_mask: as `ai4arctic.read_scene`.
       truth_variable: pixel-truth variable read when present ("" / None = never).
+      sod_truth_variable, floe_truth_variable: SOD/FLOE class-truth variables, likewise.
       tile, overlap, batch_size: tiled inference settings.
       threshold: ice/water threshold (ice = SIC >= threshold).
       reference_glob: AutoICE reference files (`*_reference.nc`); without them
@@ -165,11 +188,14 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
     scenes = {}
     for k, path in enumerate(scene_paths, 1):
         scene = ai4arctic.read_scene(path, channels, downsample, raw_glob=raw_glob,
-                                     truth_variable=truth_variable or None, land_mask=land_mask)
+                                     truth_variable=truth_variable or None, land_mask=land_mask,
+                                     sod_truth_variable=sod_truth_variable or None,
+                                     floe_truth_variable=floe_truth_variable or None)
         logging.info("[%d/%d] %s: %dx%d pixels%s", k, len(scene_paths), scene.scene_id, *scene.shape,
                      "" if scene.has_chart else " (no chart)")
-        unmasked = predict_scene(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size,
-                                 mask_nodata=False)
+        heads = predict_scene_charts(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size,
+                                     mask_nodata=False)
+        unmasked = heads["sic"]
         sar_finite = finite_mask(scene.sar)
         pred = np.where(sar_finite, unmasked, np.float32(np.nan))
         ev = SceneEvaluation()
@@ -178,7 +204,9 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
                             threshold=threshold, into=[ev, pooled])
             if ev.pixel.n == 0:
                 logging.warning("%s has no labelled pixel: it adds nothing to the pooled chart figures", path)
-        scene_autoice = challenge.add(scene, unmasked)
+        for e in (ev, pooled):
+            e.add_class_truth(heads, scene, sar_finite)
+        scene_autoice = challenge.add(scene, heads)
         if not scene.has_chart and scene_autoice is None:
             raise InputError(path, "has no ice chart and no reference chart to score against (give the "
                                    "reference files with --reference_glob, or the raw files with --raw_glob)")
@@ -191,17 +219,23 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
                        "has_chart": scene.has_chart, "has_truth": scene.sic_truth is not None}
         if scene_autoice is not None:
             scenes[key]["autoice"] = {k: _clean(v) for k, v in scene_autoice.items()}
-        del scene, pred, unmasked
+        del scene, pred, unmasked, heads
     result = pooled.figures()
     result["scene_count"] = len(scenes)
     result["truth_scene_count"] = sum(1 for v in scenes.values() if v["has_truth"])
     result["ice_water_threshold"] = float(threshold)
     autoice_result = challenge.result()
     if autoice_result is not None:
-        result["autoice"] = {k: v if isinstance(v, str) else _clean(v) for k, v in autoice_result.items()}
+        result["autoice"] = {k: v if isinstance(v, (str, dict)) else _clean(v) for k, v in autoice_result.items()}
+    if pooled.classes:   # ice-chart model with class truth: the confusions behind truth_*_f1
+        result["truth_confusion"] = {c: {"classes": list(CLASS_TRUTH[c][2]), "counts": conf.counts.tolist(),
+                                         "rows": "truth class", "columns": "predicted class"}
+                                     for c, conf in pooled.classes.items()}
     result["scenes"] = scenes
     result["settings"] = {"channels": list(channels), "downsample": int(downsample),
                           "truth_variable": truth_variable or None, "raw_glob": raw_glob,
+                          "sod_truth_variable": sod_truth_variable or None,
+                          "floe_truth_variable": floe_truth_variable or None,
                           "reference_glob": reference_glob, "land_mask": land_mask,
                           "tile": tile, "overlap": overlap, "batch_size": batch_size,
                           "precision": model_precision(model)}
@@ -212,7 +246,7 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
 def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsample=None,
                        truth_variable="sic_truth", raw_glob=None, tile=512, overlap=64, batch_size=4,
                        threshold=ICE_THRESHOLD, overwrite=False, reference_glob=None, land_mask="distance_map",
-                       precision="auto"):
+                       precision="auto", sod_truth_variable="sod_truth", floe_truth_variable="floe_truth"):
     """Evaluate the SIC model of `model_dir` on scene files; write OUTPUT (.json) and .md.
 
     `precision`: inference precision ("auto" = bf16 where the CPU computes it natively, as
@@ -220,7 +254,7 @@ def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsampl
     written). Outputs are refused before any work unless `overwrite`.
     """
     check_outputs(output, overwrite)
-    model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS, precision=precision)
+    model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS + ICECHART_TASKS, precision=precision)
     info = meta["dataset_info"]
     channels = tuple(info.get("channels") or ("hh", "hv"))
     downsample = downsample or int(info.get("downsample") or 2)
@@ -230,7 +264,8 @@ def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsampl
     result = evaluate_scenes(model, scene_paths, channels=channels, downsample=downsample,
                              truth_variable=truth_variable, raw_glob=raw_glob, tile=tile, overlap=overlap,
                              batch_size=batch_size, threshold=threshold, reference_glob=reference_glob,
-                             land_mask=land_mask)
+                             land_mask=land_mask, sod_truth_variable=sod_truth_variable,
+                             floe_truth_variable=floe_truth_variable)
     result["settings"].update(model_dir=os.path.abspath(model_dir), task=meta["task"], weights=weights)
     title = f"{meta['task']} — {os.path.basename(os.path.normpath(model_dir))}"
     return write_report(result, output, overwrite=overwrite, title=title)
@@ -251,6 +286,8 @@ def markdown_table(result, title=None):
             ("polygons", "polygon_count"), ("polygon RMSE", "polygon_rmse"), ("polygon R²", "polygon_r2"),
             ("truth RMSE", "truth_pixel_rmse"), ("truth R²", "truth_pixel_r2"),
             ("ice/water F1", "truth_ice_water_f1")]
+    cols += [(f"truth {k.split('_')[1].upper()} F1", k) for k in CLASS_KEYS
+             if any(k in s for s in (result, *result["scenes"].values()))]
     lines = []
     if title:
         lines += [f"### {title}", ""]
@@ -280,10 +317,32 @@ def report_paths(output):
     return output, stem + ".md"
 
 
+def confusion_paths(output):
+    """{(source, chart): PNG path} of the confusion matrices an ice-chart model's report may draw
+    beside the JSON: `{stem}_confusion_SOD.png` (AutoICE reference), `{stem}_confusion_truth_SOD.png`
+    (pixel truth); the JSON's stem keeps several reports in one folder apart."""
+    stem, _ = os.path.splitext(output)
+    return {(src, c): f"{stem}_confusion_{'truth_' if src == 'truth' else ''}{c}.png"
+            for src in ("autoice", "truth") for c in CLASS_TRUTH}
+
+
 def check_outputs(output, overwrite):
     """Refuse existing report files unless `overwrite` (call before the work)."""
-    for p in report_paths(output):
+    for p in (*report_paths(output), *confusion_paths(output).values()):
         io_utils.refuse_existing(p, overwrite)
+
+
+def write_confusions(result, output):
+    """Draw the row-normalised confusion matrices of `result` (ice-chart models); returns the paths."""
+    written = []
+    sources = {"autoice": (result.get("autoice") or {}).get("confusion", {}), "truth": result.get("truth_confusion", {})}
+    for (src, chart), path in confusion_paths(output).items():
+        if chart in sources[src]:
+            conf = sources[src][chart]
+            against = "AutoICE " + result["autoice"]["reference"] if src == "autoice" else "pixel truth"
+            viz.save_confusion_matrix(conf["counts"], conf["classes"], path, f"{chart} against {against}")
+            written.append(path)
+    return written
 
 
 def write_report(result, output, overwrite=False, title=None):
@@ -295,4 +354,5 @@ def write_report(result, output, overwrite=False, title=None):
     with io_utils.atomic_path(md_path) as tmp:
         with open(tmp, "w") as f:
             f.write(text)
+    write_confusions(result, output)
     return text

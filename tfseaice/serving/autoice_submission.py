@@ -22,23 +22,34 @@ from tfseaice.data import ai4arctic, autoice
 from tfseaice.data.codes import sic_classes
 from tfseaice.errors import InputError
 from tfseaice.precision import model_precision
-from tfseaice.serving.scene_inference import predict_scene
+from tfseaice.serving.scene_inference import predict_scene_charts
 
 CHALLENGE_SPACING_M = 80.0
 MAX_GRID_MISMATCH = 2   # pixels a prediction grid may fall short of the target's (edge cropping)
 
 
-def to_grid(pred, shape, factor, path):
-    """`pred` [h, w] on pixels `factor` times the target's, as [H, W] = `shape` (bilinear, edges kept)."""
+def to_grid(pred, shape, factor, path, order=1):
+    """`pred` [h, w] on pixels `factor` times the target's, as [H, W] = `shape` (bilinear, edges kept;
+    `order=0`: nearest, for class maps, whose dtype is kept)."""
     if factor != 1:
         if factor != int(factor) or factor < 1:
             raise InputError(path, f"prediction pixels are {factor:g} x the target's; need a whole factor >= 1")
-        pred = rescale(pred.astype(np.float32), int(factor), order=1, mode="edge", preserve_range=True,
-                       anti_aliasing=False).astype(np.float32)
+        pred = rescale(pred.astype(np.float32), int(factor), order=order, mode="edge", preserve_range=True,
+                       anti_aliasing=False).astype(np.float32 if order else pred.dtype)
     h, w = min(pred.shape[0], shape[0]), min(pred.shape[1], shape[1])
     if max(shape[0] - h, shape[1] - w) > MAX_GRID_MISMATCH * max(1, int(factor)):
         raise InputError(path, f"prediction grid {pred.shape} does not cover the target grid {shape}")
     return np.pad(pred[:h, :w], ((0, shape[0] - h), (0, shape[1] - w)), mode="edge")
+
+
+def challenge_classes(heads, shape, factor, path):
+    """{"SIC", and "SOD"/"FLOE" when predicted: uint8 [H, W] = `shape`} from `predict_scene_charts`
+    output on pixels `factor` times the target's (SIC interpolated before classing, classes nearest)."""
+    out = {"SIC": sic_classes(to_grid(heads["sic"], shape, factor, path))}
+    for chart in ("SOD", "FLOE"):
+        if chart.lower() in heads:
+            out[chart] = to_grid(heads[chart.lower()], shape, factor, path, order=0).astype(np.uint8)
+    return out
 
 
 def challenge_shape(path):
@@ -80,10 +91,10 @@ def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=51
                 start = time.time()
                 shape = challenge_shape(path)
                 scene = ai4arctic.read_scene(path, channels, downsample, truth_variable=None, land_mask="none")
-                sic = predict_scene(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size,
-                                    mask_nodata=False)
-                sic = to_grid(sic, shape, scene.pixel_spacing_m / CHALLENGE_SPACING_M, path)
-                for chart, classes in (("SIC", sic_classes(sic)),):
+                charts = challenge_classes(predict_scene_charts(
+                    model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size, mask_nodata=False),
+                    shape, scene.pixel_spacing_m / CHALLENGE_SPACING_M, path)
+                for chart, classes in charts.items():
                     var = f"{name}_{chart}"
                     for d, n in zip((f"{var}_dim0", f"{var}_dim1"), classes.shape):
                         nc.createDimension(d, n)
@@ -91,7 +102,7 @@ def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=51
                                           fill_value=False)   # as xarray writes uint8: no _FillValue
                     v[:] = classes
                     written[var] = classes.shape
-                del scene, sic
+                del scene, charts
                 logging.info("[%d/%d] %s: %d x %d pixels in %.1f s", k, len(scene_paths), name, *shape,
                              time.time() - start)
     return written

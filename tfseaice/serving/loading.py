@@ -13,7 +13,7 @@ import tfseaice
 from tfseaice import precision as precisions
 from tfseaice.errors import InputError
 from tfseaice.serving.saved_model import read_export_meta
-from tfseaice.tasks import SIC_TASKS, get_task
+from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS, get_task
 from tfseaice.training.config import TrainConfig
 from tfseaice.training.model_dir import read_task_file, restore_backup
 
@@ -75,7 +75,7 @@ def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="
         raise InputError("--model_dir/--saved_model", "give exactly one of them")
     precision = resolve_precision(precision, saved_model=bool(saved_model))
     if model_dir:
-        model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS, precision=precision)
+        model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS + ICECHART_TASKS, precision=precision)
         ds_info = meta.get("dataset_info") or {}
         return model, {"channels": ds_info.get("channels"), "downsample": ds_info.get("downsample"),
                        "task": meta["task"], "precision": precision,

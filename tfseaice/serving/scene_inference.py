@@ -34,6 +34,11 @@ Tiling (what the blending guarantees)
 * Pixels where any input channel is non-finite (NaN = no data) are NaN in the
   output. The model receives them as NaN (the SIC U-Net maps them to the
   channel mean inside the model), so they also serve as context.
+* An ice-chart model (dict output: "sic" and the SOD/FLOE probabilities) is
+  blended the same way head by head, the class heads in probability space
+  (a blend of distributions is one); `predict_scene_charts` then takes each
+  pixel's most probable class. The guarantees above hold for every head; the
+  class maps add [H, W, 6 + 7] float32 accumulators.
 """
 
 import dataclasses
@@ -41,8 +46,12 @@ import math
 
 import numpy as np
 
+from tfseaice.data.egg_codes import NUM_FLOE, NUM_SOD, UNLABELLED
+
 ALIGN = 16
 ROW_CHUNK = 1024   # rows per chunk of the [H, W] passes: bounded temporaries
+CLASS_HEADS = {"sod": NUM_SOD, "floe": NUM_FLOE}   # class heads of an ice-chart model: class count
+CLASS_FILL = UNLABELLED                             # class maps: no data
 
 
 # --------------------------------------------------------------- tile layout
@@ -151,12 +160,14 @@ def _reflect_index(idx, length):
 
 # ------------------------------------------------------------------- models
 def _as_predict_fn(model, num_channels):
-    """A function numpy [B,h,w,C] float32 -> numpy [B,h,w] float32 for `model`.
+    """A function numpy [B,h,w,C] float32 -> {head: numpy float32 [B,h,w] (sic) or [B,h,w,k]} for `model`.
 
     `model`: a Keras model/layer (called with training=False inside one
     tf.function), a `keras.layers.TFSMLayer` or `tf.saved_model.load` result
     with a `serving_default` signature, or any callable. Outputs may be
-    [B,h,w,1], [B,h,w] or a dict holding "sic".
+    [B,h,w,1], [B,h,w] or a dict holding "sic" and, for an ice-chart model, the
+    probabilities of "sod" [B,h,w,6] and "floe" [B,h,w,7] (an exported
+    SavedModel names them `sod_probability`/`floe_probability`: its `sod`/`floe` are class indices).
     """
     import keras  # here, not at import: tiling and blending need no TF
     import tensorflow as tf
@@ -178,7 +189,12 @@ def _as_predict_fn(model, num_channels):
 
     def predict(batch):
         out = call(tf.convert_to_tensor(batch, tf.float32))
+        heads = {}
         if isinstance(out, dict):
+            for head in CLASS_HEADS:
+                probs = out.get(f"{head}_probability", out.get(head))
+                if probs is not None and np.ndim(probs) == 4:
+                    heads[head] = np.asarray(probs, np.float32)
             if "sic" in out:
                 out = out["sic"]
             elif len(out) == 1:
@@ -190,7 +206,11 @@ def _as_predict_fn(model, num_channels):
             out = out[..., 0]
         if out.shape != batch.shape[:3]:
             raise ValueError(f"model returned shape {out.shape} for input {batch.shape}; expected {batch.shape[:3]} (+1)")
-        return out
+        for head, probs in heads.items():
+            if probs.shape != (*batch.shape[:3], CLASS_HEADS[head]):
+                raise ValueError(f"model returned {head} of shape {probs.shape} for input {batch.shape}; "
+                                 f"expected {(*batch.shape[:3], CLASS_HEADS[head])}")
+        return {"sic": out, **heads}
 
     return predict
 
@@ -248,7 +268,39 @@ def predict_scene(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=Tr
 
     Returns:
       float32 [H, W]: blended prediction, NaN where any input channel is NaN (if `mask_nodata`).
+      An ice-chart model's SOD/FLOE heads are left out (`predict_scene_charts` gives them).
     """
+    return _predict_heads(model, sar, tile, overlap, batch_size, mask_nodata, heads=("sic",))["sic"]
+
+
+def predict_scene_charts(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=True, probabilities=False):
+    """Every head of a whole-scene prediction: {"sic": float32 [H, W]} and, for an ice-chart model,
+    "sod"/"floe": uint8 [H, W] class maps.
+
+    Tiles are blended in probability space (each class's probability as SIC is, see the
+    module docstring), then the class is the argmax of the blended probabilities;
+    CLASS_FILL (255) where any input channel is NaN (if `mask_nodata`; otherwise every
+    pixel gets a class). `probabilities`: also "sod_probability"/"floe_probability",
+    float32 [H, W, k] (NaN where masked). Arguments as `predict_scene`; a SIC-only model
+    gives {"sic": predict_scene(...)}.
+    """
+    blended = _predict_heads(model, sar, tile, overlap, batch_size, mask_nodata, heads=("sic", *CLASS_HEADS))
+    out = {"sic": blended.pop("sic")}
+    for head, probs in blended.items():
+        classes = np.empty(probs.shape[:2], np.uint8)
+        for r in range(0, probs.shape[0], ROW_CHUNK):
+            sl = slice(r, r + ROW_CHUNK)
+            classes[sl] = np.argmax(probs[sl], axis=-1)
+            if mask_nodata:
+                classes[sl][np.isnan(probs[sl, :, 0])] = CLASS_FILL
+        out[head] = classes
+        if probabilities:
+            out[f"{head}_probability"] = probs
+    return out
+
+
+def _predict_heads(model, sar, tile, overlap, batch_size, mask_nodata, heads):
+    """{head: blended float32 [H, W] (sic) or [H, W, k]} of the `heads` the model has."""
     sar = np.asarray(sar) if not hasattr(sar, "shape") else sar
     if sar.ndim != 3:
         raise ValueError(f"sar must be [H, W, C], got shape {sar.shape}")
@@ -257,17 +309,21 @@ def predict_scene(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=Tr
     h, w, c = sar.shape
     rows, cols = axis_tiles(h, tile, overlap), axis_tiles(w, tile, overlap)
     predict = _as_predict_fn(model, c)
-    out = np.zeros((h, w), np.float32)
-    blend = _Blender(rows, cols, out)
+    outs, blends = {}, {}
     batch = np.empty((min(batch_size, len(rows.origins) * len(cols.origins)), rows.size, cols.size, c), np.float32)
     pending = []
 
     def flush():
         for k, (i, j) in enumerate(pending):
             _tile_into(batch[k], sar, rows, cols, i, j)
-        pred = predict(batch[:len(pending)])
-        for (i, j), p in zip(pending, pred):
-            blend.add(i, j, p)
+        preds = predict(batch[:len(pending)])
+        for head in heads:
+            if head in preds and head not in outs:   # accumulators made on the first batch
+                outs[head] = np.zeros((h, w, *preds[head].shape[3:]), np.float32)
+                blends[head] = _Blender(rows, cols, outs[head])
+        for head, blend in blends.items():
+            for (i, j), p in zip(pending, preds[head]):
+                blend.add(i, j, p)
         pending.clear()
 
     for ij in iter_tiles(rows, cols):
@@ -280,14 +336,17 @@ def predict_scene(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=Tr
     norm_c = cols.weight_sum().astype(np.float32)
     for r in range(0, h, ROW_CHUNK):
         sl = slice(r, r + ROW_CHUNK)
-        out[sl] /= np.outer(norm_r[sl], norm_c)
-        if mask_nodata:
-            out[sl][~finite_mask(sar[sl])] = np.nan
-    return out
+        norm = np.outer(norm_r[sl], norm_c)
+        nodata = ~finite_mask(sar[sl]) if mask_nodata else None
+        for out in outs.values():
+            out[sl] /= norm if out.ndim == 2 else norm[..., None]
+            if mask_nodata:
+                out[sl][nodata] = np.nan
+    return outs
 
 
 class _Blender:
-    """Adds weighted tile predictions into `out` [H, W], only where a tile's weight is positive.
+    """Adds weighted tile predictions into `out` [H, W] (or [H, W, k]), only where a tile's weight is positive.
 
     Skipping the zero-weight margins is both cheaper and what keeps a NaN/Inf prediction
     there out of the sum. The 2-D weights are cached: tiles with the same interior edges and
@@ -311,7 +370,8 @@ class _Blender:
         if rs[1] <= rs[0] or cs[1] <= cs[0]:
             return
         r0, c0 = self.rows.origins[i], self.cols.origins[j]
-        tile = np.multiply(p[rs[0]:rs[1], cs[0]:cs[1]], self._weight(i, j, rs, cs))
+        weight = self._weight(i, j, rs, cs)
+        tile = np.multiply(p[rs[0]:rs[1], cs[0]:cs[1]], weight if p.ndim == 2 else weight[..., None])
         self.out[r0 + rs[0]:r0 + rs[1], c0 + cs[0]:c0 + cs[1]] += tile
 
 

@@ -1,10 +1,15 @@
-r"""SavedModel export of a SIC model (tasks sic_regional, sic_pixel) for TF Serving.
+r"""SavedModel export of a SIC model (tasks sic_regional, sic_pixel; icechart_regional, icechart_pixel) for TF Serving.
 
 Signature `serving_default`
   input   sar        float32 [batch, H, W, C]  SAR as the files hold it (dB), NaN = no data;
                      H, W any multiples of 16; C = the model's channels (e.g. HH, HV)
   outputs sic        float32 [batch, H, W]     pixel SIC in [0, 1]; NaN where any input channel is NaN
           ice_water  uint8   [batch, H, W]     1 ice (sic >= 0.5), 0 water, 255 no data
+  and for an ice-chart model (its output a dict with SOD/FLOE probabilities):
+          sod, floe  uint8   [batch, H, W]     most probable AutoICE class, 255 no data
+          sod_probability, floe_probability
+                     float32 [batch, H, W, 6 or 7]  class probabilities, NaN no data (what
+                                               tiled inference blends across tiles)
 A wrong rank (e.g. no batch axis), channel count, or H or W not a multiple of
 16 fails with an InvalidArgumentError that says so; a wrong dtype is refused by
 TF before the graph runs ("expected to be a float tensor but is a double
@@ -22,7 +27,8 @@ import tfseaice
 from tfseaice import io_utils
 from tfseaice.errors import InputError
 from tfseaice.serving.saved_model import describe_saved_model, write_export_meta
-from tfseaice.serving.scene_inference import ALIGN, model_channels
+from tfseaice.data.egg_codes import SOD_CLASSES, FLOE_CLASSES, UNLABELLED
+from tfseaice.serving.scene_inference import ALIGN, CLASS_HEADS, model_channels
 
 
 def _serving_fn(unet, num_channels, threshold, channel_names):
@@ -40,12 +46,22 @@ def _serving_fn(unet, num_channels, threshold, channel_names):
         ok = tf.logical_and(tf.equal(shape[1] % ALIGN, 0), tf.equal(shape[2] % ALIGN, 0))
         size_ok = tf.debugging.Assert(ok, [f"sar height and width must be multiples of {ALIGN}; got", shape[1:3]])
         with tf.control_dependencies([channels_ok, size_ok]):
-            sic = unet(tf.identity(sar), training=False)
-        sic = tf.reshape(sic, shape[:3])                          # [B, H, W, 1] -> [B, H, W]
+            out = unet(tf.identity(sar), training=False)
+        heads = out if isinstance(out, dict) else {"sic": out}
+        sic = tf.reshape(heads["sic"], shape[:3])                 # [B, H, W, 1] -> [B, H, W]
         finite = tf.reduce_all(tf.math.is_finite(sar), axis=-1)
         sic = tf.where(finite, sic, tf.constant(float("nan"), sic.dtype))
         ice = tf.where(finite, tf.cast(sic >= threshold, tf.uint8), tf.constant(255, tf.uint8))
-        return {"sic": tf.identity(sic, name="sic"), "ice_water": tf.identity(ice, name="ice_water")}
+        result = {"sic": tf.identity(sic, name="sic"), "ice_water": tf.identity(ice, name="ice_water")}
+        for head in CLASS_HEADS:
+            if head in heads:
+                probs = tf.cast(heads[head], tf.float32)
+                classes = tf.where(finite, tf.cast(tf.argmax(probs, axis=-1), tf.uint8),
+                                   tf.constant(UNLABELLED, tf.uint8))
+                probs = tf.where(finite[..., None], probs, tf.constant(float("nan")))
+                result[head] = tf.identity(classes, name=head)
+                result[f"{head}_probability"] = tf.identity(probs, name=f"{head}_probability")
+        return result
 
     return serve
 
@@ -75,7 +91,9 @@ def export_sic(model, export_dir, info=None, threshold=0.5, overwrite=False, ext
     archive = keras.export.ExportArchive()
     archive.track(unet)
     names = list(info.get("channels") or [f"ch{i}" for i in range(channels)])
-    archive.add_endpoint("serving_default", _serving_fn(unet, channels, float(threshold), names))
+    serve = _serving_fn(unet, channels, float(threshold), names)
+    archive.add_endpoint("serving_default", serve)
+    outputs = serve.get_concrete_function().structured_outputs
     meta = {
         "format": "tfseaice SIC SavedModel",
         "tfseaice_version": tfseaice.__version__,
@@ -93,6 +111,15 @@ def export_sic(model, export_dir, info=None, threshold=0.5, overwrite=False, ext
         "pixel_spacing_m": info.get("pixel_spacing_m"),
         "normalization": info.get("normalization"),
     }
+    if "sod" in outputs or "floe" in outputs:
+        for head, classes in (("sod", SOD_CLASSES), ("floe", FLOE_CLASSES)):
+            if head in outputs:
+                meta["outputs"][head] = {"dtype": "uint8", "shape": ["batch", "H", "W"], "classes": list(classes),
+                                         "note": f"most probable AutoICE {head.upper()} class; {UNLABELLED} no data"}
+                meta["outputs"][f"{head}_probability"] = {
+                    "dtype": "float32", "shape": ["batch", "H", "W", len(classes)],
+                    "note": "class probabilities (softmax); NaN where any input channel is NaN"}
+        meta["format"] = "tfseaice ice-chart SavedModel"
     meta.update(extra_meta or {})
     with io_utils.atomic_path(export_dir) as tmp:
         archive.write_out(tmp, verbose=False)

@@ -5,7 +5,7 @@ lon/lat at pixel positions) without any step of the user's. The GCPs are the
 raw file's 21 x 21 grid moved to the output grid: raw pixel centre L (40 m)
 lies at L + 0.5 in GDAL's corner-based pixel coordinates, i.e. (L + 0.5) / f on
 a grid of 40 m x f pixels. Missing data: NaN (float products), 255
-(ice_water), -1 (polygon_id).
+(ice_water and the sod/floe class maps), -1 (polygon_id).
 """
 
 import os
@@ -19,7 +19,7 @@ from rasterio.crs import CRS
 
 from tfseaice import io_utils
 
-NODATA = {"ice_water": 255, "polygon_id": -1}
+NODATA = {"ice_water": 255, "polygon_id": -1, "sod": 255, "floe": 255, "sod_truth": 255, "floe_truth": 255}
 
 
 def output_gcps(points, f):

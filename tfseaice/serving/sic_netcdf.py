@@ -1,4 +1,4 @@
-"""The CF-1.8 netCDF file of a scene's SIC products, written atomically."""
+"""The CF-1.8 netCDF file of a scene's SIC products (and SOD/FLOE class maps), written atomically."""
 
 import os
 
@@ -6,6 +6,22 @@ import numpy as np
 import xarray as xr
 
 from tfseaice import io_utils
+from tfseaice.data.egg_codes import FLOE_CLASSES, SOD_CLASSES, UNLABELLED
+
+CLASS_VARIABLES = {   # uint8 class maps: CF flags, fill UNLABELLED
+    "sod": (SOD_CLASSES, "stage of development predicted per pixel (AutoICE SOD class, most probable)"),
+    "floe": (FLOE_CLASSES, "floe size predicted per pixel (AutoICE FLOE class, most probable)"),
+    "sod_truth": (SOD_CLASSES, "pixel stage of development truth carried by the input scene (AutoICE SOD class)"),
+    "floe_truth": (FLOE_CLASSES, "pixel floe size truth carried by the input scene (AutoICE FLOE class)"),
+}
+
+
+def class_attrs(classes, long_name):
+    """CF flag attributes of a uint8 class map (`_FillValue` UNLABELLED goes in the encoding)."""
+    return {"long_name": long_name, "units": "1",
+            "flag_values": np.arange(len(classes), dtype=np.uint8), "flag_meanings": " ".join(classes),
+            "valid_range": np.array([0, len(classes) - 1], np.uint8),
+            "comment": f"classes as the AutoICE challenge (tfseaice.data.egg_codes); {UNLABELLED} = no data"}
 
 
 def products_dataset(scene, products, downsample, lat_lon=None, attrs=None, threshold=0.5):
@@ -55,6 +71,9 @@ def products_dataset(scene, products, downsample, lat_lon=None, attrs=None, thre
     if "sic_truth" in products:
         data["sic_truth"] = (dims, products["sic_truth"], {**sic_attrs,
                              "long_name": "pixel sea ice concentration truth carried by the input scene"})
+    for name, (classes, long_name) in CLASS_VARIABLES.items():
+        if name in products:
+            data[name] = (dims, np.asarray(products[name], np.uint8), class_attrs(classes, long_name))
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update({
         "Conventions": "CF-1.8",
@@ -78,7 +97,7 @@ def _encoding(ds):
         e = {}
         if var.dtype == np.float32:
             e["_FillValue"] = np.float32(np.nan)
-        elif name == "ice_water":
+        elif name == "ice_water" or name in CLASS_VARIABLES:
             e["_FillValue"] = np.uint8(255)
         elif name == "polygon_id":
             e["_FillValue"] = np.int32(-1)

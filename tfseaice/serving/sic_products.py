@@ -1,4 +1,5 @@
-"""SIC products of a whole scene: pixel SIC, ice/water (paper Fig. 2f), polygon SIC (Fig. 2g).
+"""SIC products of a whole scene: pixel SIC, ice/water (paper Fig. 2f), polygon SIC (Fig. 2g);
+SOD and FLOE class maps for an ice-chart model.
 
 `predict_products(model, scene)` runs the tiled inference of
 `tfseaice.serving.scene_inference` and derives every product from its pixel-SIC
@@ -10,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from tfseaice.serving.scene_inference import ROW_CHUNK, predict_scene
+from tfseaice.serving.scene_inference import ROW_CHUNK, predict_scene_charts
 
 ICE_THRESHOLD = 0.5
 ICE_WATER_FILL = 255
@@ -96,15 +97,23 @@ def polygon_map(pred, chart_ids, usable=None, rows_per_chunk=ROW_CHUNK):
 CHART_PRODUCTS = ("polygon_sic", "chart_sic", "polygon_id")   # only for a scene with a chart
 
 
+CLASS_PRODUCTS = ("sod", "floe", "sod_truth", "floe_truth")   # uint8 classes, CLASS_FILL = none
+
+
 def predict_products(model, scene, tile=512, overlap=64, batch_size=4, threshold=0.5):
-    """dict of [H, W] arrays: sic, ice_water; polygon_sic, chart_sic, polygon_id when the
-    scene has a chart; sic_truth when it carries one."""
-    sic = predict_scene(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size)
-    out = {"sic": sic, "ice_water": ice_water(sic, threshold)}
+    """dict of [H, W] arrays: sic, ice_water; sod, floe (uint8 classes, 255 = no data) for an
+    ice-chart model; polygon_sic, chart_sic, polygon_id when the scene has a chart; sic_truth
+    when it carries one, and sod_truth/floe_truth too for an ice-chart model."""
+    heads = predict_scene_charts(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size)
+    sic = heads.pop("sic")
+    out = {"sic": sic, "ice_water": ice_water(sic, threshold), **heads}
     if scene.has_chart:
         out["polygon_sic"], _ = polygon_map(sic, scene.chart_ids)
         out["chart_sic"] = scene.chart_sic()
         out["polygon_id"] = np.where(scene.chart_ids >= 0, scene.chart_ids, -1).astype(np.int32)
     if scene.sic_truth is not None:
         out["sic_truth"] = scene.sic_truth.astype(np.float32)
+    for head in ("sod", "floe"):   # class truth beside the model's classes (a SIC model's products stay as they were)
+        if head in out and getattr(scene, f"{head}_truth", None) is not None:
+            out[f"{head}_truth"] = np.asarray(getattr(scene, f"{head}_truth"), np.uint8)
     return out

@@ -23,7 +23,8 @@ def png_path(out):
 
 
 FORMATS = ("netcdf", "geotiff")
-ALL_PRODUCTS = ("sic", "ice_water", "polygon_sic", "chart_sic", "polygon_id", "sic_truth")
+ALL_PRODUCTS = ("sic", "ice_water", "polygon_sic", "chart_sic", "polygon_id", "sic_truth",
+                "sod", "floe", "sod_truth", "floe_truth")
 
 
 def scene_georeference(scene_path, raw_glob, shape, downsample):
