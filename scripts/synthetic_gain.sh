@@ -11,6 +11,7 @@
 #   FRACTIONS="0 0.25 0.5"  SEEDS="1 2 3"  REAL_FRACTIONS="1 0.25"  SUBSET_SEED=0  SYN_SEED=7  ZONE_CLASSES=4
 #   P2P_FLAGFILE=configs/pix2pix_quickstart.flags  P2P_FLAGS=""  (e.g. "--epochs=1")
 #   ZONE_FLAGFILE=configs/glacier_zones.flags  ZONE_EPOCHS=10  ZONE_FLAGS=""  (e.g. "--steps_per_epoch=5")
+#   EVALUATE="$PY -m tfseaice.evaluate"  (the zones evaluator command: writes zones.json, keys miou, mde_m)
 # A tiny budget, by hand:
 #   NUM_IMAGES=12 SYN_N=4 SEEDS=1 FRACTIONS="0 0.5" P2P_FLAGS="--epochs=1 --checkpoint_every=1" ZONE_EPOCHS=1 \
 #     bash scripts/synthetic_gain.sh
@@ -39,6 +40,7 @@ P2P_FLAGS=${P2P_FLAGS:-}
 ZONE_FLAGFILE=${ZONE_FLAGFILE:-configs/glacier_zones.flags}
 ZONE_EPOCHS=${ZONE_EPOCHS:-10}
 ZONE_FLAGS=${ZONE_FLAGS:-}
+EVALUATE=${EVALUATE:-$PY -m tfseaice.evaluate}
 case "$SYN_SOURCE" in random|real_masks) ;; *) echo "ERROR: SYN_SOURCE: must be random or real_masks, got $SYN_SOURCE" >&2; exit 1;; esac
 
 start=$(date +%s)
@@ -98,7 +100,8 @@ EOF
             finished "$RUN/model" || $PY -m tfseaice.train --flagfile="$ZONE_FLAGFILE" --data_dir="$OUT/records" \
                 --model_dir="$RUN/model" --seed="$SEED" --epochs="$ZONE_EPOCHS" --real_fraction="$R" \
                 --real_fraction_seed="$SUBSET_SEED" --zone_classes="$ZONE_CLASSES" "${mix[@]}" $ZONE_FLAGS
-            [ -f "$RUN/zones.json" ] || $PY -m tfseaice.evaluate --task=glacier_zones --model_dir="$RUN/model" \
+            # shellcheck disable=SC2086
+            [ -f "$RUN/zones.json" ] || $EVALUATE --task=glacier_zones --model_dir="$RUN/model" \
                 --data_root="$OUT/raw" --split=test --output="$RUN/zones.json"
         done
     done

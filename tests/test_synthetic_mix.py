@@ -180,3 +180,16 @@ def test_gain_table_means_stds_and_paired_gains(tmp_path):
     (runs / "full" / "F0" / "seed1" / "zones.json").write_text("{}")
     with pytest.raises(InputError, match="no 'miou'"):
         synthetic_gain.write_report(str(runs), str(tmp_path / "out2"))
+
+
+def test_a_two_class_generator_draws_rock_as_glacier():
+    from tfseaice.serving.generator import GeneratorFn
+
+    gen = GeneratorFn(lambda c: 0.2 + 0.3 * c[..., 1:2] + 0.5 * c[..., 2:3], 4)   # rock 0.5, glacier 0.7
+    classes = np.full((40, 40), GLACIER, np.uint8)
+    classes[:, :10] = ROCK
+    four = glacier_images.generate_image(gen, classes, mode="full", tile=32)
+    gen.zone_classes = 2
+    two = glacier_images.generate_image(gen, classes, mode="full", tile=32)
+    assert four[0, 0] == round(0.5 * 255) and four[0, 20] == round(0.7 * 255)
+    assert (two == round(0.7 * 255)).all()

@@ -17,6 +17,7 @@ from tfseaice.errors import InputError
 from tfseaice.simulate import glacier_masks
 
 TILE = 256
+ROCK, GLACIER = glacier.CLASS_NAMES.index("rock"), glacier.CLASS_NAMES.index("glacier")
 SYNTHETIC_RESOLUTION_M = 20   # pixel size written into the names of random pairs (no real meaning)
 
 
@@ -47,6 +48,8 @@ def generate_image(gen, classes, extra=None, mode="tile", batch_size=8, tile=TIL
     """
     classes = np.asarray(classes)
     h, w = classes.shape
+    if getattr(gen, "zone_classes", 4) == 2:   # a generator trained on the 2-class zones never saw rock
+        classes = np.where(classes == ROCK, GLACIER, classes)
     cond = conditioning(classes, extra, gen.num_classes)
     if cond.shape[-1] != gen.input_channels:
         raise ValueError(f"generator takes {gen.input_channels} channels, condition has {cond.shape[-1]}")
