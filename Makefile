@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= quickstart_out
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: install test quickstart quickstart-glacier bench clean beam-engines test-engines
+.PHONY: install test quickstart quickstart-glacier experiment-synthetic bench clean beam-engines test-engines
 
 $(STAMP): setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
@@ -28,6 +28,12 @@ quickstart: $(STAMP)
 # Sample glacier images -> TFRecords -> pix2pix -> evaluate -> generate.
 quickstart-glacier: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/glacier bash scripts/quickstart_glacier.sh
+
+# Issue 14: does synthetic SAR help? pix2pix -> synthetic pairs -> zone U-Net with and without them
+# (3 seeds, all and 25 % of the real images) -> CaFFe metrics -> $(OUT)/synthetic/synthetic_gain.{md,json,png}.
+# Smaller budgets: the environment variables at the top of scripts/synthetic_gain.sh.
+experiment-synthetic: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 PY=$(PY) OUT=$(OUT)/synthetic bash scripts/synthetic_gain.sh
 
 # Every benchmark of bench/ (about 10 minutes on 2 cores); results in bench/results/*.json.
 bench: $(STAMP)

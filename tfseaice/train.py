@@ -13,6 +13,7 @@ the global batch, split over every replica of every worker.
 from absl import flags
 
 from tfseaice import cli, distribute
+from tfseaice.data import glacier_mix
 from tfseaice.tasks import TASK_NAMES
 from tfseaice.training.config import TrainConfig
 from tfseaice.training.loop import run_training
@@ -77,6 +78,19 @@ def define_flags():
     flags.DEFINE_integer("discriminator_filters", 64, "Filters of the first PatchGAN layer (paper: 64).")
     flags.DEFINE_bool("sync_batchnorm", False, "Synchronized BatchNorm across replicas.")
 
+    # --- glacier data (issue 14, tfseaice.data.glacier_mix): synthetic mixing, small real subsets, 2-class zones
+    flags.DEFINE_string("synthetic_data_dir", "", "glacier_zones: converter output folder of synthetic pairs "
+                        "(e.g. from generate --random_masks) mixed into the training batches.")
+    flags.DEFINE_float("synthetic_fraction", 0.0, "glacier_zones: probability that a training patch is "
+                       "synthetic, in [0, 1) (seeded; 0 = real only). Epoch length stays one pass over the "
+                       "real training split; validation stays real.")
+    flags.DEFINE_float("real_fraction", 1.0, "glacier_zones, pix2pix: train on this share of the real training "
+                       "IMAGES (by name, seeded by --real_fraction_seed), in (0, 1].")
+    flags.DEFINE_integer("real_fraction_seed", 0, "Seed of the --real_fraction image subset (independent of "
+                         "--seed, so runs with several seeds share one subset).")
+    flags.DEFINE_enum("zone_classes", "4", ["2", "4"], "glacier_zones, pix2pix: 2 = the pix2pix paper's zones "
+                      "(ocean vs glacier + rock: rock read as glacier), 4 = no data, rock, glacier, ocean.")
+
 
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
 GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
@@ -84,11 +98,19 @@ GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "
 TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS, "pix2pix": GAN_FLAGS,
               "glacier_zones": ("filters", "augment")}
 
+# --- glacier data (issue 14): saved in task.json's config.extra for evaluators
+GLACIER_DATA_FLAGS = ("synthetic_data_dir", "synthetic_fraction", "real_fraction", "real_fraction_seed",
+                      "zone_classes")
+TASK_FLAGS = dict(TASK_FLAGS, glacier_zones=TASK_FLAGS["glacier_zones"] + GLACIER_DATA_FLAGS,
+                  pix2pix=TASK_FLAGS["pix2pix"] + ("real_fraction", "real_fraction_seed", "zone_classes"))
+
 
 def config_from_flags():
     extra = {name: FLAGS[name].value for name in TASK_FLAGS[FLAGS.task]}
     if "filters" in extra:
         extra["filters"] = [int(f) for f in extra["filters"]]
+    if "zone_classes" in extra:
+        extra["zone_classes"] = int(extra["zone_classes"])
     return TrainConfig(
         task=FLAGS.task, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, epochs=FLAGS.epochs,
         steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,
@@ -103,6 +125,9 @@ def config_from_flags():
 def main(argv):
     del argv
     cfg = config_from_flags()
+    if cfg.task in ("glacier_zones", "pix2pix"):  # bad glacier data options: one line, before any folder is made
+        # (multi_worker: the data check waits for the task, after the strategy's start)
+        glacier_mix.check_options(cfg.extra, None if cfg.strategy == "multi_worker" else cfg.data_dir)
     if cfg.strategy == "mirrored" and cfg.num_cpu_replicas:
         distribute.configure_cpu_replicas(cfg.num_cpu_replicas)
     run_training(cfg)

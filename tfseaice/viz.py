@@ -2,8 +2,8 @@
 
 PNG panels (matplotlib, Agg canvas, written atomically): a sample scene file,
 the SIC products of a scene (paper Fig. 2), pix2pix checkpoint curves (paper
-Fig. 3). TensorBoard strips (TF ops, drawn inside callbacks): SIC patches and
-pix2pix triples.
+Fig. 3), the synthetic-data gain against F (issue 14). TensorBoard strips (TF
+ops, drawn inside callbacks): SIC patches and pix2pix triples.
 """
 
 import numpy as np
@@ -238,6 +238,41 @@ def save_checkpoint_curves(curves, path, title):
     fig.tight_layout()
     with io_utils.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
+
+
+# ------------------------------------------------------ synthetic-data gain
+def save_synthetic_gain_plot(rows, path, title="Zone U-Net: gain from synthetic training patches"):
+    """PNG of the mIoU and MDE gain over F = 0 against the synthetic fraction F, one line per setting.
+
+    `rows`: `tfseaice.evaluation.synthetic_gain.summarize` rows; error bars are
+    the std of the per-seed paired gains (none for a single seed).
+    """
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2)
+    panels = ((axes[0], "miou", 100.0, "mIoU gain (percentage points)"),
+              (axes[1], "mde_m", 1.0, "MDE change (m; negative = better)"))
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        sub = sorted((r for r in rows if r["setting"] == setting), key=lambda r: r["synthetic_fraction"])
+        x = [r["synthetic_fraction"] for r in sub]
+        for ax, key, scale, _ in panels:
+            y = [_scaled(r[f"{key}_gain"], scale) for r in sub]
+            err = [_scaled(r[f"{key}_gain_std"], scale, 0.0) for r in sub]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=setting)
+    for ax, _, _, label in panels:
+        ax.axhline(0.0, color="gray", lw=0.8)
+        ax.set_xlabel("synthetic fraction F")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+    axes[0].legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with io_utils.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+
+
+def _scaled(value, scale, missing=float("nan")):
+    return missing if value is None else value * scale
 
 
 # ------------------------------------------------------ TensorBoard strips

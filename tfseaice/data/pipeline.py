@@ -21,7 +21,7 @@ import re
 import tensorflow as tf
 from absl import logging
 
-from tfseaice.data import dataset_info, records
+from tfseaice.data import dataset_info, glacier, records
 from tfseaice.errors import InputError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -153,21 +153,55 @@ def augment_glacier(ex, seed):
     return res
 
 
-def glacier_dataset(data_dir, split, batch_size, training, seed=0, info=None, augment=True,
-                    shuffle_buffer=256, repeat=None, skip_corrupt=False):
-    """Batched glacier examples: sar [B,P,P,1] in [0,1], mask [B,P,P] class indices."""
+ROCK, GLACIER = glacier.CLASS_NAMES.index("rock"), glacier.CLASS_NAMES.index("glacier")
+ZONE_CLASSES = (2, 4)
+
+
+def _glacier_fields(ex, zone_classes):
+    """The training fields; zone_classes=2 (the pix2pix paper's ocean vs glacier + rock) relabels rock glacier."""
+    out = {k: v for k, v in ex.items() if k in ("sar", "mask", "extra")}
+    if zone_classes == 2:
+        out["mask"] = tf.where(out["mask"] == ROCK, GLACIER, out["mask"])
+    return out
+
+
+def glacier_examples(data_dir, split, training, seed=0, info=None, augment=True, shuffle_buffer=256,
+                     repeat=None, skip_corrupt=False, zone_classes=4, images=None):
+    """Unbatched glacier examples (what `glacier_dataset` batches); see there.
+
+    `images`: keep only the patches of these image names (the small-real-data
+    setting, `tfseaice.data.glacier_mix.choose_images`); None keeps all.
+    """
+    if zone_classes not in ZONE_CLASSES:
+        raise InputError("--zone_classes", f"must be 2 or 4, got {zone_classes}")
     info = info or dataset_info.load(data_dir, kind="glacier")
     files = dataset_info.shard_paths(data_dir, info, split)
     num_extra = len(info.get("extra_channels", []))
     ds = read_records(files, training, seed, skip_corrupt=skip_corrupt).map(
         lambda s: records.decode_glacier(s, num_extra), num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.map(lambda ex: {k: v for k, v in ex.items() if k in ("sar", "mask", "extra")})
+    if images is not None:
+        keep = tf.constant(sorted(images), tf.string)
+        ds = ds.filter(lambda ex: tf.reduce_any(tf.equal(ex["name"], keep)))
+    ds = ds.map(lambda ex: _glacier_fields(ex, zone_classes))
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat is None or repeat:
             ds = ds.repeat()
         if augment:
             ds = _with_seeds(ds, seed).map(augment_glacier, num_parallel_calls=AUTOTUNE, deterministic=True)
+    return ds
+
+
+def glacier_dataset(data_dir, split, batch_size, training, seed=0, info=None, augment=True,
+                    shuffle_buffer=256, repeat=None, skip_corrupt=False, zone_classes=4, images=None):
+    """Batched glacier examples: sar [B,P,P,1] in [0,1], mask [B,P,P] class indices.
+
+    `zone_classes=2` turns rock into glacier (class indices unchanged, rock never
+    appears); `images` keeps only the patches of those image names.
+    """
+    ds = glacier_examples(data_dir, split, training, seed=seed, info=info, augment=augment,
+                          shuffle_buffer=shuffle_buffer, repeat=repeat, skip_corrupt=skip_corrupt,
+                          zone_classes=zone_classes, images=images)
     return ds.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
 
 

@@ -24,6 +24,7 @@ class GeneratorFn:
 
     def __init__(self, fn, input_channels, num_classes=glacier.NUM_CLASSES, extra_names=()):
         self.fn = fn
+        self.zone_classes = 4   # 2: trained with --zone_classes=2, its masks' rock is drawn as glacier
         self.input_channels = int(input_channels)
         self.num_classes = num_classes
         self.extra_names = tuple(extra_names)
@@ -61,7 +62,9 @@ def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False
         model, _ = load_trained(model_dir, weights=checkpoint, expect_task="pix2pix")
         generator = model.generator
     set_dropout_at_inference(generator, dropout_at_inference)
-    return from_keras(generator, extra_names=info.get("extra_channels", []))
+    fn = from_keras(generator, extra_names=info.get("extra_channels", []))
+    fn.zone_classes = int((meta["config"].get("extra") or {}).get("zone_classes") or 4)  # 2: rock drawn as glacier
+    return fn
 
 
 def load_saved_model(path):

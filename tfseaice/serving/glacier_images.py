@@ -5,6 +5,7 @@ size; each output is an 8-bit PNG of the mask's own size, no-data pixels 0 and
 valid pixels >= 1 (the CaFFe convention).
 """
 
+import datetime
 import os
 import re
 
@@ -16,6 +17,8 @@ from tfseaice.errors import InputError
 from tfseaice.simulate import glacier_masks
 
 TILE = 256
+ROCK, GLACIER = glacier.CLASS_NAMES.index("rock"), glacier.CLASS_NAMES.index("glacier")
+SYNTHETIC_RESOLUTION_M = 20   # pixel size written into the names of random pairs (no real meaning)
 
 
 def _window(n):
@@ -45,6 +48,8 @@ def generate_image(gen, classes, extra=None, mode="tile", batch_size=8, tile=TIL
     """
     classes = np.asarray(classes)
     h, w = classes.shape
+    if getattr(gen, "zone_classes", 4) == 2:   # a generator trained on the 2-class zones never saw rock
+        classes = np.where(classes == ROCK, GLACIER, classes)
     cond = conditioning(classes, extra, gen.num_classes)
     if cond.shape[-1] != gen.input_channels:
         raise ValueError(f"generator takes {gen.input_channels} channels, condition has {cond.shape[-1]}")
@@ -144,9 +149,17 @@ def generate_from_masks(gen, mask_paths, out_dir, overwrite=False, mode="tile", 
     return done
 
 
+def synthetic_name(index, seed, resolution_m=SYNTHETIC_RESOLUTION_M):
+    """CaFFe-style name `Glacier_Date_Satellite_Resolution_Quality_Orbit` of random pair `index`:
+    glacier "Synthetic", one day per index from 2000-01-01, satellite "GAN", quality 0, orbit = seed."""
+    day = datetime.date(2000, 1, 1) + datetime.timedelta(days=int(index))
+    return f"Synthetic_{day.isoformat()}_GAN_{int(resolution_m)}_0_{int(seed)}"
+
+
 def generate_random(gen, num, out_dir, seed=0, overwrite=False, min_size=300, max_size=700,
                     mode="tile", batch_size=8):
-    """Draw `num` random fjord masks; write mask + image pairs in the CaFFe layout."""
+    """Draw `num` random fjord masks; write mask + image pairs in the CaFFe layout
+    (names: `synthetic_name`), ready for data_prep.glacier_to_tfrecord."""
     if gen.input_channels != gen.num_classes:
         raise InputError("--random_masks", "this generator needs extra conditioning channels, "
                                            "which random masks cannot supply; use --masks_glob")
@@ -157,7 +170,7 @@ def generate_random(gen, num, out_dir, seed=0, overwrite=False, min_size=300, ma
         h, w = (int(rng.integers(min_size, max_size + 1)) for _ in range(2))
         classes = glacier_masks.random_fjord_mask(h, w, rng)
         img = generate_image(gen, classes, mode=mode, batch_size=batch_size)
-        name = f"SYN_random-{seed}_GAN_0_0_{i:05d}"
+        name = synthetic_name(i, seed)
         files = {
             ("sar_images", f"{name}.png"): img,
             ("zones", f"{name}_zones.png"): glacier.classes_to_zones(classes),

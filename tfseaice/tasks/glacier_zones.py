@@ -6,14 +6,17 @@ so it also learns the footprint). Its purpose here is the pix2pix mask-fidelity
 check (the original pix2pix paper's "FCN-score"): applied to generated images,
 how well does it recover the input masks, compared with real images?
 
-Batches: (sar [B,H,W,1] in [0, 1], mask [B,H,W] class indices).
+Batches: (sar [B,H,W,1] in [0, 1], mask [B,H,W] class indices). Training
+batches may mix in synthetic patches, use a subset of the real images or read
+rock as glacier (--synthetic_fraction, --real_fraction, --zone_classes=2:
+tfseaice.data.glacier_mix).
 Monitor: validation mean IoU over rock, glacier and ocean (no data ignored).
 """
 
 import keras
 import tensorflow as tf
 
-from tfseaice.data import glacier, pipeline
+from tfseaice.data import glacier, glacier_mix, pipeline
 from tfseaice.models.zones import build_zones_unet
 
 DEFAULT_FILTERS = (16, 32, 64, 64)
@@ -60,14 +63,14 @@ class GlacierZonesTask:
     def make_datasets(self, cfg, info, strategy=None):
         extra = getattr(cfg, "extra", None) or {}
         skip = getattr(cfg, "skip_corrupt", False)
-        train = pipeline.glacier_dataset(cfg.data_dir, "train", cfg.batch_size, training=True,
-                                         seed=cfg.seed, info=info, augment=bool(extra.get("augment", True)),
-                                         skip_corrupt=skip).map(_xy)
+        # Real only, or mixed with synthetic patches / a real subset / 2-class zones (glacier_mix flags).
+        train = glacier_mix.training_dataset(cfg, info, augment=bool(extra.get("augment", True))).map(_xy)
         train = _static(train, info)
         val = None
         if info["splits"].get("val", {}).get("num_examples", 0) > 0:
-            val = pipeline.glacier_dataset(cfg.data_dir, "val", cfg.batch_size, training=False,
-                                           info=info, skip_corrupt=skip).map(_xy)
+            options = glacier_mix.dataset_options(extra, cfg.data_dir, info, training=False)
+            val = pipeline.glacier_dataset(cfg.data_dir, "val", cfg.batch_size, training=False, info=info,
+                                           skip_corrupt=skip, **options).map(_xy)
             val = _static(val, info)
         return train, val
 

@@ -30,7 +30,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfseaice import io_utils, losses, metrics, viz
-from tfseaice.data import glacier, pipeline
+from tfseaice.data import glacier, glacier_mix, pipeline
 from tfseaice.models import pix2pix as p2p
 from tfseaice.training.model_dir import save_weights_atomic
 
@@ -351,11 +351,11 @@ class Pix2PixTask:
         skip = getattr(cfg, "skip_corrupt", False)
         train = pipeline.glacier_dataset(cfg.data_dir, "train", cfg.batch_size, training=True,
                                          seed=cfg.seed, info=info, augment=bool(opts["augment"]),
-                                         skip_corrupt=skip)
+                                         skip_corrupt=skip, **glacier_mix.dataset_options(opts, cfg.data_dir, info))
         val = None
         if info["splits"].get("val", {}).get("num_examples", 0) > 0:
             val = pipeline.glacier_dataset(cfg.data_dir, "val", cfg.batch_size, training=False, info=info,
-                                           skip_corrupt=skip)
+                                           skip_corrupt=skip, **glacier_mix.dataset_options(opts, cfg.data_dir, info, False))
         return train, val
 
     def build_model(self, cfg, info):
