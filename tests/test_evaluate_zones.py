@@ -113,3 +113,13 @@ def test_cli_runs_a_model_on_whole_images_and_its_pngs_score_the_same(data, tmp_
     again = ev.evaluate(str(data), "test", str(tmp_path / "again.json"), predictions_dir=str(preds), zone_classes=2)
     assert again["miou"] == res["miou"] and again["mde_m"] == res["mde_m"]
     assert again["images_without_front"] == res["images_without_front"]
+
+
+def test_a_model_without_one_logit_per_class_index_is_refused():
+    from tfseaice.models.zones import build_zones_unet
+
+    with pytest.raises(InputError, match="gives 3 class logits") as e:
+        ev.zone_predictor(build_zones_unet(1, 3, filters=(2, 4)), source="m3")
+    assert e.value.path == "m3"
+    predict = ev.zone_predictor(build_zones_unet(1, 4, filters=(2, 4)), tile=32, batch_size=16)
+    assert predict(np.full((45, 70), 90, np.uint8)).shape == (45, 70)

@@ -54,7 +54,7 @@ def define_flags():
                         "for --task=glacier_zones with --predictions_dir.")
     flags.DEFINE_string("weights", "best", "Weights to load: best, latest, or a .weights.h5 path.")
     flags.DEFINE_bool("overwrite", False, "Replace existing outputs.")
-    flags.DEFINE_integer("batch_size", 4, "Tiles (sic) / images (pix2pix) per model call.")
+    flags.DEFINE_integer("batch_size", 4, "Tiles (sic, glacier_zones) / images (pix2pix) per model call.")
 
     # --- sic
     flags.DEFINE_string("scenes_glob", None, "sic: scene files to evaluate (raw AI4Arctic, or *_prep.nc with --raw_glob).")

@@ -50,8 +50,16 @@ def model_tile(meta):
     return size if size >= 16 and size % 16 == 0 else TILE
 
 
-def zone_predictor(model, tile=TILE, batch_size=8):
-    """Function uint8 SAR [H, W] (any size) -> class map uint8 [H, W]: tiled softmax, blended, argmax."""
+def zone_predictor(model, tile=TILE, batch_size=8, source="model"):
+    """Function uint8 SAR [H, W] (any size) -> class map uint8 [H, W]: tiled softmax, blended, argmax.
+
+    The model gives one logit per class index (no data, rock, glacier, ocean), also when
+    trained with 2 zone classes (rock relabelled glacier, its logit unused).
+    """
+    if model.output_shape[-1] != glacier.NUM_CLASSES:
+        raise InputError(source, f"gives {model.output_shape[-1]} class logits; the zone evaluation "
+                                     f"expects {glacier.NUM_CLASSES} ({', '.join(glacier.CLASS_NAMES)})")
+
     @tf.function(reduce_retracing=True)
     def probabilities(x):
         return tf.nn.softmax(model(x, training=False), axis=-1)
@@ -176,7 +184,7 @@ def evaluate(data_root, split, output, model_dir=None, predictions_dir=None, pre
         model_zones = zone_classes_of(meta, os.path.join(model_dir, "task.json"))
         zone_classes = caffe_metrics.check_zone_classes(zone_classes or model_zones, "--zone_classes")
         tile = model_tile(meta)
-        predictor = zone_predictor(model, tile, batch_size)
+        predictor = zone_predictor(model, tile, batch_size, source=model_dir)
         settings.update(model_dir=os.path.abspath(model_dir), weights=weights, tile=tile,
                         predictions=os.path.abspath(paths["predictions"]))
         with io_utils.atomic_path(paths["predictions"]) as tmp:
