@@ -2,10 +2,13 @@
 
 import numpy as np
 import pytest
+import skimage.measure
+from scipy import ndimage
 from scipy.spatial import distance
 from sklearn.metrics import jaccard_score
 
 from tfseaice import caffe_metrics as cm
+from tfseaice.data import glacier
 from tfseaice.errors import InputError
 from tfseaice.serving.glacier_images import tiled_apply
 from tfseaice.simulate import glacier_masks
@@ -138,3 +141,33 @@ def test_tiled_apply_blends_to_the_untiled_result_for_any_size():
     out = tiled_apply(lambda t: np.stack([t[..., 0] * 2, t[..., 1] + t[..., 0]], -1), x, tile=64, batch_size=5)
     assert out.shape == (300, 517, 2)
     assert np.allclose(out[..., 0], 2 * x[..., 0]) and np.allclose(out[..., 1], x.sum(-1))
+
+
+def skimage_front(zones, res):
+    """Reference: CaFFe's rules restated on zone values 0/64/127/254 with skimage's labelling."""
+    z = zones.copy()
+
+    def biggest(labels):
+        return np.argmax(np.bincount(labels.ravel())[1:]) + 1 if labels.max() else 0
+
+    lab = skimage.measure.label(z != 254, connectivity=2)
+    z[(lab > 0) & (lab != biggest(lab))] = 254
+    lab = skimage.measure.label(z == 254, connectivity=2)
+    if lab.max():
+        z[(z == 254) & (lab != biggest(lab))] = 127
+    g = np.pad(z == 127, 1)
+    f = (z == 254) & (g[:-2, 1:-1] | g[2:, 1:-1] | g[1:-1, :-2] | g[1:-1, 2:])
+    lab = skimage.measure.label(f, connectivity=2)
+    return f & (np.bincount(lab.ravel())[lab] > 750.0 / res)
+
+
+@pytest.mark.parametrize("seed,res", [(0, 20.0), (1, 17.0), (8, 12.0), (3, 40.0)])
+def test_front_extraction_equals_a_skimage_restatement_on_noisy_predictions(seed, res):
+    rng = np.random.default_rng(seed)
+    classes = glacier_masks.random_fjord_mask(160, 200, rng)
+    blobs = ndimage.binary_dilation(rng.random(classes.shape) < 0.004, iterations=3)
+    noisy = np.where(blobs | (rng.random(classes.shape) < 0.03),
+                     rng.integers(0, 4, classes.shape), classes).astype(np.uint8)
+    mine = cm.front_from_zones(noisy, res)
+    assert np.array_equal(mine, skimage_front(glacier.classes_to_zones(noisy), res))
+    assert mine.any()
