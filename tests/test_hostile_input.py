@@ -108,6 +108,16 @@ def write_text(path, text="mine\n"):
     return path
 
 
+def zones_to_score(d):
+    """A CaFFe test split of two images and a predictions folder that lacks the second one's PNG."""
+    rng = np.random.default_rng(0)
+    for name in (hf.GOOD_GLACIER, hf.BAD_GLACIER):
+        z = hf.zones_image(hf.GLACIER_SIZE, hf.GLACIER_SIZE, rng)
+        hf.write_pair(os.path.join(d, "root"), "test", name, hf.sar_image(z, rng), z)
+    os.makedirs(os.path.join(d, "preds"))
+    shutil.copy(os.path.join(d, "root", "zones", "test", f"{hf.GOOD_GLACIER}_zones.png"), os.path.join(d, "preds"))
+
+
 def sample_scene_target(w, d):
     """The file `make_sample_scenes --seed=0 --num_scenes=1` would write, already there."""
     from tfseaice.simulate.scenes import raw_file_name, scene_metadata, scene_seed
@@ -527,6 +537,11 @@ ROWS = [
         args=lambda w, d: ["--task=sic", f"--model_dir={w.sic_model}", f"--scenes_glob={w.good[0]}",
                            f"--output={d}/metrics.json"] + INFER,
         message=lambda w, d: (esc(f"{d}/metrics.json"), "output exists", "--overwrite")),
+    Row(id="evaluate_zones_missing_prediction", module="tfseaice.evaluate",
+        setup=lambda w, d: zones_to_score(d),
+        args=lambda w, d: ["--task=glacier_zones", f"--predictions_dir={d}/preds", f"--data_root={d}/root",
+                           "--split=test", f"--output={d}/zones.json"],
+        message=lambda w, d: (esc(f"{d}/preds/{hf.BAD_GLACIER}_zones.png"), "prediction missing for image")),
     Row(id="evaluate_pix2pix_fails_half_way", module="tfseaice.evaluate",
         args=lambda w, d: ["--task=pix2pix", f"--model_dir={w.pix2pix_model}", f"--data_dir={w.records_glacier}",
                            f"--out_dir={d}/eval", "--epoch=99"],

@@ -19,6 +19,16 @@ pix2pix (per-checkpoint curves, Table I row, FCN-score):
 
   python -m tfseaice.evaluate --task=pix2pix --model_dir=runs/pix2pix_orig \
       [--data_dir=...] [--epoch=N] [--zones_model_dir=...] [--out_dir=...]
+
+glacier_zones (the CaFFe benchmark's metrics on whole images, docs/caffe_metrics.md):
+
+  python -m tfseaice.evaluate --task=glacier_zones --model_dir=runs/glacier_zones --data_root=DATA \
+      --split=test --output=zones.json [--predictions_out=DIR] [--zone_classes=2|3] [--overwrite]
+  python -m tfseaice.evaluate --task=glacier_zones --predictions_dir=P --data_root=DATA --split=test \
+      --output=zones.json
+
+  writes zones.json (miou, iou, mde_m, images_without_front, num_images, glaciers, images),
+  zones_panel.png and, with a model, the predictions zones_predictions/NAME_zones.png (0/64/127/254).
 """
 
 # First: oneDNN kernels on before anything imports TensorFlow (see tfseaice/onednn.py).
@@ -32,20 +42,22 @@ from absl import flags
 from tfseaice import cli, io_utils
 from tfseaice.errors import InputError
 from tfseaice.evaluation import pix2pix, sic
+from tfseaice.evaluation import zones as zones_eval
 
 FLAGS = flags.FLAGS
-TASKS = ("sic", "pix2pix")
+TASKS = ("sic", "pix2pix", "glacier_zones")
 
 def define_flags():
     """Define the command-line flags (only when run as a program, so that the
     library functions here can be imported next to other entry points)."""
     # --- common
-    flags.DEFINE_enum("task", None, TASKS, "What to evaluate: sic (sic_regional / sic_pixel / icechart_* models) or pix2pix.",
-                      required=True)
-    flags.DEFINE_string("model_dir", None, "Trained model folder (task.json, checkpoints/).", required=True)
+    flags.DEFINE_enum("task", None, TASKS, "What to evaluate: sic (sic_regional / sic_pixel / icechart_* models), pix2pix "
+                      "or glacier_zones.", required=True)
+    flags.DEFINE_string("model_dir", None, "Trained model folder (task.json, checkpoints/); required except "
+                        "for --task=glacier_zones with --predictions_dir.")
     flags.DEFINE_string("weights", "best", "Weights to load: best, latest, or a .weights.h5 path.")
     flags.DEFINE_bool("overwrite", False, "Replace existing outputs.")
-    flags.DEFINE_integer("batch_size", 4, "Tiles (sic) / images (pix2pix) per model call.")
+    flags.DEFINE_integer("batch_size", 4, "Tiles (sic, glacier_zones) / images (pix2pix) per model call.")
 
     # --- sic
     flags.DEFINE_string("scenes_glob", None, "sic: scene files to evaluate (raw AI4Arctic, or *_prep.nc with --raw_glob).")
@@ -57,7 +69,8 @@ def define_flags():
     flags.DEFINE_integer("tile", 512, "sic: inference tile size in pixels (multiple of 16).")
     flags.DEFINE_integer("overlap", 64, "sic: minimum overlap of neighbouring tiles, blended.")
     flags.DEFINE_float("threshold", 0.5, "sic: ice/water threshold for the F1 score (ice = SIC >= threshold).")
-    flags.DEFINE_string("output", None, "sic: metrics JSON path; the Markdown table goes beside it (.md).")
+    flags.DEFINE_string("output", None, "sic: metrics JSON path; the Markdown table goes beside it (.md). "
+                        "glacier_zones: zones JSON path; panel and predictions go beside it.")
     flags.DEFINE_string("reference_glob", None, "sic: AutoICE reference files (*_reference.nc) to score the "
                         "`autoice` object against (default: each scene's own chart).")
     flags.DEFINE_enum("land_mask", "distance_map", ["distance_map", "none"],
@@ -71,9 +84,18 @@ def define_flags():
     flags.DEFINE_integer("epoch", 0, "pix2pix: checkpoint epoch for the Table I row (0 = last).")
     flags.DEFINE_string("zones_model_dir", None, "pix2pix: trained glacier_zones model for the FCN-score.")
     flags.DEFINE_string("out_dir", None, "pix2pix: output folder (default MODEL_DIR/eval).")
-    flags.DEFINE_enum("split", "val", ["val", "test"], "pix2pix: evaluation split.")
+    flags.DEFINE_enum("split", "val", ["val", "test"], "pix2pix, glacier_zones: evaluation split.")
     flags.DEFINE_bool("dropout_at_inference", False, "pix2pix: generate with dropout on (the paper's noise).")
     flags.DEFINE_bool("recompute_curves", False, "pix2pix: score every checkpoint again.")
+
+    # --- glacier_zones
+    flags.DEFINE_string("data_root", None, "glacier_zones: CaFFe-layout data (sar_images/, zones/, fronts/).")
+    flags.DEFINE_string("predictions_dir", None, "glacier_zones: score these NAME_zones.png predictions "
+                        "instead of running --model_dir.")
+    flags.DEFINE_string("predictions_out", None, "glacier_zones: where the model's predictions go "
+                        "(default: <output stem>_predictions).")
+    flags.DEFINE_integer("zone_classes", 0, "glacier_zones: scored zone classes, 3 (rock, glacier, ocean) or 2 "
+                         "(glacier incl. rock, ocean); 0 = the model's task.json (3 for --predictions_dir).")
 
 
 def _scene_paths(pattern):
@@ -112,11 +134,28 @@ def main_pix2pix():
     print(pix2pix.table_markdown(result))
 
 
+def main_glacier_zones():
+    for name in ("data_root", "output"):
+        if not getattr(FLAGS, name):
+            raise InputError(f"--{name}", "is required for --task=glacier_zones")
+    result = zones_eval.evaluate(FLAGS.data_root, FLAGS.split, FLAGS.output, model_dir=FLAGS.model_dir,
+                                 predictions_dir=FLAGS.predictions_dir, predictions_out=FLAGS.predictions_out,
+                                 weights=FLAGS.weights, batch_size=FLAGS.batch_size, overwrite=FLAGS.overwrite,
+                                 zone_classes=FLAGS.zone_classes or None)
+    print(zones_eval.summary_text(result))
+    print(f"Wrote {FLAGS.output}")
+
+
 def main(argv):
     if len(argv) > 1:
         raise InputError(argv[1], "unexpected positional argument (flags are --name=value)")
     if FLAGS.tile < 16 or FLAGS.overlap < 0 or FLAGS.tile - FLAGS.overlap < 16:
         raise InputError("--tile/--overlap", f"need tile >= overlap + 16 and overlap >= 0 (got {FLAGS.tile}, {FLAGS.overlap})")
+    if FLAGS.task == "glacier_zones":
+        main_glacier_zones()
+        return
+    if not FLAGS.model_dir:
+        raise InputError("--model_dir", "required flag not given")
     if FLAGS.task == "sic":
         main_sic()
     else:

@@ -39,12 +39,38 @@ def conditioning(classes, extra=None, num_classes=glacier.NUM_CLASSES):
     return cond
 
 
+def tiled_apply(fn, inputs, tile=TILE, batch_size=8):
+    """Apply `fn` ([B, tile, tile, C] -> [B, tile, tile, K]) to an [H, W, C] array of any size.
+
+    Mirrored padding to whole tiles, tiles overlapping by half, blended with a
+    sin^2 window (the weights sum to a smooth positive map); returns float64 [H, W, K].
+    """
+    inputs = np.asarray(inputs)
+    h, w = inputs.shape[:2]
+    stride = tile // 2
+    hp, wp = _padded_size(h, tile, stride), _padded_size(w, tile, stride)
+    padded = np.pad(inputs, ((0, hp - h), (0, wp - w), (0, 0)), mode="symmetric")
+    offsets = [(r, c) for r in range(0, hp - tile + 1, stride) for c in range(0, wp - tile + 1, stride)]
+    win = np.outer(_window(tile), _window(tile))[..., None]
+    acc = None
+    wsum = np.zeros((hp, wp, 1))
+    for i in range(0, len(offsets), batch_size):
+        chunk = offsets[i:i + batch_size]
+        res = np.asarray(fn(np.stack([padded[r:r + tile, c:c + tile] for r, c in chunk])))
+        if acc is None:
+            acc = np.zeros((hp, wp, res.shape[-1]))
+        for (r, c), t in zip(chunk, res):
+            acc[r:r + tile, c:c + tile] += t * win
+            wsum[r:r + tile, c:c + tile] += win
+    return (acc / wsum)[:h, :w]
+
+
 def generate_image(gen, classes, extra=None, mode="tile", batch_size=8, tile=TILE):
     """uint8 [H, W] image for class map `classes` [H, W] (any size).
 
     mode "tile": mirrored padding to whole tiles, 50 % overlapping tiles blended
-    with a sin^2 window; "full": one pass over the mask padded to a multiple of
-    `tile`. No-data pixels become 0, the others >= 1.
+    with a sin^2 window (tiled_apply); "full": one pass over the mask padded to a
+    multiple of `tile`. No-data pixels become 0, the others >= 1.
     """
     classes = np.asarray(classes)
     h, w = classes.shape
@@ -53,26 +79,12 @@ def generate_image(gen, classes, extra=None, mode="tile", batch_size=8, tile=TIL
     cond = conditioning(classes, extra, gen.num_classes)
     if cond.shape[-1] != gen.input_channels:
         raise ValueError(f"generator takes {gen.input_channels} channels, condition has {cond.shape[-1]}")
-    stride = tile // 2 if mode == "tile" else tile
-    hp, wp = _padded_size(h, tile, stride), _padded_size(w, tile, stride)
     if mode == "full":
         hp, wp = int(np.ceil(h / tile)) * tile, int(np.ceil(w / tile)) * tile
-    padded = np.pad(cond, ((0, hp - h), (0, wp - w), (0, 0)), mode="symmetric")
-    if mode == "full":
-        out = gen(padded[None])[0, ..., 0]
+        padded = np.pad(cond, ((0, hp - h), (0, wp - w), (0, 0)), mode="symmetric")
+        out = np.asarray(gen(padded[None])[0, ..., 0])
     else:
-        offsets = [(r, c) for r in range(0, hp - tile + 1, stride) for c in range(0, wp - tile + 1, stride)]
-        win = np.outer(_window(tile), _window(tile))
-        acc = np.zeros((hp, wp))
-        wsum = np.zeros((hp, wp))
-        for i in range(0, len(offsets), batch_size):
-            chunk = offsets[i:i + batch_size]
-            tiles = np.stack([padded[r:r + tile, c:c + tile] for r, c in chunk])
-            res = gen(tiles)[..., 0]
-            for (r, c), t in zip(chunk, res):
-                acc[r:r + tile, c:c + tile] += t * win
-                wsum[r:r + tile, c:c + tile] += win
-        out = acc / wsum
+        out = tiled_apply(lambda tiles: np.asarray(gen(tiles))[..., :1], cond, tile, batch_size)[..., 0]
     img = np.clip(np.rint(out[:h, :w] * 255.0), 1, 255).astype(np.uint8)
     img[classes == glacier.NO_DATA] = 0
     return img
