@@ -66,6 +66,15 @@ def define_flags():
     flags.DEFINE_integer("max_polygons", 0, "Pad polygon tables to this width (0 = dataset maximum).")
     flags.DEFINE_bool("augment", True, "Random flips and 90° rotations.")
 
+    # --- ice-chart tasks (icechart_regional, icechart_pixel; the SIC flags above apply too)
+    flags.DEFINE_enum("composition_loss", "sse", ["sse", "xent"], "icechart_regional: SOD/FLOE polygon loss, "
+                      "squared error or cross-entropy between the polygon's mean predicted distribution and "
+                      "its egg-code composition.")
+    flags.DEFINE_list("chart_weights", ["2", "2", "1"], "Ice-chart tasks: weights of the SIC, SOD and FLOE "
+                      "losses (default 2:2:1 as the AutoICE score).")
+    flags.register_validator("chart_weights", _valid_chart_weights,
+                             message="--chart_weights must be 3 non-negative numbers (SIC,SOD,FLOE) with a positive sum")
+
     # --- pix2pix and glacier_zones
     flags.DEFINE_integer("gen_kernel", 4, "pix2pix generator kernel size (gen5 variant: 5).")
     flags.DEFINE_integer("disc_kernel", 4, "PatchGAN kernel size (dis3 variant: 3).")
@@ -78,17 +87,29 @@ def define_flags():
     flags.DEFINE_bool("sync_batchnorm", False, "Synchronized BatchNorm across replicas.")
 
 
+def _valid_chart_weights(values):
+    try:
+        weights = [float(v) for v in values]
+    except ValueError:
+        return False
+    return len(weights) == 3 and min(weights) >= 0 and sum(weights) > 0
+
+
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
 GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
              "generator_filters", "discriminator_filters", "sync_batchnorm", "augment")
+ICECHART_FLAGS = SIC_FLAGS + ("composition_loss", "chart_weights")
 TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS, "pix2pix": GAN_FLAGS,
-              "glacier_zones": ("filters", "augment")}
+              "glacier_zones": ("filters", "augment"),
+              "icechart_regional": ICECHART_FLAGS, "icechart_pixel": ICECHART_FLAGS}
 
 
 def config_from_flags():
     extra = {name: FLAGS[name].value for name in TASK_FLAGS[FLAGS.task]}
     if "filters" in extra:
         extra["filters"] = [int(f) for f in extra["filters"]]
+    if "chart_weights" in extra:
+        extra["chart_weights"] = [float(w) for w in extra["chart_weights"]]
     return TrainConfig(
         task=FLAGS.task, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, epochs=FLAGS.epochs,
         steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,
