@@ -67,13 +67,13 @@ def define_flags():
     flags.DEFINE_bool("augment", True, "Random flips and 90° rotations.")
 
     # --- ice-chart tasks (icechart_regional, icechart_pixel; the SIC flags above apply too)
-    flags.DEFINE_enum("composition_loss", "sse", ["sse", "xent"], "icechart_regional: SOD/FLOE polygon loss, "
-                      "squared error or cross-entropy between the polygon's mean predicted distribution and "
-                      "its egg-code composition.")
+    flags.DEFINE_enum("composition_loss", "xent", ["xent", "sse"], "icechart_regional: SOD/FLOE polygon loss, "
+                      "cross-entropy or squared error between the polygon's mean predicted distribution and "
+                      "its egg-code composition (xent measured better, see tasks/icechart.py).")
     flags.DEFINE_list("chart_weights", ["2", "2", "1"], "Ice-chart tasks: weights of the SIC, SOD and FLOE "
                       "losses (default 2:2:1 as the AutoICE score).")
     flags.register_validator("chart_weights", _valid_chart_weights,
-                             message="--chart_weights must be 3 non-negative numbers (SIC,SOD,FLOE) with a positive sum")
+                             message="--chart_weights must be 3 non-negative numbers (SIC,SOD,FLOE), sum > 0")
 
     # --- pix2pix and glacier_zones
     flags.DEFINE_integer("gen_kernel", 4, "pix2pix generator kernel size (gen5 variant: 5).")

@@ -42,6 +42,9 @@ from tfseaice.training.config import learning_rate
 CHARTS = ("sod", "floe")
 ICECHART_KEYS = REQUIRED_KEYS + ("polygon_sod", "polygon_floe", "polygon_sod_class", "polygon_floe_class")
 DEFAULT_CHART_WEIGHTS = (2.0, 2.0, 1.0)   # SIC, SOD, FLOE: the AutoICE score's weights
+# Cross-entropy beat squared error on synthetic mixed-polygon scenes (3 seeds: SOD weighted F1
+# 0.924 vs 0.905, FLOE 0.450 vs 0.348; the pixel baseline 0.675 / 0.375).
+DEFAULT_COMPOSITION_LOSS = "xent"
 
 
 def check_chart_weights(weights):
@@ -118,12 +121,12 @@ class IcechartRegionalModel(_IcechartModel):
     Args:
       unet: `tfseaice.models.unet.build_icechart_unet(...)`.
       reduction, weighting: as SicRegionalModel, for all three charts.
-      composition_loss: "sse" | "xent" (see losses.composition_loss).
+      composition_loss: "xent" (default) | "sse" (see losses.composition_loss).
       chart_weights: (SIC, SOD, FLOE) weights of the total loss.
     """
 
-    def __init__(self, unet, reduction="polygon", weighting="polygon", composition_loss="sse",
-                 chart_weights=DEFAULT_CHART_WEIGHTS, **kwargs):
+    def __init__(self, unet, reduction="polygon", weighting="polygon",
+                 composition_loss=DEFAULT_COMPOSITION_LOSS, chart_weights=DEFAULT_CHART_WEIGHTS, **kwargs):
         super().__init__(unet, chart_weights=chart_weights, **kwargs)
         self.reduction, self.weighting = check_regional_options(reduction, weighting)
         if composition_loss not in COMPOSITION_LOSSES:
@@ -199,10 +202,10 @@ class IcechartTask(SicTask):
                                    norm_mean=norm.get("mean"), norm_std=norm.get("std"))
         weights = cfg.extra.get("chart_weights") or DEFAULT_CHART_WEIGHTS
         if self.name == "icechart_regional":
+            kind = cfg.extra.get("composition_loss", DEFAULT_COMPOSITION_LOSS)
             model = IcechartRegionalModel(unet, reduction=cfg.extra.get("loss_reduction", "polygon"),
                                           weighting=cfg.extra.get("loss_weighting", "polygon"),
-                                          composition_loss=cfg.extra.get("composition_loss", "sse"),
-                                          chart_weights=weights)
+                                          composition_loss=kind, chart_weights=weights)
         else:
             model = IcechartPixelModel(unet, loss=cfg.extra.get("pixel_loss", "mse"), chart_weights=weights)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
