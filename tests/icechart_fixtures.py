@@ -1,10 +1,10 @@
 """Stand-ins for a trained ice-chart model (tests of serving and evaluation).
 
-THE OUTPUT CONTRACT (docs: /work/icechart_contract.md, issue 13): a loaded ice-chart model maps SAR
+The output contract of `models.unet.build_icechart_unet`: a loaded ice-chart model maps SAR
 float32 [B, H, W, C] (file units, NaN = no data) to a dict of probabilities
   {"sic": [B, H, W, 1] sigmoid, "sod": [B, H, W, 6] softmax, "floe": [B, H, W, 7] softmax}.
-`icechart_standin_model` is a tiny functional Keras model with exactly that output, standing in
-for `models.unet.build_icechart_unet` until the real one is merged; `truth_passthrough` is a
+`icechart_standin_model` is a tiny functional Keras model with exactly that output and a receptive
+field small enough that tiled inference must equal one whole-image call; `truth_passthrough` is a
 "perfect" model for scenes whose HH/HV channels hold the SOD/FLOE truth classes.
 """
 

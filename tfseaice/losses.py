@@ -1,4 +1,4 @@
-"""Losses: the regional (per-polygon) SIC loss and the pix2pix GAN losses."""
+"""Losses: the regional (per-polygon) SIC and class-composition losses, and the pix2pix GAN losses."""
 
 # --- regional (per-polygon) SIC loss -----------------------------------------
 # Conventions: pred [B,H,W,1] or [B,H,W] in [0,1]; polygon_ids [B,H,W] int,
@@ -10,6 +10,8 @@
 # polygon k is segment row_splits[b] + k, unusable pixels get segment -1 (the
 # segment ops drop negative ids), so one unsorted_segment_mean over the whole
 # batch replaces the paper's per-image, per-polygon loop (Algorithm 1).
+# A table of class compositions is a RaggedTensor [B,(K_b),C] (padded [B,K,C]):
+# the same segments, the per-class means of a [B,H,W,C] prediction.
 
 import tensorflow as tf  # noqa: E402
 
@@ -32,19 +34,19 @@ def cross_replica_sum(x):
 
 
 def as_polygon_table(polygon_sic, num_polygons=None):
-    """The per-polygon target table as a float32 RaggedTensor [B,(K_b)].
+    """The per-polygon target table as a float32 RaggedTensor [B,(K_b)] (or [B,(K_b),C]).
 
-    A RaggedTensor is returned as is (cast to float32). A padded [B,K] tensor
-    becomes rows of `num_polygons` [B] entries (the real rows), or of all K
-    entries when `num_polygons` is None (the loss is the same: padding rows
-    have no pixel).
+    A RaggedTensor is returned as is (cast to float32). A padded [B,K] (or
+    [B,K,C] class-composition) tensor becomes rows of `num_polygons` [B]
+    entries (the real rows), or of all K entries when `num_polygons` is None
+    (the loss is the same: padding rows have no pixel).
     """
     if isinstance(polygon_sic, tf.RaggedTensor):
         return tf.cast(polygon_sic, tf.float32)
     dense = tf.cast(tf.convert_to_tensor(polygon_sic), tf.float32)
-    if dense.shape.rank is not None and dense.shape.rank != 2:
-        raise ValueError("the per-polygon table must be a RaggedTensor [B,(K_b)] or padded [B,K], "
-                         f"got shape {dense.shape}")
+    if dense.shape.rank is not None and dense.shape.rank not in (2, 3):
+        raise ValueError("the per-polygon table must be a RaggedTensor [B,(K_b)] or padded [B,K] "
+                         f"(or [B,K,C]), got shape {dense.shape}")
     if num_polygons is None:
         return tf.RaggedTensor.from_tensor(dense)
     return tf.RaggedTensor.from_tensor(dense, lengths=tf.cast(num_polygons, tf.int64))
@@ -89,20 +91,26 @@ def polygon_means(pred, polygon_ids, polygon_sic):
     """Mean prediction over the usable pixels of every (image, polygon) pair.
 
     Args:
-      pred: [B,H,W,1] or [B,H,W] float.
+      pred: [B,H,W,1] or [B,H,W] float; [B,H,W,C] class probabilities when
+        the table holds class compositions ([B,(K_b),C]).
       polygon_ids: [B,H,W] int, patch-local ids; ids outside 0..K_b-1 (e.g.
         -1) are excluded.
-      polygon_sic: the target table (RaggedTensor [B,(K_b)] or padded [B,K]);
-        only its row lengths are used here.
+      polygon_sic: the target table (RaggedTensor [B,(K_b)] or [B,(K_b),C],
+        or padded [B,K] / [B,K,C]); only its row lengths and inner shape are used.
 
     Returns:
-      (pred_mean, count) RaggedTensors [B,(K_b)] float32 with the table's row
-      splits: the mean (tf.math.unsorted_segment_mean; 0 where count is 0) and
-      the number of usable pixels of each pair.
+      (pred_mean, count) RaggedTensors with the table's row splits: the mean
+      (tf.math.unsorted_segment_mean; 0 where count is 0), [B,(K_b)] float32
+      or, for a composition table, [B,(K_b),C]; and the number of usable
+      pixels of each pair, [B,(K_b)].
     """
     table = as_polygon_table(polygon_sic)
     segments, _ = polygon_segments(polygon_ids, table)
-    pred = tf.reshape(tf.cast(pred, tf.float32), [-1])
+    pred = tf.cast(pred, tf.float32)
+    if table.flat_values.shape.rank == 2:  # class compositions: per-class means
+        pred = tf.reshape(pred, [-1, pred.shape[-1] or tf.shape(pred)[-1]])
+    else:
+        pred = tf.reshape(pred, [-1])
     n = _num_segments(table)
     means = tf.math.unsorted_segment_mean(pred, segments, n)
     # Ones over all pixels (segment -1 is dropped): the very op unsorted_segment_mean
@@ -122,6 +130,7 @@ def polygon_terms(pred, polygon_ids, polygon_sic):
       count      usable pixels of the polygon in this patch
       present    1.0 where count > 0 and the charted SIC is finite, else 0.0
       sq_err     (pred_mean - target)**2 where present, else 0
+      error      the same tensor: the per-pair error reduce_regional_loss reduces
     """
     table = as_polygon_table(polygon_sic)
     pred_mean, count = polygon_means(pred, polygon_ids, table)
@@ -130,13 +139,17 @@ def polygon_terms(pred, polygon_ids, polygon_sic):
     target = tf.where(present, sic, tf.zeros_like(sic))
     presentf = tf.cast(present, tf.float32)
     sq_err = tf.square(mean - target) * presentf
+    sq_err = table.with_flat_values(sq_err)
     return {"pred_mean": pred_mean, "target": table.with_flat_values(target), "count": count,
-            "present": table.with_flat_values(presentf), "sq_err": table.with_flat_values(sq_err)}
+            "present": table.with_flat_values(presentf), "sq_err": sq_err, "error": sq_err}
 
 
 def reduce_regional_loss(terms, *, reduction="polygon", weighting="polygon",
                          global_polygon_count=None):
-    """Reduce `polygon_terms(...)` to the scalar regional loss (see regional_sic_loss)."""
+    """Reduce per-pair terms (`polygon_terms`, `composition_terms`) to the scalar loss.
+
+    Reads `present`, `count` and `error` (see regional_sic_loss for the options).
+    """
     if reduction not in REGIONAL_REDUCTIONS:
         raise ValueError(f"reduction must be one of {REGIONAL_REDUCTIONS}, got {reduction!r}")
     if weighting is None:
@@ -145,7 +158,7 @@ def reduce_regional_loss(terms, *, reduction="polygon", weighting="polygon",
         raise ValueError(f"weighting must be one of {REGIONAL_WEIGHTINGS}, got {weighting!r}")
     present = terms["present"]
     weight = present.flat_values * (terms["count"].flat_values if weighting == "area" else 1.0)
-    weighted = weight * terms["sq_err"].flat_values
+    weighted = weight * terms["error"].flat_values
     if reduction == "polygon":
         numerator = tf.reduce_sum(weighted)
         denominator = tf.reduce_sum(weight)
@@ -204,6 +217,59 @@ def regional_sic_loss(pred, polygon_ids, polygon_sic, *, reduction="polygon",
     return (loss, terms) if return_terms else loss
 
 
+COMPOSITION_LOSSES = ("sse", "xent")
+
+
+def composition_terms(probs, polygon_ids, composition_table, *, kind="sse", epsilon=1e-7):
+    """Per-(image, polygon) pieces of the composition loss: polygon_terms' keys for class vectors.
+
+    pred_mean and target are [B,(K_b),C] (target 0 where absent); count,
+    present and error are [B,(K_b)]. A pair is present if it has a usable
+    pixel and a finite composition (a NaN row = that chart is unlabelled).
+    error: "sse" sum_c (mean p_c - q_c)**2; "xent" -sum_c q_c log(mean p_c).
+    """
+    if kind not in COMPOSITION_LOSSES:
+        raise ValueError(f"composition loss must be one of {COMPOSITION_LOSSES}, got {kind!r}")
+    table = as_polygon_table(composition_table)
+    pred_mean, count = polygon_means(probs, polygon_ids, table)
+    q, mean, n = table.flat_values, pred_mean.flat_values, count.flat_values
+    present = (n > 0) & tf.reduce_all(tf.math.is_finite(q), axis=-1)
+    target = tf.where(present[:, None], q, tf.zeros_like(q))
+    if kind == "sse":
+        error = tf.reduce_sum(tf.square(mean - target), axis=-1)
+    else:
+        error = -tf.reduce_sum(target * tf.math.log(tf.maximum(mean, epsilon)), axis=-1)
+    presentf = tf.cast(present, tf.float32)
+    return {"pred_mean": pred_mean, "target": table.with_flat_values(target), "count": count,
+            "present": count.with_flat_values(presentf), "error": count.with_flat_values(error * presentf)}
+
+
+def composition_loss(probs, polygon_ids, composition_table, *, kind="sse", weighting="polygon",
+                     reduction="polygon", global_polygon_count=None, return_terms=False):
+    """Regional class loss: each polygon's mean predicted distribution vs its chart composition.
+
+    The class analogue of regional_sic_loss (same segments, options and
+    cross-replica denominator): for every (image, polygon) pair, the mean of
+    `probs` over the polygon's usable pixels is compared with the polygon's
+    composition vector q (class shares, e.g. SOD [6]: open water 1 - CT, each
+    stage its partial concentration).
+
+    Args:
+      probs: [B,H,W,C] class probabilities (softmax).
+      polygon_ids: [B,H,W] int32 patch-local ids, -1 = excluded.
+      composition_table: tf.RaggedTensor [B,(K_b),C] float32, or padded
+        [B,K,C] (see as_polygon_table); NaN rows are unlabelled and ignored.
+      kind: "sse" squared error summed over classes, or "xent" cross-entropy
+        -sum_c q_c log(mean p_c) (its minimum is q's entropy, not 0).
+      weighting, reduction, global_polygon_count: as in regional_sic_loss.
+      return_terms: also return the `composition_terms` dict.
+    """
+    terms = composition_terms(probs, polygon_ids, composition_table, kind=kind)
+    loss = reduce_regional_loss(terms, reduction=reduction, weighting=weighting,
+                                global_polygon_count=global_polygon_count)
+    return (loss, terms) if return_terms else loss
+
+
 def rasterize_polygon_sic(polygon_ids, polygon_sic):
     """Per-pixel chart SIC from patch-local ids: (target [B,H,W], usable [B,H,W] bool).
 
@@ -252,6 +318,40 @@ def pixel_sic_loss(pred, polygon_ids, polygon_sic, *, loss="mse", global_pixel_c
     else:
         denominator = tf.cast(global_pixel_count, tf.float32)
     return tf.math.divide_no_nan(numerator, denominator)
+
+
+def pixel_class_loss(probs, polygon_ids, class_table, *, global_pixel_count=None, epsilon=1e-7):
+    """Masked sparse categorical cross-entropy on each polygon's dominant class (AutoICE baseline).
+
+    Every usable pixel's label is its polygon's class in `class_table`
+    (RaggedTensor [B,(K_b)] or padded [B,K] int; 255 = unlabelled, masked);
+    `probs` [B,H,W,C] are class probabilities. Mean of -log p_label over the
+    labelled pixels of the global batch (count all-reduced across replicas
+    unless `global_pixel_count` is given); 0 if none is labelled.
+    """
+    label, valid = rasterize_polygon_classes(polygon_ids, class_table)
+    probs = tf.cast(probs, tf.float32)
+    p = tf.gather(probs, label, batch_dims=3)
+    per_pixel = -tf.math.log(tf.maximum(tf.where(valid, p, tf.ones_like(p)), epsilon))
+    validf = tf.cast(valid, tf.float32)
+    numerator = tf.reduce_sum(per_pixel * validf)
+    if global_pixel_count is None:
+        denominator = cross_replica_sum(tf.reduce_sum(validf))
+    else:
+        denominator = tf.cast(global_pixel_count, tf.float32)
+    return tf.math.divide_no_nan(numerator, denominator)
+
+
+def rasterize_polygon_classes(polygon_ids, class_table, unlabelled=255):
+    """Per-pixel polygon class: (label int32 [B,H,W], 0 where not valid; valid bool [B,H,W]).
+
+    `class_table`: [B,(K_b)] or padded [B,K] int, `unlabelled` = no class.
+    """
+    classes = as_polygon_table(class_table)
+    nan = tf.fill(tf.shape(classes.flat_values), float("nan"))
+    classes = classes.with_flat_values(tf.where(classes.flat_values == unlabelled, nan, classes.flat_values))
+    target, valid = rasterize_polygon_sic(polygon_ids, classes)
+    return tf.cast(target, tf.int32), valid
 
 
 # --- pix2pix GAN losses --------------------------------------------------------

@@ -67,6 +67,15 @@ def define_flags():
     flags.DEFINE_integer("max_polygons", 0, "Pad polygon tables to this width (0 = dataset maximum).")
     flags.DEFINE_bool("augment", True, "Random flips and 90° rotations.")
 
+    # --- ice-chart tasks (icechart_regional, icechart_pixel; the SIC flags above apply too)
+    flags.DEFINE_enum("composition_loss", "xent", ["xent", "sse"], "icechart_regional: SOD/FLOE polygon loss, "
+                      "cross-entropy or squared error between the polygon's mean predicted distribution and "
+                      "its egg-code composition (xent measured better, see tasks/icechart.py).")
+    flags.DEFINE_list("chart_weights", ["2", "2", "1"], "Ice-chart tasks: weights of the SIC, SOD and FLOE "
+                      "losses (default 2:2:1 as the AutoICE score).")
+    flags.register_validator("chart_weights", _valid_chart_weights,
+                             message="--chart_weights must be 3 non-negative numbers (SIC,SOD,FLOE), sum > 0")
+
     # --- pix2pix and glacier_zones
     flags.DEFINE_integer("gen_kernel", 4, "pix2pix generator kernel size (gen5 variant: 5).")
     flags.DEFINE_integer("disc_kernel", 4, "PatchGAN kernel size (dis3 variant: 3).")
@@ -92,11 +101,21 @@ def define_flags():
                       "(ocean vs glacier + rock: rock read as glacier), 4 = no data, rock, glacier, ocean.")
 
 
+def _valid_chart_weights(values):
+    try:
+        weights = [float(v) for v in values]
+    except ValueError:
+        return False
+    return len(weights) == 3 and min(weights) >= 0 and sum(weights) > 0
+
+
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
 GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
              "generator_filters", "discriminator_filters", "sync_batchnorm", "augment")
+ICECHART_FLAGS = SIC_FLAGS + ("composition_loss", "chart_weights")
 TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS, "pix2pix": GAN_FLAGS,
-              "glacier_zones": ("filters", "augment")}
+              "glacier_zones": ("filters", "augment"),
+              "icechart_regional": ICECHART_FLAGS, "icechart_pixel": ICECHART_FLAGS}
 
 # --- glacier data (issue 14): saved in task.json's config.extra for evaluators
 GLACIER_DATA_FLAGS = ("synthetic_data_dir", "synthetic_fraction", "real_fraction", "real_fraction_seed",
@@ -111,6 +130,8 @@ def config_from_flags():
         extra["filters"] = [int(f) for f in extra["filters"]]
     if "zone_classes" in extra:
         extra["zone_classes"] = int(extra["zone_classes"])
+    if "chart_weights" in extra:
+        extra["chart_weights"] = [float(w) for w in extra["chart_weights"]]
     return TrainConfig(
         task=FLAGS.task, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir, epochs=FLAGS.epochs,
         steps_per_epoch=FLAGS.steps_per_epoch, validation_steps=FLAGS.validation_steps,

@@ -342,6 +342,15 @@ def sic_panels(batch, pred):
     return tf.concat(out[:-1], axis=2)
 
 
+def class_panels(chart, pred, num_classes, unlabelled=255):
+    """One RGB strip per example: chart class | predicted class ([B,H,W] ints; `unlabelled` -> grey)."""
+    def rgb(classes):
+        c = tf.cast(classes, tf.float32)
+        return _colour(tf.where(c == unlabelled, np.nan, c), 0.0, max(num_classes - 1, 1), "tab10")
+    a, b = rgb(chart), rgb(pred)
+    return tf.concat([a, tf.ones_like(a[:, :, :2]), b], axis=2)
+
+
 def tfp_percentile(x, q):
     """Percentile of a 1-D tensor by sorting (no tensorflow-probability dependency)."""
     n = tf.size(x)

@@ -1,5 +1,7 @@
 """SIC U-Net (Keras functional): SAR in dB -> pixel sea-ice concentration in [0, 1].
 
+`build_icechart_unet` puts three heads (SIC, SOD, FLOE) on the same trunk.
+
 Layout (paper Fig. 1, AI4Arctic starter pack): with ``filters=(f0, f1, f2, f3)``
 
     sar [B,H,W,C] (dB, NaN allowed)
@@ -24,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from tfseaice.data.egg_codes import NUM_FLOE, NUM_SOD
 from tfseaice.models.batchnorm import FusedBatchNormalization
 
 DEFAULT_FILTERS = (16, 32, 64, 64)
@@ -113,26 +116,8 @@ def _double_conv(x, filters, name, bn_momentum, sync_bn):
     return x
 
 
-def build_sic_unet(num_channels, filters=DEFAULT_FILTERS, norm_mean=None, norm_std=None,
-                   name="sic_unet", upsample="bilinear", bn_momentum=0.9, sync_bn=True):
-    """Build the SIC U-Net.
-
-    Args:
-      num_channels: SAR channels C (e.g. 2 for HH, HV).
-      filters: filters of the encoder blocks, one per block (the bridge uses the
-        last value again; decoder block i uses filters[i]). Default (16, 32, 64, 64).
-      norm_mean, norm_std: per-channel statistics in file units (dB), e.g. from
-        dataset_info.json; None = no standardisation (NaN/Inf are still zeroed).
-      upsample: "bilinear" (resize x2, then the block's convs) or "transpose" (2x2 stride-2
-        Conv2DTranspose) in the decoder.
-      bn_momentum: BatchNormalization moving-average momentum (0.9 = PyTorch 0.1).
-      sync_bn: synchronise batch statistics across replicas, so MirroredStrategy
-        computes the same function as one device for the same global batch.
-
-    Returns:
-      keras.Model: input "sar" float32 [B, H, W, C]; output "sic" float32 [B, H, W, 1]
-      in [0, 1] (sigmoid of the 1x1 "logits" layer).
-    """
+def _unet_trunk(num_channels, filters, norm_mean, norm_std, upsample, bn_momentum, sync_bn):
+    """(input "sar", last decoder features [B,H,W,filters[0]]): the U-Net every head sits on."""
     filters = tuple(int(f) for f in filters)
     if not filters or min(filters) < 1:
         raise ValueError(f"filters must be positive integers, got {filters}")
@@ -155,6 +140,51 @@ def build_sic_unet(num_channels, filters=DEFAULT_FILTERS, norm_mean=None, norm_s
             x = layers.Conv2DTranspose(filters[i], 2, strides=2, name=f"dec{i}_up")(x)
         x = layers.Concatenate(name=f"dec{i}_concat")([x, skips[i]])
         x = _double_conv(x, filters[i], f"dec{i}", bn_momentum, sync_bn)
-    logits = layers.Conv2D(1, 1, dtype="float32", name="logits")(x)
-    sic = layers.Activation("sigmoid", dtype="float32", name="sic")(logits)
-    return keras.Model(inputs, sic, name=name)
+    return inputs, x
+
+
+def _head(x, units, activation, name, logits_name=None):
+    """1x1 linear conv then `activation`, both float32 (so mixed precision outputs float32)."""
+    logits = layers.Conv2D(units, 1, dtype="float32", name=logits_name or f"{name}_logits")(x)
+    return layers.Activation(activation, dtype="float32", name=name)(logits)
+
+
+def build_sic_unet(num_channels, filters=DEFAULT_FILTERS, norm_mean=None, norm_std=None,
+                   name="sic_unet", upsample="bilinear", bn_momentum=0.9, sync_bn=True):
+    """Build the SIC U-Net.
+
+    Args:
+      num_channels: SAR channels C (e.g. 2 for HH, HV).
+      filters: filters of the encoder blocks, one per block (the bridge uses the
+        last value again; decoder block i uses filters[i]). Default (16, 32, 64, 64).
+      norm_mean, norm_std: per-channel statistics in file units (dB), e.g. from
+        dataset_info.json; None = no standardisation (NaN/Inf are still zeroed).
+      upsample: "bilinear" (resize x2, then the block's convs) or "transpose" (2x2 stride-2
+        Conv2DTranspose) in the decoder.
+      bn_momentum: BatchNormalization moving-average momentum (0.9 = PyTorch 0.1).
+      sync_bn: synchronise batch statistics across replicas, so MirroredStrategy
+        computes the same function as one device for the same global batch.
+
+    Returns:
+      keras.Model: input "sar" float32 [B, H, W, C]; output "sic" float32 [B, H, W, 1]
+      in [0, 1] (sigmoid of the 1x1 "logits" layer).
+    """
+    inputs, x = _unet_trunk(num_channels, filters, norm_mean, norm_std, upsample, bn_momentum, sync_bn)
+    return keras.Model(inputs, _head(x, 1, "sigmoid", "sic", logits_name="logits"), name=name)
+
+
+def build_icechart_unet(num_channels, filters=DEFAULT_FILTERS, norm_mean=None, norm_std=None,
+                        name="icechart_unet", upsample="bilinear", bn_momentum=0.9, sync_bn=True,
+                        num_sod=NUM_SOD, num_floe=NUM_FLOE):
+    """The SIC U-Net's trunk with three 1x1 heads: SIC, stage of development, floe size.
+
+    Arguments as build_sic_unet. Returns a keras.Model from "sar" [B,H,W,C] to
+    the dict {"sic": [B,H,W,1] sigmoid, "sod": [B,H,W,num_sod] softmax,
+    "floe": [B,H,W,num_floe] softmax}, float32 under any dtype policy. The SIC
+    head's layers keep build_sic_unet's names ("logits", "sic").
+    """
+    inputs, x = _unet_trunk(num_channels, filters, norm_mean, norm_std, upsample, bn_momentum, sync_bn)
+    outputs = {"sic": _head(x, 1, "sigmoid", "sic", logits_name="logits"),
+               "sod": _head(x, int(num_sod), "softmax", "sod"),
+               "floe": _head(x, int(num_floe), "softmax", "floe")}
+    return keras.Model(inputs, outputs, name=name)

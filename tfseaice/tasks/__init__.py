@@ -12,6 +12,8 @@ _MODULES = {
     "sic_pixel": "tfseaice.tasks.sic",
     "pix2pix": "tfseaice.tasks.pix2pix",
     "glacier_zones": "tfseaice.tasks.glacier_zones",
+    "icechart_regional": "tfseaice.tasks.icechart",
+    "icechart_pixel": "tfseaice.tasks.icechart",
 }
 
 TASK_NAMES = tuple(_MODULES)

@@ -44,16 +44,16 @@ from tfseaice.training.config import learning_rate
 REQUIRED_KEYS = ("sar", "polygon_ids", "polygon_sic")
 
 
-def _batch_dict(data):
-    """The batch dict from whatever Keras hands to train_step/test_step."""
+def _batch_dict(data, required=REQUIRED_KEYS):
+    """The batch dict from whatever Keras hands to train_step/test_step (with the `required` keys)."""
     if isinstance(data, (tuple, list)) and data and isinstance(data[0], dict):
         data = data[0]
     if not isinstance(data, dict):
         raise TypeError("SIC models train on dict batches with keys "
-                        f"{REQUIRED_KEYS} (records.decode_sic, batched); got {type(data).__name__}")
-    missing = [k for k in REQUIRED_KEYS if k not in data]
+                        f"{required} (records.decode_sic, batched); got {type(data).__name__}")
+    missing = [k for k in required if k not in data]
     if missing:
-        raise KeyError(f"SIC batch is missing {missing}; it needs {REQUIRED_KEYS}")
+        raise KeyError(f"SIC batch is missing {missing}; it needs {required}")
     return data
 
 
@@ -79,8 +79,24 @@ def _flat(x):
     return x.flat_values if isinstance(x, tf.RaggedTensor) else x
 
 
+def check_regional_options(reduction, weighting):
+    """(reduction, weighting) of a regional loss, checked; weighting None -> "polygon"."""
+    weighting = weighting or "polygon"
+    if reduction not in REGIONAL_REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REGIONAL_REDUCTIONS}, got {reduction!r}")
+    if weighting not in REGIONAL_WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {REGIONAL_WEIGHTINGS}, got {weighting!r}")
+    return reduction, weighting
+
+
 class _SicModel(keras.Model):
-    """U-Net wrapper with custom train/test steps and polygon trackers."""
+    """U-Net wrapper with custom train/test steps and polygon trackers.
+
+    Subclasses set `required_keys` and implement `task_loss` (or override
+    `_forward` and `_update_metrics`, as tasks/icechart.py does).
+    """
+
+    required_keys = REQUIRED_KEYS
 
     def __init__(self, unet, **kwargs):
         super().__init__(**kwargs)
@@ -122,7 +138,7 @@ class _SicModel(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
-        batch = _batch_dict(data)
+        batch = _batch_dict(data, self.required_keys)
         with tf.GradientTape() as tape:
             _, terms, loss = self._forward(batch, training=True)
             total = loss
@@ -135,7 +151,7 @@ class _SicModel(keras.Model):
         return self._update_metrics(loss, terms)
 
     def test_step(self, data):
-        batch = _batch_dict(data)
+        batch = _batch_dict(data, self.required_keys)
         _, terms, loss = self._forward(batch, training=False)
         return self._update_metrics(loss, terms)
 
@@ -163,13 +179,7 @@ class SicRegionalModel(_SicModel):
 
     def __init__(self, unet, reduction="polygon", weighting="polygon", **kwargs):
         super().__init__(unet, **kwargs)
-        weighting = weighting or "polygon"
-        if reduction not in REGIONAL_REDUCTIONS:
-            raise ValueError(f"reduction must be one of {REGIONAL_REDUCTIONS}, got {reduction!r}")
-        if weighting not in REGIONAL_WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {REGIONAL_WEIGHTINGS}, got {weighting!r}")
-        self.reduction = reduction
-        self.weighting = weighting
+        self.reduction, self.weighting = check_regional_options(reduction, weighting)
 
     def task_loss(self, pred, polygon_ids, table):
         return regional_sic_loss(pred, polygon_ids, table, reduction=self.reduction,
@@ -218,11 +228,16 @@ class SicImagePanels(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not self.every or (epoch + 1) % self.every:
             return
-        pred = self.model(self.batch["sar"], training=False)[..., 0]
+        pred = self.model(self.batch["sar"], training=False)
         with self.writer.as_default():
-            tf.summary.image("sic_panels/hh|chart|predicted|truth", viz.sic_panels(self.batch, pred),
-                             step=epoch + 1, max_outputs=4)
+            self.write_panels(pred, epoch + 1)
         self.writer.flush()
+
+    def write_panels(self, pred, step):
+        """The panels of one epoch; `pred` is the model's output (a dict: its "sic")."""
+        sic = (pred["sic"] if isinstance(pred, dict) else pred)[..., 0]
+        tf.summary.image("sic_panels/hh|chart|predicted|truth", viz.sic_panels(self.batch, sic),
+                         step=step, max_outputs=4)
 
 
 class SicTask:
@@ -230,6 +245,7 @@ class SicTask:
 
     data_kind = "sic"
     monitor = ("val_polygon_rmse", "min")
+    panels = SicImagePanels
 
     def __init__(self, name):
         self.name = name
@@ -269,7 +285,7 @@ class SicTask:
             source = pipeline.sic_dataset(cfg.data_dir, "train", cfg.batch_size, training=False,
                                           skip_corrupt=getattr(cfg, "skip_corrupt", False))
         batch = next(iter(source))
-        return [SicImagePanels(batch, log_dir, every=cfg.image_every)]
+        return [self.panels(batch, log_dir, every=cfg.image_every)]
 
 
 def get(name):
