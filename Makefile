@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= quickstart_out
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: install test quickstart quickstart-glacier experiment-synthetic bench clean beam-engines test-engines
+.PHONY: install test quickstart quickstart-glacier quickstart-icechart experiment-synthetic bench clean beam-engines test-engines
 
 $(STAMP): setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
@@ -28,6 +28,10 @@ quickstart: $(STAMP)
 # Sample glacier images -> TFRecords -> pix2pix -> evaluate -> generate.
 quickstart-glacier: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/glacier bash scripts/quickstart_glacier.sh
+
+# Ice types: sample scenes -> TFRecords -> SIC + SOD + FLOE U-Net (regional) and the pixel baseline -> evaluate -> products.
+quickstart-icechart: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/icechart bash scripts/quickstart_icechart.sh
 
 # Issue 14: does synthetic SAR help? pix2pix -> synthetic pairs -> zone U-Net with and without them
 # (3 seeds, all and 25 % of the real images) -> CaFFe metrics -> $(OUT)/synthetic/synthetic_gain.{md,json,png}.

@@ -286,3 +286,22 @@ def test_autoice_from_the_charts_dominant_rasters(scene_with_truth, model):
         assert own[f"{chart.lower()}_f1"] == pytest.approx(
             100 * f1_score(ref[keep], heads[chart.lower()][keep], average="weighted"))
     assert evaluation.result()["score"] == pytest.approx((2 * own["sic_r2"] + 2 * own["sod_f1"] + own["floe_f1"]) / 5)
+
+
+def test_sic_read_off_the_sod_head_against_the_sic_head_and_the_truth(scene_with_truth, model):
+    """1 - P(open water) of the SOD head: its gap to the SIC head and its R² against the SIC truth."""
+    result = ev.evaluate_scenes(model, [scene_with_truth], ("hh", "hv"), downsample=2, tile=32, overlap=8)
+    scene = ai4arctic.read_scene(scene_with_truth, ("hh", "hv"), 2)
+    heads = predict_scene_charts(model, scene.sar, tile=32, overlap=8, mask_nodata=False, probabilities=True)
+    from_sod = 1.0 - heads["sod_probability"][..., 0].astype(np.float64)
+    finite = np.isfinite(scene.sar).all(-1)
+    gap = np.sqrt(np.mean((from_sod[finite] - heads["sic"][finite]) ** 2))
+    assert result["sic_sod_gap_rmse"] == pytest.approx(gap, rel=1e-6) and gap > 0.01
+    inside = finite & (scene.chart_ids >= 0) & np.isfinite(scene.sic_truth)
+    t, p = scene.sic_truth[inside].astype(np.float64), from_sod[inside]
+    r2 = 1 - np.sum((t - p) ** 2) / np.sum((t - t.mean()) ** 2)
+    assert result["truth_sic_from_sod_r2"] == pytest.approx(r2, rel=1e-6, abs=1e-9)
+    # a SIC-only model has no SOD head: no such keys
+    sic_only = ev.evaluate_scenes(lambda sar: tf.zeros_like(sar[..., :1]), [scene_with_truth], ("hh", "hv"),
+                                  downsample=2, tile=32, overlap=8)
+    assert "sic_sod_gap_rmse" not in sic_only and "truth_sic_from_sod_r2" not in sic_only

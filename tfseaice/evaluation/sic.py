@@ -88,6 +88,8 @@ class SceneEvaluation:
         self.f1 = _F1Counts()
         self.has_truth = False
         self.classes = {}   # chart -> ClassConfusion against the pixel class truth (ice-chart models)
+        self.sod_sic = RegressionAccumulator()   # 1 - P(open water) of the SOD head vs truth SIC
+        self.gap = RegressionAccumulator()       # 1 - P(open water) vs the SIC head (its RMSE is the gap)
 
     def figures(self):
         pixel, polygon, truth = self.pixel.result(), self.polygon.result(), self.truth.result()
@@ -100,6 +102,11 @@ class SceneEvaluation:
             out.update(truth_pixel_rmse=None, truth_pixel_r2=None, truth_ice_water_f1=None)
         out.update(pixel_count=pixel["n"], polygon_count=polygon["n"],
                    truth_pixel_count=truth["n"] if self.has_truth else None)
+        if self.gap.n:
+            out["sic_sod_gap_rmse"] = self.gap.result()["rmse"]
+        if self.sod_sic.n:
+            sod_sic = self.sod_sic.result()
+            out.update(truth_sic_from_sod_rmse=sod_sic["rmse"], truth_sic_from_sod_r2=sod_sic["r2"])
         for chart, conf in self.classes.items():
             out[f"truth_{chart.lower()}_f1"] = conf.score() / 100
             out[f"truth_{chart.lower()}_pixel_count"] = conf.pixel_count
@@ -112,6 +119,20 @@ class SceneEvaluation:
             if head in heads and truth is not None:
                 reference = np.where(sar_finite, truth, np.uint8(UNLABELLED))
                 self.classes.setdefault(chart, ClassConfusion(chart)).update(reference, heads[head])
+
+    def add_consistency(self, heads, scene, sar_finite):
+        """SIC read off the SOD head, 1 - P(open water), against the SIC head and the SIC truth.
+
+        Two heads of one model say how much ice there is; where they disagree a
+        user must know which to serve (README). Pixels: finite SAR; the truth
+        figures over the truth_pixel pixels (inside the chart, finite truth).
+        """
+        if "sod_probability" not in heads:
+            return
+        from_sod = 1.0 - heads["sod_probability"][..., 0]
+        self.gap.update(from_sod, heads["sic"], mask=sar_finite)
+        if scene.sic_truth is not None and scene.has_chart:
+            self.sod_sic.update(scene.sic_truth, from_sod, mask=sar_finite & (scene.chart_ids >= 0))
 
 
 def _clean(v):
@@ -194,7 +215,7 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
         logging.info("[%d/%d] %s: %dx%d pixels%s", k, len(scene_paths), scene.scene_id, *scene.shape,
                      "" if scene.has_chart else " (no chart)")
         heads = predict_scene_charts(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size,
-                                     mask_nodata=False)
+                                     mask_nodata=False, probabilities=True)
         unmasked = heads["sic"]
         sar_finite = finite_mask(scene.sar)
         pred = np.where(sar_finite, unmasked, np.float32(np.nan))
@@ -206,6 +227,7 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
                 logging.warning("%s has no labelled pixel: it adds nothing to the pooled chart figures", path)
         for e in (ev, pooled):
             e.add_class_truth(heads, scene, sar_finite)
+            e.add_consistency(heads, scene, sar_finite)
         scene_autoice = challenge.add(scene, heads)
         if not scene.has_chart and scene_autoice is None:
             raise InputError(path, "has no ice chart and no reference chart to score against (give the "
