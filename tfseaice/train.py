@@ -77,10 +77,19 @@ def define_flags():
     flags.DEFINE_integer("discriminator_filters", 64, "Filters of the first PatchGAN layer (paper: 64).")
     flags.DEFINE_bool("sync_batchnorm", False, "Synchronized BatchNorm across replicas.")
 
+    # --- pix2pix realism (generator decoder and speckle head; stored in the model config)
+    flags.DEFINE_enum("gen_upsample", "transpose", ["transpose", "resize_conv"],
+                      "pix2pix decoder upsampling: Conv2DTranspose (paper) or nearest resize + conv "
+                      "(no periodic dot lattice).")
+    flags.DEFINE_enum("speckle", "none", ["none", "gamma"],
+                      "pix2pix output: tanh image (paper), or median backscatter + number of looks with "
+                      "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image).")
+
 
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
 GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
              "generator_filters", "discriminator_filters", "sync_batchnorm", "augment")
+GAN_FLAGS += ("gen_upsample", "speckle")   # pix2pix realism options
 TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS, "pix2pix": GAN_FLAGS,
               "glacier_zones": ("filters", "augment")}
 
