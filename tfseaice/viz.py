@@ -224,3 +224,34 @@ def pix2pix_grid(classes, target01, fake01):
     mask = zones_gray(classes)
     rows = tf.concat([mask, target01, fake01], axis=2)
     return tf.reshape(rows, [1, -1, tf.shape(rows)[2], 1])
+
+
+# ------------------------------------------------------------ pix2pix realism
+def save_realism_figure(spectra, realism, path, period, title="pix2pix realism"):
+    """PNG: axial power spectra (generated vs real, 1/period marked) and per-class local CV bars.
+
+    spectra: {label: (freqs, power)}; realism: {class: {"cv_gen", "cv_real"}}.
+    """
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    ax_s, ax_c = fig.subplots(1, 2)
+    for label, (freqs, power) in spectra.items():
+        ax_s.semilogy(freqs[1:], power[1:], label=label, lw=1)
+    for k in range(1, int(period) // 2 + 1):
+        ax_s.axvline(k / float(period), color="grey", lw=0.5, ls=":" if k > 1 else "--")
+    ax_s.set_xlabel("frequency (cycles / px)")
+    ax_s.set_ylabel("axial power")
+    ax_s.set_title(f"power spectrum (dashed: 1/{period} px)")
+    ax_s.legend()
+    names = list(realism)
+    x = np.arange(len(names))
+    ax_c.bar(x - 0.2, [realism[n]["cv_real"] for n in names], 0.4, label="real")
+    ax_c.bar(x + 0.2, [realism[n]["cv_gen"] for n in names], 0.4, label="generated")
+    ax_c.set_xticks(x, names)
+    ax_c.set_ylabel("median local CV (7x7, intensity)")
+    ax_c.set_title("speckle: local coefficient of variation")
+    ax_c.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with io_utils.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")

@@ -43,7 +43,7 @@ batch statistics are computed over the global batch under MirroredStrategy.
 import keras
 from keras import layers
 
-from tfseaice.models.batchnorm import FusedBatchNormalization
+from tfseaice.models.batchnorm import FusedBatchNormalization, set_stats_at_inference
 from tfseaice.models.speckle import GammaSpeckle
 
 NUM_DOWNS = 8
@@ -92,6 +92,18 @@ def set_dropout_at_inference(model, on):
     if hasattr(model, "predict_function"):
         model.predict_function = None
     return n
+
+
+BN_AT_INFERENCE = ("moving", "batch")
+
+
+def set_bn_at_inference(model, mode):
+    """BatchNorm at inference: "moving" statistics (Keras) or "batch" statistics as the
+    reference implementations run their test images (batch 1, so per-image statistics:
+    instance norm; computed per example here, so independent of the inference batch)."""
+    if mode not in BN_AT_INFERENCE:
+        raise ValueError(f"bn_at_inference must be one of {BN_AT_INFERENCE}, got {mode!r}")
+    return set_stats_at_inference(model, "instance" if mode == "batch" else "moving")
 
 
 def _bn(sync, name):

@@ -1,0 +1,72 @@
+"""Realism of pix2pix images, generated against real on the same masks (tfseaice.sar_stats).
+
+Keys added to evaluation.json by `realism_result`:
+
+* ``realism``: {rock|glacier|ocean: {mean_gen, mean_real (images in [0, 1]),
+  cv_gen, cv_real (median 7x7 local CV of linear intensity), cv_ratio = gen / real,
+  windows}};
+* ``lattice_peak_gen``, ``lattice_peak_real``: axial power at 1/32 px over its
+  neighbours (1 = no peak), and ``lattice_peaks_gen`` / ``_real`` at other periods;
+* ``realism_checks``: every class's cv_ratio within CV_TOLERANCE of 1, and no
+  lattice peak (generated ratio below LATTICE_PEAK_MAX, or not above the real one's).
+
+`save_realism_figure` draws realism.png (spectra and CV bars, tfseaice.viz).
+"""
+
+import numpy as np
+
+from tfseaice import sar_stats, viz
+from tfseaice.data import glacier
+
+CV_TOLERANCE = 0.25
+LATTICE_PEAK_MAX = 1.5
+PERIODS = (8, 16, 32, 64)
+
+
+def realism_result(fake01, real01, mask, period=sar_stats.DEFAULT_PERIOD, window=sar_stats.DEFAULT_WINDOW):
+    """The realism keys (module docstring) for generated and real images [N,H,W,1] on masks [N,H,W]."""
+    gen = sar_stats.class_statistics(fake01, mask, glacier.CLASS_NAMES, window, skip=(glacier.NO_DATA,))
+    real = sar_stats.class_statistics(real01, mask, glacier.CLASS_NAMES, window, skip=(glacier.NO_DATA,))
+    realism = {}
+    for name in gen:
+        g, r = gen[name], real[name]
+        ratio = g["cv"] / r["cv"] if r["cv"] and np.isfinite(r["cv"]) else float("nan")
+        realism[name] = {"mean_gen": g["mean"], "mean_real": r["mean"], "cv_gen": g["cv"], "cv_real": r["cv"],
+                         "cv_ratio": ratio, "windows": g["windows"]}
+    spectra = {"generated": sar_stats.axial_spectrum(fake01), "real": sar_stats.axial_spectrum(real01)}
+    n = 2 * (len(spectra["real"][0]) - 1)
+    periods = [p for p in PERIODS if 3 <= n / p <= n / 2 - 3]
+    peaks = {key: {str(p): sar_stats.spectral_peak(*spectra[key], p) for p in periods} for key in spectra}
+    peak_gen = sar_stats.spectral_peak(*spectra["generated"], period)
+    peak_real = sar_stats.spectral_peak(*spectra["real"], period)
+    finite = [v["cv_ratio"] for v in realism.values() if np.isfinite(v["cv_ratio"])]
+    result = {
+        "realism": realism, "lattice_peak_gen": peak_gen, "lattice_peak_real": peak_real,
+        "lattice_peaks_gen": peaks["generated"], "lattice_peaks_real": peaks["real"],
+        "realism_checks": {
+            f"cv_within_{int(CV_TOLERANCE * 100)}pct_of_real": bool(finite) and all(
+                abs(r - 1.0) <= CV_TOLERANCE for r in finite),
+            "no_lattice_peak": bool(peak_gen < LATTICE_PEAK_MAX or peak_gen <= peak_real)},
+        "realism_settings": {
+            "cv": f"median over {window}x{window} windows wholly inside the class of std/mean of linear "
+                  "intensity (8-bit dB scale -> dB -> 10**(dB/10))",
+            "lattice_peak": f"axial power spectrum at 1/{period} px over the mean of bins "
+                            f"{list(sar_stats.PEAK_NEIGHBOURS)} around it; 1 = no peak"},
+    }
+    return result, spectra
+
+
+def save_realism_figure(spectra, result, path, title="pix2pix realism", period=sar_stats.DEFAULT_PERIOD):
+    viz.save_realism_figure(spectra, result["realism"], path, period, title)
+
+
+def realism_markdown(result):
+    """Markdown lines: per-class mean and CV, generated vs real, and the lattice peaks."""
+    lines = ["", "| class | mean gen | mean real | CV gen | CV real | CV ratio |", "|---|---|---|---|---|---|"]
+    for name, r in result["realism"].items():
+        lines.append(f"| {name} | {r['mean_gen']:.3f} | {r['mean_real']:.3f} | {r['cv_gen']:.3f} | "
+                     f"{r['cv_real']:.3f} | {r['cv_ratio']:.2f} |")
+    lines.append("")
+    lines.append(f"Lattice peak at 1/32 px (1 = none): generated {result['lattice_peak_gen']:.2f}, "
+                 f"real {result['lattice_peak_real']:.2f}")
+    return lines
