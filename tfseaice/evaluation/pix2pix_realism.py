@@ -21,7 +21,7 @@ from tfseaice.data import glacier
 
 CV_TOLERANCE = 0.25
 LATTICE_PEAK_MAX = 2.0   # the peak bins of N images scatter by about 1/(2 sqrt(N)) around 1
-PERIODS = (8, 16, 32, 64)
+PERIODS = (8, 16, 32, 64)   # 32: the quickstart generator's dot lattice
 
 
 def realism_result(fake01, real01, mask, period=sar_stats.DEFAULT_PERIOD, window=sar_stats.DEFAULT_WINDOW):
@@ -36,10 +36,10 @@ def realism_result(fake01, real01, mask, period=sar_stats.DEFAULT_PERIOD, window
                          "cv_ratio": ratio, "windows": g["windows"]}
     power = {"generated": sar_stats.power_spectrum(fake01), "real": sar_stats.power_spectrum(real01)}
     n = power["real"].shape[0]
-    periods = [p for p in PERIODS if 3 <= n / p <= n / 2 - 3]
+    periods = [p for p in sorted(set(PERIODS) | {period}) if 3 <= n / p <= n / 2 - 3]
     peaks = {key: {str(p): sar_stats.lattice_peak(power[key], p) for p in periods} for key in power}
-    peak_gen = sar_stats.lattice_peak(power["generated"], period)
-    peak_real = sar_stats.lattice_peak(power["real"], period)
+    peak_gen = peaks["generated"].get(str(period), float("nan"))    # NaN: patches too small
+    peak_real = peaks["real"].get(str(period), float("nan"))
     spectra = {key: sar_stats.axial_spectrum(p) for key, p in power.items()}
     finite = [v["cv_ratio"] for v in realism.values() if np.isfinite(v["cv_ratio"])]
     result = {
