@@ -17,7 +17,7 @@ tfseaice.simulate.glaciers).
   image, averaged over images) at the fundamental frequencies of a
   period x period lattice, (fx, fy) in {-1, 0, 1}^2 / period without (0, 0),
   divided by the mean power of their neighbours (2 bins either side along fx
-  and fy). A pattern of that period (the transposed convolutions' dot lattice,
+  and fy; along the axis only for points on an axis). A pattern of that period (the transposed convolutions' dot lattice,
   or stripes) gives a ratio well above 1; speckle, texture and any smooth
   spectrum give about 1. The 2-D points and not an axial average: averaging
   over the other axis dilutes a dot lattice's peaks by period / size. Computed
@@ -120,6 +120,9 @@ def lattice_peak(power, period=DEFAULT_PERIOD):
                 continue
             y, x = (a * k) % n, (b * k) % n
             peak += power[y, x]
-            neighbours += np.mean([power[(y + d) % n, x] for d in PEAK_NEIGHBOURS]
-                                  + [power[y, (x + d) % n] for d in PEAK_NEIGHBOURS])
+            # Points on an axis are compared along that axis only: straight edges (patch
+            # borders, no-data margins) put excess power on the whole fx = 0 / fy = 0 lines.
+            near = [] if b == 0 else [power[y, (x + d) % n] for d in PEAK_NEIGHBOURS]
+            near += [] if a == 0 else [power[(y + d) % n, x] for d in PEAK_NEIGHBOURS]
+            neighbours += np.mean(near)
     return float(peak / max(neighbours, 1e-30))
