@@ -121,6 +121,13 @@ def test_evaluate_writes_curves_table_and_fcn_score(trained, tmp_path):
             assert scores[f"{key}_to_real_miou"] == pytest.approx(scores[key]["mean_iou"] / scores["real"]["mean_iou"])
         assert result["checks"]["fcn_miou_at_least_0.7_of_real"] == (scores["generated_to_real_miou"] >= 0.7)
     assert "trivial baseline" in (out / "table.md").read_text()
+    # realism keys (tfseaice.evaluation.pix2pix_realism) and their figure
+    assert (out / "realism.png").exists() and res["bn_at_inference"] == "moving"
+    assert set(res["realism"]) == {"rock", "glacier", "ocean"}
+    for r in res["realism"].values():
+        assert set(r) >= {"mean_gen", "mean_real", "cv_gen", "cv_real", "cv_ratio"}
+        assert r["cv_real"] > 0.05 and r["cv_ratio"] == pytest.approx(r["cv_gen"] / r["cv_real"])
+    assert res["lattice_peak_real"] < 2.0 and np.isfinite(res["lattice_peak_gen"])
     with pytest.raises(Exception, match="epoch 7"):
         ev.evaluate(str(trained / "p2p"), output=str(out), epoch=7)
 

@@ -18,7 +18,10 @@ SIC (paper Table 1 on whole scenes, tiled inference; pooled and per scene):
 pix2pix (per-checkpoint curves, Table I row, FCN-score):
 
   python -m tfseaice.evaluate --task=pix2pix --model_dir=runs/pix2pix_orig \
-      [--data_dir=...] [--epoch=N] [--zones_model_dir=...] [--out_dir=...]
+      [--data_dir=...] [--epoch=N] [--zones_model_dir=...] [--out_dir=...] [--bn_at_inference=moving|batch]
+
+  evaluation.json also holds `realism` (per class: mean_gen, mean_real, cv_gen, cv_real,
+  cv_ratio), `lattice_peak_gen`, `lattice_peak_real`; realism.png beside it.
 
 glacier_zones (the CaFFe benchmark's metrics on whole images, docs/caffe_metrics.md):
 
@@ -87,6 +90,10 @@ def define_flags():
     flags.DEFINE_enum("split", "val", ["val", "test"], "pix2pix, glacier_zones: evaluation split.")
     flags.DEFINE_bool("dropout_at_inference", False, "pix2pix: generate with dropout on (the paper's noise).")
     flags.DEFINE_bool("recompute_curves", False, "pix2pix: score every checkpoint again.")
+    # --- pix2pix realism
+    flags.DEFINE_enum("bn_at_inference", "moving", ["moving", "batch"],
+                      "pix2pix: generator BatchNorm statistics: moving, or each image's own (the reference "
+                      "implementations' test mode at batch 1).")
 
     # --- glacier_zones
     flags.DEFINE_string("data_root", None, "glacier_zones: CaFFe-layout data (sar_images/, zones/, fronts/).")
@@ -130,7 +137,7 @@ def main_pix2pix():
                      zones_model_dir=FLAGS.zones_model_dir, epoch=FLAGS.epoch, output=out_dir,
                      split=FLAGS.split, batch_size=FLAGS.batch_size,
                      dropout_at_inference=FLAGS.dropout_at_inference,
-                     recompute_curves=FLAGS.recompute_curves)
+                     recompute_curves=FLAGS.recompute_curves, bn_at_inference=FLAGS.bn_at_inference)
     print(pix2pix.table_markdown(result))
 
 

@@ -26,7 +26,12 @@ A model trained with extra conditioning channels needs them for each mask:
 Dropout: by default the generator runs deterministically (training=False:
 BatchNorm moving statistics, no dropout). `--dropout_at_inference` keeps the
 dropout layers on, the paper's (and Isola et al.'s) noise source, so repeated
-runs differ; BatchNorm still uses its moving statistics.
+runs differ; BatchNorm still uses its moving statistics unless
+`--bn_at_inference=batch` (each tile normalised with its own statistics, as
+the reference implementations' test mode at batch 1). A Gamma-speckle
+generator (`train --speckle=gamma`) draws its speckle from `--seed`; tiles
+are blended after speckling, which lowers the speckle's contrast where they
+overlap (`--mode=full` avoids that).
 """
 
 import glob
@@ -60,6 +65,10 @@ def define_flags():
                       "convolutional pass over the padded mask.")
     flags.DEFINE_integer("batch_size", 8, "Tiles per generator call.")
     flags.DEFINE_bool("overwrite", False, "Write into a non-empty --out_dir.")
+    # --- pix2pix realism
+    flags.DEFINE_enum("bn_at_inference", "moving", ["moving", "batch"],
+                      "BatchNorm when generating: moving statistics, or each tile's own statistics (the "
+                      "reference implementations' test mode at batch 1). --seed also seeds Gamma speckle.")
 
 
 def main(argv):
@@ -70,10 +79,13 @@ def main(argv):
         raise InputError("flags", "give exactly one of --masks_glob and --random_masks")
     keras.utils.set_random_seed(FLAGS.seed)
     if FLAGS.model_dir:
-        gen = load_from_model_dir(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.dropout_at_inference)
+        gen = load_from_model_dir(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.dropout_at_inference,
+                                  bn_at_inference=FLAGS.bn_at_inference, seed=FLAGS.seed)
     else:
         if FLAGS.dropout_at_inference:
             logging.warning("--dropout_at_inference has no effect on a SavedModel (fixed at export)")
+        if FLAGS.bn_at_inference != "moving":
+            logging.warning("--bn_at_inference has no effect on a SavedModel (moving statistics at export)")
         gen = load_saved_model(FLAGS.saved_model)
     if FLAGS.random_masks:
         names = generate_random(gen, FLAGS.random_masks, FLAGS.out_dir, seed=FLAGS.seed,

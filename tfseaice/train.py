@@ -100,6 +100,14 @@ def define_flags():
     flags.DEFINE_enum("zone_classes", "4", ["2", "4"], "glacier_zones, pix2pix: 2 = the pix2pix paper's zones "
                       "(ocean vs glacier + rock: rock read as glacier), 4 = no data, rock, glacier, ocean.")
 
+    # --- pix2pix realism (generator decoder and speckle head; stored in the model config)
+    flags.DEFINE_enum("gen_upsample", "transpose", ["transpose", "resize_conv"],
+                      "pix2pix decoder upsampling: Conv2DTranspose (paper) or nearest resize + conv "
+                      "(no periodic dot lattice).")
+    flags.DEFINE_enum("speckle", "none", ["none", "gamma"],
+                      "pix2pix output: tanh image (paper), or median backscatter + number of looks with "
+                      "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image).")
+
 
 def _valid_chart_weights(values):
     try:
@@ -110,18 +118,15 @@ def _valid_chart_weights(values):
 
 
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
-GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
-             "generator_filters", "discriminator_filters", "sync_batchnorm", "augment")
 ICECHART_FLAGS = SIC_FLAGS + ("composition_loss", "chart_weights")
-TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS, "pix2pix": GAN_FLAGS,
-              "glacier_zones": ("filters", "augment"),
-              "icechart_regional": ICECHART_FLAGS, "icechart_pixel": ICECHART_FLAGS}
-
-# --- glacier data (issue 14): saved in task.json's config.extra for evaluators
-GLACIER_DATA_FLAGS = ("synthetic_data_dir", "synthetic_fraction", "real_fraction", "real_fraction_seed",
-                      "zone_classes")
-TASK_FLAGS = dict(TASK_FLAGS, glacier_zones=TASK_FLAGS["glacier_zones"] + GLACIER_DATA_FLAGS,
-                  pix2pix=TASK_FLAGS["pix2pix"] + ("real_fraction", "real_fraction_seed", "zone_classes"))
+GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
+             "generator_filters", "discriminator_filters", "sync_batchnorm", "augment", "gen_upsample", "speckle")
+# glacier data options (tfseaice.data.glacier_mix), saved in task.json's config.extra for the evaluators
+GLACIER_DATA_FLAGS = ("real_fraction", "real_fraction_seed", "zone_classes")
+TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS,
+              "icechart_regional": ICECHART_FLAGS, "icechart_pixel": ICECHART_FLAGS,
+              "pix2pix": GAN_FLAGS + GLACIER_DATA_FLAGS,
+              "glacier_zones": ("filters", "augment", "synthetic_data_dir", "synthetic_fraction") + GLACIER_DATA_FLAGS}
 
 
 def config_from_flags():

@@ -19,6 +19,9 @@ sibling folder renamed at the end (a failed evaluation leaves nothing behind):
 Generated images are quantised to 8 bit (as `tfseaice.generate` writes them)
 before scoring. Dice and SSIM: tfseaice.metrics (paper Eq. 6; 11x11 Gaussian
 SSIM, sigma 1.5, K1 0.01, K2 0.03, data range 1), mean over validation images.
+Realism (per-class mean and local speckle CV, lattice peak, `realism.png`):
+tfseaice.evaluation.pix2pix_realism. `bn_at_inference` ("moving" | "batch")
+chooses the generator's BatchNorm statistics (tfseaice.models.pix2pix).
 """
 
 import glob
@@ -30,10 +33,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import io_utils, metrics, viz
+from tfseaice import glacier_viz, io_utils, metrics
 from tfseaice.data import dataset_info, glacier, pipeline
 from tfseaice.errors import InputError
-from tfseaice.models.pix2pix import set_dropout_at_inference
+from tfseaice.evaluation import pix2pix_realism
+from tfseaice.models.pix2pix import set_bn_at_inference, set_dropout_at_inference
+from tfseaice.models.speckle import reset_speckle_seed
 from tfseaice.serving.loading import load_trained
 from tfseaice.tasks import pix2pix as task
 from tfseaice.tasks.glacier_zones import predict_classes
@@ -159,6 +164,8 @@ def table_markdown(result):
     if paper:
         lines.append(f"| paper Table I ({result['variant']}, epoch 210, real data) | {paper['dice']:.4f} | "
                      f"{paper['ssim']:.4f} | – | – |")
+    if result.get("realism"):
+        lines += pix2pix_realism.realism_markdown(result)
     if result.get("checks"):
         lines += ["", "Checks: " + ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in result["checks"].items())]
     return "\n".join(lines) + "\n"
@@ -168,6 +175,8 @@ def _variant_name(cfg, model_dir):
     e = cfg.extra or {}
     known = {(4, 4, 1.0, 100.0): "orig", (5, 4, 1.0, 100.0): "gen5", (4, 3, 1.0, 100.0): "dis3",
              (4, 4, 100.0, 1.0): "l1_1_gan_100", (4, 4, 50.0, 50.0): "l1_50_gan_50"}
+    if e.get("gen_upsample", "transpose") != "transpose" or e.get("speckle", "none") != "none":
+        return os.path.basename(os.path.normpath(model_dir))   # not a paper variant
     key = (int(e.get("gen_kernel", 4)), int(e.get("disc_kernel", 4)), float(e.get("gan_weight", 1.0)),
            float(e.get("l1_weight", 100.0)))
     return known.get(key, os.path.basename(os.path.normpath(model_dir)))
@@ -177,7 +186,7 @@ def _variant_name(cfg, model_dir):
 
 def evaluate(model_dir, data_dir=None, zones_model_dir=None, epoch=0, output=None, split="val",
              batch_size=8, dropout_at_inference=False, seed=0, recompute_curves=False,
-             max_examples=None):
+             max_examples=None, bn_at_inference="moving"):
     """Evaluate a trained pix2pix model folder; returns the result dict (also written).
 
     Args:
@@ -190,9 +199,10 @@ def evaluate(model_dir, data_dir=None, zones_model_dir=None, epoch=0, output=Non
         (default MODEL_DIR/eval).
       split: evaluation split ("val" as in the paper, or "test").
       dropout_at_inference: generate with dropout on (paper's noise).
-      seed: seed of the baseline speckle and of dropout noise.
+      seed: seed of the baseline speckle, of dropout noise and of Gamma speckle.
       recompute_curves: score every checkpoint again instead of reusing
         checkpoint_scores.json.
+      bn_at_inference: "moving" BatchNorm statistics or per-image "batch" ones.
     """
     output = output or os.path.join(model_dir, "eval")
     # Written into a temporary sibling folder that is renamed at the end: an
@@ -203,14 +213,15 @@ def evaluate(model_dir, data_dir=None, zones_model_dir=None, epoch=0, output=Non
         result = _evaluate_into(model_dir, data_dir=data_dir, zones_model_dir=zones_model_dir, epoch=epoch,
                                 output=work, split=split, batch_size=batch_size,
                                 dropout_at_inference=dropout_at_inference, seed=seed,
-                                recompute_curves=recompute_curves, max_examples=max_examples)
+                                recompute_curves=recompute_curves, max_examples=max_examples,
+                                bn_at_inference=bn_at_inference)
     logging.info("pix2pix evaluation written to %s", output)
     return result
 
 
 def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, output=None, split="val",
                    batch_size=8, dropout_at_inference=False, seed=0, recompute_curves=False,
-                   max_examples=None):
+                   max_examples=None, bn_at_inference="moving"):
     """`evaluate` writing into the folder `output`, which exists (see `evaluate`)."""
     keras.utils.set_random_seed(seed)
     meta = read_task_file(model_dir)
@@ -227,19 +238,21 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
     stored = {c["epoch"]: c for c in task.read_scores(model_dir).get("checkpoints", [])}
     ckpts = list_checkpoints(model_dir)
     reuse = (not recompute_curves and not dropout_at_inference and split == "val" and not max_examples
-             and os.path.abspath(data_dir) == os.path.abspath(cfg.data_dir))
+             and bn_at_inference == "moving" and os.path.abspath(data_dir) == os.path.abspath(cfg.data_dir))
     generator = task.build_generator_from(cfg, meta["dataset_info"], dropout_at_inference=dropout_at_inference)
+    set_bn_at_inference(generator, bn_at_inference)
     curves = []
     for ep, path in ckpts:
         if reuse and ep in stored and "dice" in stored[ep]:
             curves.append({"epoch": ep, "dice": stored[ep]["dice"], "ssim": stored[ep]["ssim"], "source": "training"})
             continue
         generator.load_weights(path)
+        reset_speckle_seed(generator, seed)
         s = image_scores(generate_batch(generator, mask, extra, batch_size), real01)
         curves.append({"epoch": ep, "dice": s["dice"], "ssim": s["ssim"], "source": "evaluation"})
     io_utils.write_json(os.path.join(output, "curves.json"), {"variant": variant, "split": split, "curves": curves})
     if curves:
-        viz.save_checkpoint_curves(curves, os.path.join(output, "curves.png"), f"pix2pix {variant} ({split})")
+        glacier_viz.save_checkpoint_curves(curves, os.path.join(output, "curves.png"), f"pix2pix {variant} ({split})")
 
     # generator at the chosen epoch
     if epoch:
@@ -257,6 +270,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
         generator.set_weights(model.generator.get_weights())
         chosen = meta.get("epochs_done") or "best"
     set_dropout_at_inference(generator, dropout_at_inference)
+    reset_speckle_seed(generator, seed)
     fake01 = generate_batch(generator, mask, extra, batch_size)
     base01 = baseline_images(mask, class_statistics(info, data_dir), seed=seed)
     scores = {"generated": image_scores(fake01, real01), "baseline": image_scores(base01, real01),
@@ -264,6 +278,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
     result = {
         "variant": variant, "model_dir": os.path.abspath(model_dir), "data_dir": os.path.abspath(data_dir),
         "split": split, "epoch": chosen, "dropout_at_inference": bool(dropout_at_inference),
+        "bn_at_inference": bn_at_inference,
         "table_row": {"model": variant, "epoch": chosen, "dice": scores["generated"]["dice"],
                       "ssim": scores["generated"]["ssim"], "num_images": scores["generated"]["num_images"]},
         "image_scores": scores, "curves": curves, "paper_table_i": PAPER_TABLE_I.get(variant),
@@ -275,6 +290,10 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
             "fcn_score": "zone model on images vs input masks; no-data pixels ignored; mIoU over rock, glacier, ocean"},
     }
     checks = {"ssim_beats_baseline": scores["generated"]["ssim"] > scores["baseline"]["ssim"]}
+    realism, spectra = pix2pix_realism.realism_result(fake01, real01, mask)
+    result.update(realism)
+    pix2pix_realism.save_realism_figure(spectra, realism, os.path.join(output, "realism.png"),
+                                        f"pix2pix {variant} ({split}, BatchNorm {bn_at_inference})")
 
     if zones_model_dir:
         zones, _ = load_trained(zones_model_dir, "best", expect_task="glacier_zones")

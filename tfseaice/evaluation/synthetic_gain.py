@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from tfseaice import io_utils, viz
+from tfseaice import glacier_viz, io_utils
 from tfseaice.errors import InputError
 
 RUN_RE = re.compile(r"(?P<setting>[^/]+)/F(?P<fraction>\d+(?:\.\d*)?)/seed(?P<seed>\d+)/zones\.json$")
@@ -117,5 +117,5 @@ def write_report(runs_dir, out_dir, overwrite=False):
     with io_utils.atomic_path(paths[1]) as tmp:
         with open(tmp, "w") as f:
             f.write(markdown(rows))
-    viz.save_synthetic_gain_plot(rows, paths[2])
+    glacier_viz.save_synthetic_gain_plot(rows, paths[2])
     return rows

@@ -20,7 +20,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfseaice import caffe_metrics, io_utils, viz
+from tfseaice import caffe_metrics, glacier_viz, io_utils
 from tfseaice.data import glacier
 from tfseaice.errors import InputError
 from tfseaice.serving.glacier_images import TILE, tiled_apply
@@ -204,7 +204,7 @@ def evaluate(data_root, split, output, model_dir=None, predictions_dir=None, pre
     result["images"] = {r["name"]: _image_row(r) for r in rows}
     result["settings"] = settings
     if panels:
-        viz.save_zone_fronts_panel(panels, paths["panel"], zone_classes=zone_classes)
+        glacier_viz.save_zone_fronts_panel(panels, paths["panel"], zone_classes=zone_classes)
     io_utils.write_json(paths["json"], result)
     return result
 

@@ -11,6 +11,13 @@ channels-last inputs, no mask, no renorm, and no cross-replica
 synchronisation needed. With ``synchronized=True`` under a strategy with more
 than one replica it falls back to Keras' own code, so MirroredStrategy still
 computes the single-device function for the same global batch.
+
+``stats_at_inference`` ("moving", Keras' behaviour, or "instance") chooses
+what a call with ``training=False`` normalises with. "instance" uses each
+example's own per-channel statistics over H, W (moving statistics are not
+touched): the batch statistics the pix2pix reference implementations keep
+at test time, which at their test batch of 1 are exactly these, here
+independent of the inference batch size. Set it with `set_stats_at_inference`.
 """
 
 import keras
@@ -21,6 +28,16 @@ from keras import layers, ops
 @keras.saving.register_keras_serializable(package="tfseaice")
 class FusedBatchNormalization(layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` computed by the fused TF kernel."""
+
+    stats_at_inference = "moving"   # class default: layers saved before the option behave as before
+
+    def _instance_norm(self, inputs):
+        x = tf.cast(inputs, "float32")
+        mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+        gamma = tf.cast(self.gamma, "float32") if self.scale else None
+        beta = tf.cast(self.beta, "float32") if self.center else None
+        y = tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
+        return ops.cast(y, self.compute_dtype)
 
     def _fusable(self, inputs, mask):
         if mask is not None or self.renorm or len(inputs.shape) != 4:
@@ -34,6 +51,8 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return True
 
     def call(self, inputs, training=None, mask=None):
+        if not training and self.stats_at_inference == "instance" and len(inputs.shape) == 4 and mask is None:
+            return self._instance_norm(inputs)
         if not self._fusable(inputs, mask):
             return super().call(inputs, training=training, mask=mask)
         channels = inputs.shape[-1]
@@ -58,3 +77,18 @@ class FusedBatchNormalization(layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, "float32"),
                 epsilon=self.epsilon, is_training=False)
         return ops.cast(y, self.compute_dtype)
+
+
+def set_stats_at_inference(model, mode):
+    """Set ``stats_at_inference`` ("moving" | "instance") on every FusedBatchNormalization
+    of a model (nested models included); returns how many. Re-trace functions afterwards."""
+    if mode not in ("moving", "instance"):
+        raise ValueError(f"stats_at_inference must be 'moving' or 'instance', got {mode!r}")
+    n = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, FusedBatchNormalization):
+            layer.stats_at_inference = mode
+            n += 1
+    if hasattr(model, "predict_function"):
+        model.predict_function = None
+    return n

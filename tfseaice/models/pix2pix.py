@@ -14,7 +14,15 @@ Generator, for ``filters=64`` (f) and 8 down / 8 up levels::
              d8 CT(out) tanh                                   (H)
 
 C = Conv2D stride 2, CT = Conv2DTranspose stride 2, both ``kernel_size`` x
-``kernel_size`` (4; 5 for the paper's gen5), "same" padding. The decoder's
+``kernel_size`` (4; 5 for the paper's gen5), "same" padding. With
+``upsample="resize_conv"`` every CT is a nearest-neighbour 2x resize followed
+by a stride-1 conv of the same kernel size (Odena et al. 2016, "Deconvolution
+and checkerboard artifacts"): a stride-2 transposed conv whose kernel size is
+not divisible by the stride covers output pixels unevenly, and 8 stacked ones
+leave a 2**k-periodic pattern (the quickstart's 32-px dot lattice). With
+``speckle="gamma"`` the last layer has 2 channels (median backscatter, number
+of looks) and the image is drawn by tfseaice.models.speckle.GammaSpeckle
+instead of the tanh. The decoder's
 activations follow the paper's text (ReLU in d1-d3, LeakyReLU in d4-d7).
 Inputs of any H, W that are multiples of 2**num_downs (256) work: the model is
 fully convolutional.
@@ -35,9 +43,12 @@ batch statistics are computed over the global batch under MirroredStrategy.
 import keras
 from keras import layers
 
-from tfseaice.models.batchnorm import FusedBatchNormalization
+from tfseaice.models.batchnorm import FusedBatchNormalization, set_stats_at_inference
+from tfseaice.models.speckle import GammaSpeckle
 
 NUM_DOWNS = 8
+UPSAMPLE_MODES = ("transpose", "resize_conv")
+SPECKLE_MODES = ("none", "gamma")
 
 
 def conv_init():
@@ -83,6 +94,18 @@ def set_dropout_at_inference(model, on):
     return n
 
 
+BN_AT_INFERENCE = ("moving", "batch")
+
+
+def set_bn_at_inference(model, mode):
+    """BatchNorm at inference: "moving" statistics (Keras) or "batch" statistics as the
+    reference implementations run their test images (batch 1, so per-image statistics:
+    instance norm; computed per example here, so independent of the inference batch)."""
+    if mode not in BN_AT_INFERENCE:
+        raise ValueError(f"bn_at_inference must be one of {BN_AT_INFERENCE}, got {mode!r}")
+    return set_stats_at_inference(model, "instance" if mode == "batch" else "moving")
+
+
 def _bn(sync, name):
     return FusedBatchNormalization(synchronized=sync, gamma_initializer=gamma_init(),
                                      momentum=0.9, epsilon=1e-5, name=name)
@@ -93,9 +116,21 @@ def generator_filters(filters=64, num_downs=NUM_DOWNS):
     return [filters * min(2 ** i, 8) for i in range(num_downs)]
 
 
+def _upsample(x, filters, kernel_size, mode, name, use_bias=False):
+    """2x upsampling conv: Conv2DTranspose (paper) or nearest resize + Conv2D."""
+    init = conv_init()
+    if mode == "transpose":
+        return layers.Conv2DTranspose(filters, kernel_size, strides=2, padding="same", kernel_initializer=init,
+                                      use_bias=use_bias, name=f"{name}_convT")(x)
+    x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+    return layers.Conv2D(filters, kernel_size, strides=1, padding="same", kernel_initializer=init,
+                         use_bias=use_bias, name=f"{name}_conv")(x)
+
+
 def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1,
                     num_downs=NUM_DOWNS, dropout_rate=0.5, num_dropout=3, sync_batchnorm=False,
-                    dropout_at_inference=False, name="generator"):
+                    dropout_at_inference=False, upsample="transpose", speckle="none", speckle_seed=0,
+                    name="generator"):
     """pix2pix U-Net generator: condition [B,H,W,input_channels] -> image in [-1, 1].
 
     Args:
@@ -106,9 +141,17 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
       dropout_rate, num_dropout: dropout 0.5 in the first 3 decoder layers.
       sync_batchnorm: synchronized BatchNorm across replicas.
       dropout_at_inference: keep dropout on at inference (see NoiseDropout).
+      upsample: "transpose" (paper) or "resize_conv" (module docstring).
+      speckle: "none" (tanh image, paper) or "gamma" (tfseaice.models.speckle;
+        needs output_channels=1).
+      speckle_seed: first seed of the Gamma speckle.
     """
     if num_downs < 2:
         raise ValueError("num_downs must be >= 2")
+    if upsample not in UPSAMPLE_MODES:
+        raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
+    if speckle not in SPECKLE_MODES or (speckle == "gamma" and output_channels != 1):
+        raise ValueError(f"speckle must be one of {SPECKLE_MODES} (gamma with 1 output channel), got {speckle!r}")
     init = conv_init()
     enc = generator_filters(filters, num_downs)
     inputs = keras.Input(shape=(None, None, int(input_channels)), name="mask")
@@ -123,8 +166,7 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
         skips.append(x)
     dec = list(reversed(enc[:-1]))  # decoder filters d1..d(n-1)
     for j, f in enumerate(dec):
-        x = layers.Conv2DTranspose(f, kernel_size, strides=2, padding="same", kernel_initializer=init,
-                                   use_bias=False, name=f"up{j + 1}_convT")(x)
+        x = _upsample(x, f, kernel_size, upsample, f"up{j + 1}")
         x = _bn(sync_batchnorm, f"up{j + 1}_bn")(x)
         if j < num_dropout:
             x = NoiseDropout(dropout_rate, at_inference=dropout_at_inference, name=f"up{j + 1}_dropout")(x)
@@ -132,9 +174,12 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
         else:
             x = layers.LeakyReLU(negative_slope=0.2, name=f"up{j + 1}_lrelu")(x)
         x = layers.Concatenate(name=f"up{j + 1}_skip")([x, skips[num_downs - 2 - j]])
-    x = layers.Conv2DTranspose(output_channels, kernel_size, strides=2, padding="same",
-                               kernel_initializer=init, name=f"up{num_downs}_convT")(x)
-    out = layers.Activation("tanh", dtype="float32", name="sar")(x)
+    if speckle == "gamma":
+        x = _upsample(x, 2, kernel_size, upsample, f"up{num_downs}", use_bias=True)
+        out = GammaSpeckle(seed=speckle_seed, name="sar")(x)
+    else:
+        x = _upsample(x, output_channels, kernel_size, upsample, f"up{num_downs}", use_bias=True)
+        out = layers.Activation("tanh", dtype="float32", name="sar")(x)
     return keras.Model(inputs, out, name=name)
 
 

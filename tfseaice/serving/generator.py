@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tfseaice.data import glacier
 from tfseaice.errors import InputError
-from tfseaice.models.pix2pix import set_dropout_at_inference
+from tfseaice.models.pix2pix import set_bn_at_inference, set_dropout_at_inference
+from tfseaice.models.speckle import reset_speckle_seed
 from tfseaice.serving.loading import load_trained
 from tfseaice.serving.pix2pix_export import SIDECAR, generator_of
 from tfseaice.tasks import pix2pix as task
@@ -44,8 +45,14 @@ def from_keras(generator, extra_names=()):
     return GeneratorFn(run, generator.input_shape[-1], extra_names=extra_names)
 
 
-def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False):
-    """GeneratorFn of a trained pix2pix model folder (weights: best|latest|EPOCH|path)."""
+def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False, bn_at_inference="moving",
+                        seed=None):
+    """GeneratorFn of a trained pix2pix model folder (weights: best|latest|EPOCH|path).
+
+    bn_at_inference: "moving" or "batch" (per-image statistics, see
+    tfseaice.models.pix2pix.set_bn_at_inference). seed: first seed of a
+    Gamma-speckle generator's draws (None: the training seed's state as saved).
+    """
     meta = read_task_file(model_dir)
     if meta.get("task") != "pix2pix":
         raise InputError(model_dir, f"holds a {meta.get('task')!r} model, not pix2pix")
@@ -62,6 +69,9 @@ def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False
         model, _ = load_trained(model_dir, weights=checkpoint, expect_task="pix2pix")
         generator = model.generator
     set_dropout_at_inference(generator, dropout_at_inference)
+    set_bn_at_inference(generator, bn_at_inference)
+    if seed is not None:
+        reset_speckle_seed(generator, seed)
     fn = from_keras(generator, extra_names=info.get("extra_channels", []))
     fn.zone_classes = int((meta["config"].get("extra") or {}).get("zone_classes") or 4)  # 2: rock drawn as glacier
     return fn

@@ -16,6 +16,9 @@ Batches are the dicts of `tfseaice.data.pipeline.glacier_dataset`:
 [B,H,W,E]. The generator sees one_hot(mask, 4) ++ extra and produces the SAR
 in [-1, 1] (= 2 * sar - 1). A (condition, target) tuple is accepted as well.
 
+With ``--speckle=gamma`` (tfseaice.models.speckle) the L1 terms see the
+generator's speckle-free median image, the discriminator the speckled one.
+
 Trackers (train): gen_total, gen_gan, gen_l1, disc_loss. Validation
 (test_step): l1 (on the [-1, 1] scale, as gen_l1), dice (non-binary Dice,
 paper Eq. 6, on [0, 1] images) and ssim (tfseaice.metrics.ssim settings).
@@ -32,6 +35,7 @@ from absl import logging
 from tfseaice import io_utils, losses, metrics, viz
 from tfseaice.data import glacier, glacier_mix, pipeline
 from tfseaice.models import pix2pix as p2p
+from tfseaice.models import speckle
 from tfseaice.training.model_dir import save_weights_atomic
 
 NUM_CLASSES = glacier.NUM_CLASSES
@@ -122,13 +126,23 @@ class Pix2Pix(keras.Model):
             inputs = condition(inputs["mask"], inputs.get("extra"), self.num_classes)
         return self.generator(inputs, training=training)
 
+    def generate_with_l1_view(self, cond, training=False):
+        """(image, what the L1 term sees): the same tensor, or the median image with speckle."""
+        parts = speckle.params_and_image_model(self.generator)
+        if parts is None:
+            fake = self.generator(cond, training=training)
+            return fake, fake
+        raw, fake = parts(cond, training=training)
+        median, _ = speckle.split_params(raw)
+        return fake, median
+
     def compute_losses(self, cond, target, training=True):
         """Forward pass of both networks -> dict of per-example losses ([B]) and `fake`."""
-        fake = self.generator(cond, training=training)
+        fake, l1_view = self.generate_with_l1_view(cond, training=training)
         real_logits = self.discriminator([cond, target], training=training)
         fake_logits = self.discriminator([cond, fake], training=training)
         gen_gan = losses.gan_generator_loss(fake_logits, reduce=False)
-        gen_l1 = losses.l1_loss(target, fake, reduce=False)
+        gen_l1 = losses.l1_loss(target, l1_view, reduce=False)
         return {
             "fake": fake,
             "gen_gan": gen_gan,
@@ -157,8 +171,8 @@ class Pix2Pix(keras.Model):
 
     def test_step(self, data):
         cond, target = split_batch(data, self.num_classes)
-        fake = self.generator(cond, training=False)
-        self.val_l1_tracker.update_state(losses.l1_loss(target, fake, reduce=False))
+        fake, l1_view = self.generate_with_l1_view(cond, training=False)
+        self.val_l1_tracker.update_state(losses.l1_loss(target, l1_view, reduce=False))
         fake01, real01 = to_unit_range(fake), to_unit_range(target)
         self.dice_tracker.update_state(metrics.batch_dice_non_binary(fake01, real01))
         self.ssim_tracker.update_state(metrics.batch_ssim(fake01, real01))
@@ -190,7 +204,8 @@ class Pix2Pix(keras.Model):
 
 DEFAULTS = {"gen_kernel": 4, "disc_kernel": 4, "gan_weight": 1.0, "l1_weight": 100.0, "beta_1": 0.5,
             "checkpoint_every": 15, "generator_filters": 64, "discriminator_filters": 64,
-            "sync_batchnorm": False, "augment": True, "dropout_at_inference": False}
+            "sync_batchnorm": False, "augment": True, "dropout_at_inference": False,
+            "gen_upsample": "transpose", "speckle": "none"}   # old model folders: the paper's
 
 
 def options(cfg):
@@ -211,7 +226,9 @@ def build_generator_from(cfg, info, dropout_at_inference=None):
     return p2p.build_generator(input_channels(info), kernel_size=int(opts["gen_kernel"]),
                                filters=int(opts["generator_filters"]),
                                sync_batchnorm=bool(opts["sync_batchnorm"]),
-                               dropout_at_inference=bool(dropout_at_inference))
+                               dropout_at_inference=bool(dropout_at_inference),
+                               upsample=str(opts["gen_upsample"]), speckle=str(opts["speckle"]),
+                               speckle_seed=int(getattr(cfg, "seed", 0) or 0))
 
 
 def build_pix2pix(cfg, info):
