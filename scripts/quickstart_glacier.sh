@@ -45,6 +45,10 @@ if want 7; then
   step "7/7 SavedModel of the generator (mask -> sar)"
   $PY -m tfseaice.export --model_dir="$OUT/pix2pix" --export_dir="$OUT/export/pix2pix/1" --overwrite
 fi
+if want 5; then
+  echo
+  $PY scripts/results.py --table=glacier --check="$OUT"   # this run beside the README's range (a report, never a failure)
+fi
 echo
 echo "Done in $(( $(date +%s) - start )) s. Outputs in $OUT/: raw/, records/, zones/, pix2pix/ (eval/: curves.png, table.md),"
 echo "  generated/, random_masks/, export/pix2pix/1 (SavedModel). TensorBoard: tensorboard --logdir $OUT"

@@ -69,7 +69,11 @@ if want 8; then
   $PY -m tfseaice.export --model_dir="$OUT/models/sic_regional" --export_dir="$OUT/saved_model/sic/1" --overwrite
 fi
 
-$PY scripts/compare_metrics.py "$OUT/metrics_sic_regional.json" "$OUT/metrics_sic_pixel.json"
+if want 5; then
+  $PY scripts/compare_metrics.py "$OUT/metrics_sic_regional.json" "$OUT/metrics_sic_pixel.json"
+  echo
+  $PY scripts/results.py --table=sic --check="$OUT"   # this run beside the README's range (a report, never a failure)
+fi
 echo
 echo "Done in $(( $(date +%s) - start )) s. Outputs in $OUT/:"
 echo "  scenes/, test_scenes/        sample scenes (netCDF), sample_scene.png"
