@@ -75,6 +75,8 @@ TABLES = {
                     ("truth_ice_water_f1", "ice/water F1 (vs truth)")),
         "headline": (("regional", "polygon_r2"), ("regional", "truth_pixel_r2"),
                      ("pixel", "polygon_r2"), ("pixel", "truth_pixel_r2")),
+        "goals": (("polygon R² ≥ 0.95", "regional", "polygon_r2", 0.95),
+                  ("pixel R² vs truth ≥ 0.85", "regional", "truth_pixel_r2", 0.85)),
         "comparisons": (("regional loss beats the pixel baseline in polygon R²", "regional", "pixel", "polygon_r2"),
                         ("regional loss beats the pixel baseline in pixel R² vs truth", "regional", "pixel",
                          "truth_pixel_r2")),
@@ -92,6 +94,7 @@ TABLES = {
                     ("fcn_miou", "FCN mIoU"), ("fcn_miou_to_real", "FCN mIoU / real ceiling")),
         "headline": (("pix2pix", "ssim"), ("pix2pix", "fcn_miou"), ("pix2pix", "fcn_miou_to_real"),
                      ("baseline", "fcn_miou_to_real")),
+        "goals": (),
         "comparisons": (("the generator beats the trivial baseline in SSIM", "pix2pix", "baseline", "ssim"),
                         ("the generator beats the trivial baseline in FCN mIoU", "pix2pix", "baseline",
                          "fcn_miou")),
@@ -111,7 +114,7 @@ def summarize(values):
 
 
 def aggregate(spec, per_seed):
-    """Summary {row: {column: summarize(...)}} and comparisons of `per_seed` {seed: {row: {column: value}}}."""
+    """Summary {row: {column: summarize(...)}}, goals and comparisons of `per_seed` {seed: {row: {column: value}}}."""
     seeds = sorted(per_seed, key=int)
     summary = {row: {col: summarize([per_seed[s][row][col] for s in seeds]) for col, _ in spec["columns"]}
                for row, _ in spec["rows"]}
@@ -121,7 +124,10 @@ def aggregate(spec, per_seed):
         comparisons.append({"claim": label, "row": a, "versus": b, "column": col, "difference_per_seed": diff,
                             "holds_on": sum(d > 0 for d in diff.values()), "of": len(seeds),
                             "difference": summarize(list(diff.values()))})
-    return summary, comparisons
+    goals = [{"goal": label, "row": row, "column": col, "at_least": bound,
+              "holds_on": sum(per_seed[s][row][col] >= bound for s in seeds), "of": len(seeds)}
+             for label, row, col, bound in spec.get("goals", ())]
+    return summary, goals, comparisons
 
 
 def machine():
@@ -166,7 +172,14 @@ def _cell(s, digits=3):
 
 
 def _label(spec, row, col):
-    return f"{dict(spec['rows'])[row]} {dict(spec['columns'])[col]}".replace("*", "")
+    return f"{dict(spec['rows'])[row]} {dict(spec['columns'])[col]}".replace("*", "").replace("`", "")
+
+
+def machine_text(m):
+    """'AMD EPYC, 2 cores, AVX2, no AVX512-BF16/AMX': what decides `--precision=auto` and the kernels."""
+    isa = "AVX-512" if m.get("avx512f") else "AVX2" if m.get("avx2") else "no AVX2"
+    bf16 = [name for key, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX")) if m.get(key)]
+    return f"{m['cpu']}, {m['cores']} cores, {isa}, " + (", ".join(bf16) if bf16 else "no AVX512-BF16/AMX")
 
 
 def markdown(doc):
@@ -183,12 +196,15 @@ def markdown(doc):
                      + " |")
     what = (f"Mean ± std (sample std, n − 1) over {n} seeds ({seeds})" if n > 1 else f"One run (seed {seeds})")
     lines += ["", f"{what} at the quickstart budget; the seed is {doc['varies']}. "
-              f"Machine: {m['cpu']}, {m['cores']} cores, precision {', '.join(doc['precision'])}, "
+              f"Machine: {machine_text(m)}; precision {', '.join(doc['precision'])}, "
               f"tfseaice {doc['git_commit']}, {doc['date']}, {doc['seconds_per_seed']:.0f} s per seed "
               f"(load average {doc['load_average']:.1f}: the machine was shared)."]
     ranges = "; ".join(f"{_label(spec, r, c)} {doc['summary'][r][c]['min']:.3f}–{doc['summary'][r][c]['max']:.3f}"
                        for r, c in spec["headline"])
     lines += ["", f"Min–max over the seeds: {ranges}."]
+    for g in doc.get("goals", ()):
+        lines += ["", f"Goal {_label(spec, g['row'], g['column'])} ≥ {g['at_least']}: met on {g['holds_on']} of "
+                      f"{g['of']} seeds (mean {doc['summary'][g['row']][g['column']]['mean']:.3f})."]
     for c in doc["comparisons"]:
         d = c["difference"]
         lines.append("")
@@ -305,7 +321,7 @@ def document(table, records):
     """results/<table>.json from the seeds' done.json records."""
     spec = TABLES[table]
     per_seed = {str(r["seed"]): r["figures"] for r in records}
-    summary, comparisons = aggregate(spec, per_seed)
+    summary, goals, comparisons = aggregate(spec, per_seed)
     commits = sorted({r["git_commit"] for r in records})
     return {"table": table, "title": spec["title"], "seeds": [r["seed"] for r in records], "varies": VARIES,
             "command": f"make results-{table}", "machine": machine(),
@@ -313,7 +329,7 @@ def document(table, records):
             "git_commit": ", ".join(commits), "date": datetime.date.today().isoformat(),
             "seconds_per_seed": statistics.fmean(r["seconds"] for r in records),
             "load_average": statistics.fmean(r["load_average"] for r in records),
-            "per_seed": per_seed, "summary": summary, "comparisons": comparisons}
+            "per_seed": per_seed, "summary": summary, "goals": goals, "comparisons": comparisons}
 
 
 def write_outputs(doc, out_dir, readme):

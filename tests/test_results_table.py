@@ -61,6 +61,8 @@ def test_aggregate_mean_std_min_max_and_comparisons():
     assert polygon["holds_on"] == 2 and polygon["of"] == 3  # seed 3: 0.94 < 0.95
     assert polygon["difference_per_seed"]["3"] == pytest.approx(-0.01)
     assert polygon["difference"]["min"] == pytest.approx(-0.01)
+    goal = doc["goals"][0]  # regional polygon R² >= 0.95
+    assert (goal["column"], goal["holds_on"], goal["of"]) == ("polygon_r2", 2, 3)
 
 
 def test_one_seed_is_labelled_one_run():
@@ -78,6 +80,7 @@ def test_markdown_states_seeds_machine_and_conclusions():
     assert "0.960 ± 0.020" in text  # regional polygon R²
     assert "over 3 seeds (1, 2, 3)" in text and "precision fp32" in text and "abc1234" in text
     assert "polygon R² on 2 of 3" in text
+    assert "Goal regional loss (`sic_regional`) polygon R² ≥ 0.95: met on 2 of 3 seeds (mean 0.960)" in text
     assert "regional loss (`sic_regional`) polygon R² 0.940–0.980" in text
 
 
