@@ -80,8 +80,8 @@ def test_markdown_states_seeds_machine_and_conclusions():
     assert "0.960 ± 0.020" in text  # regional polygon R²
     assert "over 3 seeds (1, 2, 3)" in text and "precision fp32" in text and "abc1234" in text
     assert "polygon R² on 2 of 3" in text
-    assert "Goal regional loss (`sic_regional`) polygon R² ≥ 0.95: met on 2 of 3 seeds (mean 0.960)" in text
-    assert "regional loss (`sic_regional`) polygon R² 0.940–0.980" in text
+    assert "Goal regional loss (sic_regional) polygon R² ≥ 0.95: met on 2 of 3 seeds (mean 0.960)" in text
+    assert "regional loss (sic_regional) polygon R² 0.940–0.980" in text
 
 
 README = """# Title
