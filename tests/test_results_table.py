@@ -169,3 +169,21 @@ def test_check_command_prints_range_and_never_fails(tmp_path, capsys):
     (run / "metrics_sic_pixel.json").write_text("{")
     assert results.main(["--table=sic", f"--check={run}", f"--out={out_dir}"]) == 0
     assert "Cannot compare" in capsys.readouterr().out
+
+
+def test_glacier_figures_read_from_evaluation_json(tmp_path):
+    scores = {k: {"dice": d, "ssim": s} for k, d, s in (("generated", 0.56, 0.17), ("baseline", 0.55, 0.09),
+                                                       ("real", 0.60, 1.0))}
+    fcn = {k: {"pixel_accuracy": a, "mean_iou": m} for k, a, m in (("generated", 0.83, 0.69),
+                                                                   ("baseline", 0.71, 0.51), ("real", 0.96, 0.92))}
+    fcn.update(generated_to_real_miou=0.69 / 0.92, baseline_to_real_miou=0.51 / 0.92)
+    (tmp_path / "pix2pix" / "eval").mkdir(parents=True)
+    (tmp_path / "pix2pix" / "eval" / "evaluation.json").write_text(json.dumps({"image_scores": scores,
+                                                                               "fcn_score": fcn}))
+    figures = results.TABLES["glacier"]["figures"](str(tmp_path))
+    assert figures["pix2pix"] == {"dice": 0.56, "ssim": 0.17, "fcn_pixel_accuracy": 0.83, "fcn_miou": 0.69,
+                                  "fcn_miou_to_real": pytest.approx(0.75, abs=0.001)}
+    assert figures["baseline"]["fcn_miou"] == 0.51 and figures["real"]["fcn_miou_to_real"] == 1.0
+    doc = results.document("glacier", [{"seed": s, "figures": figures, "precision": ["fp32"], "seconds": 1.0,
+                                        "load_average": 1.0, "git_commit": "x"} for s in (1, 2)])
+    assert [c["holds_on"] for c in doc["comparisons"]] == [2, 2] and doc["goals"] == []
