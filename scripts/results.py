@@ -32,6 +32,7 @@ sys.path.insert(0, ROOT)
 from tfseaice import io_utils  # noqa: E402
 from tfseaice.errors import InputError  # noqa: E402
 
+OVERRIDES = ("TRAIN_ARGS", "NUM_SCENES", "SIZE", "STRIDE")  # quickstart env vars that change the budget
 VARIES = ("the training seed (`--seed` of `tfseaice.train`: weights, shuffling, augmentation, dropout) of every "
           "model the table trains; the sample data and the held-out set are the same for every seed")
 
@@ -195,7 +196,10 @@ def markdown(doc):
         lines.append(f"| {label} | " + " | ".join(_cell(doc["summary"][row][col]) for col, _ in spec["columns"])
                      + " |")
     what = (f"Mean ± std (sample std, n − 1) over {n} seeds ({seeds})" if n > 1 else f"One run (seed {seeds})")
-    lines += ["", f"{what} at the quickstart budget; the seed is {doc['varies']}. "
+    changed = [o for o in doc.get("overrides", []) if o != "{}"]
+    budget = ("at the quickstart budget" if not changed
+              else f"NOT at the quickstart budget (environment: {'; '.join(changed)})")
+    lines += ["", f"{what} {budget}; the seed is {doc['varies']}. "
               f"Machine: {machine_text(m)}; precision {', '.join(doc['precision'])}, "
               f"tfseaice {doc['git_commit']}, {doc['date']}, {doc['seconds_per_seed']:.0f} s per seed "
               f"(load average {doc['load_average']:.1f}: the machine was shared)."]
@@ -280,6 +284,11 @@ def _run_script(spec, out, steps, seed, py, log):
         raise RuntimeError(f"{spec['script']} failed (exit {code}); see {log}")
 
 
+def overrides():
+    """The quickstart settings changed through the environment (none: the quickstart budget)."""
+    return {k: os.environ[k] for k in OVERRIDES if os.environ.get(k)}
+
+
 def run_seed(spec, work_dir, seed, py, rerun=False):
     """Train and score one seed in WORK_DIR/seed_N (data linked from WORK_DIR/data); its done.json."""
     out = os.path.join(work_dir, f"seed_{seed}")
@@ -296,7 +305,7 @@ def run_seed(spec, work_dir, seed, py, rerun=False):
         commit, start = git_commit(), time.time()
         _run_script(spec, out, spec["seed_steps"], seed, py, os.path.join(out, "log.txt"))
         io_utils.write_json(trained, {"seconds": time.time() - start, "load_average": os.getloadavg()[0],
-                                      "git_commit": commit})
+                                      "git_commit": commit, "overrides": overrides()})
     record = dict(_load(trained), seed=seed, figures=spec["figures"](out), precision=precisions(spec, out))
     io_utils.write_json(done, record)
     return record
@@ -329,6 +338,7 @@ def document(table, records):
             "git_commit": ", ".join(commits), "date": datetime.date.today().isoformat(),
             "seconds_per_seed": statistics.fmean(r["seconds"] for r in records),
             "load_average": statistics.fmean(r["load_average"] for r in records),
+            "overrides": sorted({json.dumps(r.get("overrides", {}), sort_keys=True) for r in records}),
             "per_seed": per_seed, "summary": summary, "goals": goals, "comparisons": comparisons}
 
 

@@ -78,6 +78,11 @@ def test_markdown_states_seeds_machine_and_conclusions():
     text = results.markdown(results.document("sic", _records([(0.96, 0.86), (0.98, 0.90), (0.94, 0.95)])))
     assert "| **regional loss** (`sic_regional`) | " in text
     assert "0.960 ± 0.020" in text  # regional polygon R²
+    assert "over 3 seeds (1, 2, 3) at the quickstart budget" in text
+    records = _records([(0.96, 0.86), (0.98, 0.90)])
+    records[1]["overrides"] = {"TRAIN_ARGS": "--epochs=1"}
+    assert 'NOT at the quickstart budget (environment: {"TRAIN_ARGS": "--epochs=1"})' in results.markdown(
+        results.document("sic", records))
     assert "over 3 seeds (1, 2, 3)" in text and "precision fp32" in text and "abc1234" in text
     assert "polygon R² on 2 of 3" in text
     assert "Goal regional loss (sic_regional) polygon R² ≥ 0.95: met on 2 of 3 seeds (mean 0.960)" in text
