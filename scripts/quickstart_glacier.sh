@@ -5,29 +5,50 @@
 set -euo pipefail
 PY=${PY:-.venv/bin/python}
 OUT=${OUT:-quickstart_out/glacier}
+TRAIN_ARGS=${TRAIN_ARGS:-}   # extra tfseaice.train flags of both trainings, e.g. "--seed=2"
 start=$(date +%s)
+STEPS=${STEPS:-1 2 3 4 5 6 7}   # the steps to run, e.g. "3 4 5" (scripts/results.py reruns the scored ones)
+want() { [[ " $STEPS " == *" $1 "* ]]; }
 step() { echo; echo "=== [$(( $(date +%s) - start )) s] $*"; }
 
-step "1/7 sample glacier images and zone masks"
-$PY -m data_prep.make_sample_glaciers --out_dir="$OUT/raw" --num_images=100 --seed=0 --overwrite
-step "2/7 images -> TFRecord patches (Apache Beam)"
-$PY -m data_prep.glacier_to_tfrecord --data_root="$OUT/raw" --output_dir="$OUT/records" --patch_size=256 \
-    --val_fraction=0.1 --seed=1 --overwrite
-step "3/7 zone-segmentation U-Net on real images (for the FCN-score)"
-$PY -m tfseaice.train --flagfile=configs/glacier_zones.flags --data_dir="$OUT/records" --model_dir="$OUT/zones" \
-    --epochs=10 --overwrite
-step "4/7 pix2pix (orig, quickstart size)"
-$PY -m tfseaice.train --flagfile=configs/pix2pix_quickstart.flags --data_dir="$OUT/records" \
-    --model_dir="$OUT/pix2pix" --overwrite
-step "5/7 evaluate: per-checkpoint Dice/SSIM curves, Table I row, FCN-score, trivial baseline"
-$PY -m tfseaice.evaluate --task=pix2pix --model_dir="$OUT/pix2pix" --zones_model_dir="$OUT/zones" \
-    --out_dir="$OUT/pix2pix/eval" --overwrite
-step "6/7 generate SAR from the test masks and from new random masks"
-$PY -m tfseaice.generate --model_dir="$OUT/pix2pix" --masks_glob="$OUT/raw/zones/test/*_zones.png" \
-    --out_dir="$OUT/generated" --overwrite
-$PY -m tfseaice.generate --model_dir="$OUT/pix2pix" --random_masks=4 --seed=7 --out_dir="$OUT/random_masks" --overwrite
-step "7/7 SavedModel of the generator (mask -> sar)"
-$PY -m tfseaice.export --model_dir="$OUT/pix2pix" --export_dir="$OUT/export/pix2pix/1" --overwrite
+if want 1; then
+  step "1/7 sample glacier images and zone masks"
+  $PY -m data_prep.make_sample_glaciers --out_dir="$OUT/raw" --num_images=100 --seed=0 --overwrite
+fi
+if want 2; then
+  step "2/7 images -> TFRecord patches (Apache Beam)"
+  $PY -m data_prep.glacier_to_tfrecord --data_root="$OUT/raw" --output_dir="$OUT/records" --patch_size=256 \
+      --val_fraction=0.1 --seed=1 --overwrite
+fi
+if want 3; then
+  step "3/7 zone-segmentation U-Net on real images (for the FCN-score)"
+  $PY -m tfseaice.train --flagfile=configs/glacier_zones.flags --data_dir="$OUT/records" --model_dir="$OUT/zones" \
+      --epochs=10 --overwrite $TRAIN_ARGS
+fi
+if want 4; then
+  step "4/7 pix2pix (orig, quickstart size)"
+  $PY -m tfseaice.train --flagfile=configs/pix2pix_quickstart.flags --data_dir="$OUT/records" \
+      --model_dir="$OUT/pix2pix" --overwrite $TRAIN_ARGS
+fi
+if want 5; then
+  step "5/7 evaluate: per-checkpoint Dice/SSIM curves, Table I row, FCN-score, trivial baseline"
+  $PY -m tfseaice.evaluate --task=pix2pix --model_dir="$OUT/pix2pix" --zones_model_dir="$OUT/zones" \
+      --out_dir="$OUT/pix2pix/eval" --overwrite
+fi
+if want 6; then
+  step "6/7 generate SAR from the test masks and from new random masks"
+  $PY -m tfseaice.generate --model_dir="$OUT/pix2pix" --masks_glob="$OUT/raw/zones/test/*_zones.png" \
+      --out_dir="$OUT/generated" --overwrite
+  $PY -m tfseaice.generate --model_dir="$OUT/pix2pix" --random_masks=4 --seed=7 --out_dir="$OUT/random_masks" --overwrite
+fi
+if want 7; then
+  step "7/7 SavedModel of the generator (mask -> sar)"
+  $PY -m tfseaice.export --model_dir="$OUT/pix2pix" --export_dir="$OUT/export/pix2pix/1" --overwrite
+fi
+if want 5; then
+  echo
+  $PY scripts/results.py --table=glacier --check="$OUT"   # this run beside the README's range (a report, never a failure)
+fi
 echo
 echo "Done in $(( $(date +%s) - start )) s. Outputs in $OUT/: raw/, records/, zones/, pix2pix/ (eval/: curves.png, table.md),"
 echo "  generated/, random_masks/, export/pix2pix/1 (SavedModel). TensorBoard: tensorboard --logdir $OUT"

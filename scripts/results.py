@@ -1,0 +1,401 @@
+"""Rerun a README results table over seeds and rewrite it (`make results-sic`, `make results-glacier`).
+
+    python scripts/results.py --table=sic --seeds=1,2,3            # run, write results/sic.json, rewrite README
+    python scripts/results.py --table=sic --check=quickstart_out   # one run's figures beside the documented range
+
+A table is one entry of TABLES: the quickstart script that makes its figures
+(run with STEPS= and TRAIN_ARGS=--seed=N, so this file repeats none of its
+commands), the steps that make the data (run once; the data are fixed) and the
+steps that train and score (run once per seed), and how to read one seed's
+figures from its output folder. Each seed writes WORK_DIR/seed_N; a seed whose
+folder holds a `done.json` is collected, not rerun (--rerun to redo).
+results/<table>.json keeps every seed's figures, their mean, sample std (n-1),
+min and max, the machine, the precision the models trained in, the git commit
+and the date; the README block between `<!-- results:<table> -->` and
+`<!-- /results:<table> -->` is regenerated from it.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from tfseaice import io_utils  # noqa: E402
+from tfseaice.errors import InputError  # noqa: E402
+
+OVERRIDES = ("TRAIN_ARGS", "NUM_SCENES", "SIZE", "STRIDE")  # quickstart env vars that change the budget
+VARIES = ("the training seed (`--seed` of `tfseaice.train`: weights, shuffling, augmentation, dropout) of every "
+          "model the table trains; the sample data and the held-out set are the same for every seed")
+
+
+def _load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"cannot be read as JSON ({exc})") from None
+
+
+def _sic_figures(out):
+    keys = ("polygon_rmse", "polygon_r2", "pixel_rmse", "pixel_r2", "truth_pixel_rmse", "truth_pixel_r2",
+            "truth_ice_water_f1")
+    return {row: {k: _load(os.path.join(out, f"metrics_sic_{row}.json"))[k] for k in keys}
+            for row in ("regional", "pixel")}
+
+
+def _glacier_figures(out):
+    ev = _load(os.path.join(out, "pix2pix", "eval", "evaluation.json"))
+    fcn = ev["fcn_score"]
+    ratio = {"generated": fcn["generated_to_real_miou"], "baseline": fcn["baseline_to_real_miou"], "real": 1.0}
+    return {row: {"dice": ev["image_scores"][key]["dice"], "ssim": ev["image_scores"][key]["ssim"],
+                  "fcn_pixel_accuracy": fcn[key]["pixel_accuracy"], "fcn_miou": fcn[key]["mean_iou"],
+                  "fcn_miou_to_real": ratio[key]}
+            for row, key in (("pix2pix", "generated"), ("baseline", "baseline"), ("real", "real"))}
+
+
+TABLES = {
+    "sic": {
+        "title": "SIC quickstart (`make quickstart`): whole-scene evaluation of 3 held-out sample scenes",
+        "script": "scripts/quickstart_sic.sh", "data_steps": "1 2", "seed_steps": "3 4 5",
+        "shared": ("scenes", "test_scenes", "records", "sample_scene.png"),
+        "figures": _sic_figures,
+        "task_files": ("models/sic_regional/task.json", "models/sic_pixel/task.json"),
+        "rows": (("regional", "**regional loss** (`sic_regional`)"), ("pixel", "pixel baseline (`sic_pixel`)")),
+        "columns": (("polygon_rmse", "polygon RMSE"), ("polygon_r2", "polygon R²"),
+                    ("pixel_rmse", "pixel RMSE (vs chart)"), ("pixel_r2", "pixel R² (vs chart)"),
+                    ("truth_pixel_rmse", "pixel RMSE (vs truth)"), ("truth_pixel_r2", "pixel R² (vs truth)"),
+                    ("truth_ice_water_f1", "ice/water F1 (vs truth)")),
+        "headline": (("regional", "polygon_r2"), ("regional", "truth_pixel_r2"),
+                     ("pixel", "polygon_r2"), ("pixel", "truth_pixel_r2")),
+        "goals": (("polygon R² ≥ 0.95", "regional", "polygon_r2", 0.95),
+                  ("pixel R² vs truth ≥ 0.85", "regional", "truth_pixel_r2", 0.85)),
+        "comparisons": (("regional loss beats the pixel baseline in polygon R²", "regional", "pixel", "polygon_r2"),
+                        ("regional loss beats the pixel baseline in pixel R² vs truth", "regional", "pixel",
+                         "truth_pixel_r2")),
+    },
+    "glacier": {
+        "title": "pix2pix glacier quickstart (`make quickstart-glacier`): validation patches",
+        "script": "scripts/quickstart_glacier.sh", "data_steps": "1 2", "seed_steps": "3 4 5",
+        "shared": ("raw", "records"),
+        "figures": _glacier_figures,
+        "task_files": ("zones/task.json", "pix2pix/task.json"),
+        "rows": (("pix2pix", "**pix2pix `orig`** (quickstart size)"),
+                 ("baseline", "trivial baseline (class mean intensity + speckle)"),
+                 ("real", "real images (ceiling)")),
+        "columns": (("dice", "non-binary Dice"), ("ssim", "SSIM"), ("fcn_pixel_accuracy", "FCN pixel accuracy"),
+                    ("fcn_miou", "FCN mIoU"), ("fcn_miou_to_real", "FCN mIoU / real ceiling")),
+        "headline": (("pix2pix", "ssim"), ("pix2pix", "fcn_miou"), ("pix2pix", "fcn_miou_to_real"),
+                     ("baseline", "fcn_miou_to_real")),
+        "goals": (),
+        "comparisons": (("the generator beats the trivial baseline in SSIM", "pix2pix", "baseline", "ssim"),
+                        ("the generator beats the trivial baseline in FCN mIoU", "pix2pix", "baseline",
+                         "fcn_miou")),
+    },
+}
+
+
+# ------------------------------------------------------------------ aggregation
+
+def summarize(values):
+    """{n, mean, std, min, max} of a list of numbers; std is the sample std (n-1), None for one value."""
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("no values to summarize")
+    return {"n": len(values), "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None, "min": min(values), "max": max(values)}
+
+
+def aggregate(spec, per_seed):
+    """Summary {row: {column: summarize(...)}}, goals and comparisons of `per_seed` {seed: {row: {column: value}}}."""
+    seeds = sorted(per_seed, key=int)
+    summary = {row: {col: summarize([per_seed[s][row][col] for s in seeds]) for col, _ in spec["columns"]}
+               for row, _ in spec["rows"]}
+    comparisons = []
+    for label, a, b, col in spec["comparisons"]:
+        diff = {s: per_seed[s][a][col] - per_seed[s][b][col] for s in seeds}
+        comparisons.append({"claim": label, "row": a, "versus": b, "column": col, "difference_per_seed": diff,
+                            "holds_on": sum(d > 0 for d in diff.values()), "of": len(seeds),
+                            "difference": summarize(list(diff.values()))})
+    goals = [{"goal": label, "row": row, "column": col, "at_least": bound,
+              "holds_on": sum(per_seed[s][row][col] >= bound for s in seeds), "of": len(seeds)}
+             for label, row, col, bound in spec.get("goals", ())]
+    return summary, goals, comparisons
+
+
+def machine():
+    """CPU model, core count and the CPU flags that decide `--precision=auto`."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "avx2": "avx2" in flags, "avx512f": "avx512f" in flags,
+            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags}
+
+
+def git_commit():
+    try:
+        sha = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def precisions(spec, out):
+    """The precision each model of one seed trained in (resolved `--precision`, from its task.json)."""
+    return sorted({_load(os.path.join(out, f))["config"]["precision"] for f in spec["task_files"]})
+
+
+# ------------------------------------------------------------------ README block
+
+def _cell(s, digits=3):
+    if s["std"] is None:
+        return f"{s['mean']:.{digits}f}"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def _label(spec, row, col):
+    return f"{dict(spec['rows'])[row]} {dict(spec['columns'])[col]}".replace("*", "").replace("`", "")
+
+
+def machine_text(m):
+    """'AMD EPYC, 2 cores, AVX2, no AVX512-BF16/AMX': what decides `--precision=auto` and the kernels."""
+    isa = "AVX-512" if m.get("avx512f") else "AVX2" if m.get("avx2") else "no AVX2"
+    bf16 = [name for key, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX")) if m.get(key)]
+    return f"{m['cpu']}, {m['cores']} cores, {isa}, " + (", ".join(bf16) if bf16 else "no AVX512-BF16/AMX")
+
+
+def markdown(doc):
+    """The README block of a results document (results/<table>.json)."""
+    spec = TABLES[doc["table"]]
+    seeds, n = ", ".join(str(s) for s in doc["seeds"]), len(doc["seeds"])
+    m = doc["machine"]
+    lines = [f"<!-- generated by `make results-{doc['table']}` (scripts/results.py) from results/{doc['table']}.json:"
+             " edit neither by hand -->",
+             "| | " + " | ".join(label for _, label in spec["columns"]) + " |",
+             "|---" + "|---:" * len(spec["columns"]) + "|"]
+    for row, label in spec["rows"]:
+        lines.append(f"| {label} | " + " | ".join(_cell(doc["summary"][row][col]) for col, _ in spec["columns"])
+                     + " |")
+    what = (f"Mean ± std (sample std, n − 1) over {n} seeds ({seeds})" if n > 1 else f"One run (seed {seeds})")
+    changed = [o for o in doc.get("overrides", []) if o != "{}"]
+    budget = ("at the quickstart budget" if not changed
+              else f"NOT at the quickstart budget (environment: {'; '.join(changed)})")
+    lines += ["", f"{what} {budget}; the seed is {doc['varies']}. "
+              f"Machine: {machine_text(m)}; precision {', '.join(doc['precision'])}, "
+              f"tfseaice {doc['git_commit']}, {doc['date']}, {doc['seconds_per_seed']:.0f} s per seed "
+              f"(load average {doc['load_average']:.1f}: the machine was shared)."]
+    ranges = "; ".join(f"{_label(spec, r, c)} {doc['summary'][r][c]['min']:.3f}–{doc['summary'][r][c]['max']:.3f}"
+                       for r, c in spec["headline"])
+    lines += ["", f"Min–max over the seeds: {ranges}."]
+    for g in doc.get("goals", ()):
+        lines += ["", f"Goal {_label(spec, g['row'], g['column'])} ≥ {g['at_least']}: met on {g['holds_on']} of "
+                      f"{g['of']} seeds (mean {doc['summary'][g['row']][g['column']]['mean']:.3f})."]
+    for c in doc["comparisons"]:
+        d = c["difference"]
+        lines.append("")
+        lines.append(f"Over the seeds, {c['claim']} on {c['holds_on']} of {c['of']} "
+                     f"(difference {_cell(d)}, min {d['min']:+.3f}).")
+    return "\n".join(lines)
+
+
+def replace_block(text, table, block, source="README.md"):
+    """`text` with the lines between the table's marker comments replaced by `block` (the rest untouched)."""
+    start, end = f"<!-- results:{table} -->", f"<!-- /results:{table} -->"
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise InputError(source, f"needs exactly one '{start}' and one '{end}' line around the {table} results "
+                                 f"(found {text.count(start)} and {text.count(end)})")
+    i, j = text.index(start) + len(start), text.index(end)
+    if j < i:
+        raise InputError(source, f"'{end}' comes before '{start}'")
+    return text[:i] + "\n" + block.strip("\n") + "\n" + text[j:]
+
+
+# ------------------------------------------------------------------ range check
+
+def check_run(doc, figures, sigmas=2.0):
+    """[(row, column, value, summary, lo, hi, inside)] of one run's headline figures against `doc`.
+
+    The documented range is mean ± `sigmas` std of the seeds, widened to their min–max.
+    """
+    spec = TABLES[doc["table"]]
+    out = []
+    for row, col in spec["headline"]:
+        s, value = doc["summary"][row][col], figures[row][col]
+        spread = sigmas * (s["std"] or 0.0)
+        lo, hi = min(s["min"], s["mean"] - spread), max(s["max"], s["mean"] + spread)
+        out.append((row, col, value, s, lo, hi, bool(lo <= value <= hi)))
+    return out
+
+
+def report(doc, rows, run_precision=None):
+    """The lines the quickstarts print: each figure beside the documented range, and a plain verdict."""
+    spec = TABLES[doc["table"]]
+    lines = [f"This run beside the README's documented range (results/{doc['table']}.json: {len(doc['seeds'])} seeds, "
+             f"{', '.join(doc['precision'])} on {doc['machine']['cpu']}; range = mean ± 2 std, at least min–max):"]
+    outside = []
+    for row, col, value, s, lo, hi, inside in rows:
+        label = _label(spec, row, col)
+        lines.append(f"  {label:<60} this run {value:.3f}   documented {_cell(s)} (range {lo:.3f}–{hi:.3f})   "
+                     f"{'inside' if inside else 'OUTSIDE'}")
+        if not inside:
+            outside.append(label)
+    if outside:
+        lines.append(f"This run is OUTSIDE the documented range on {len(outside)} of {len(rows)} figures: "
+                     + "; ".join(outside) + ".")
+    else:
+        lines.append(f"This run is inside the documented range on all {len(rows)} figures.")
+    if run_precision and run_precision != doc["precision"]:
+        lines.append(f"This run trained in {', '.join(run_precision)}, the range in {', '.join(doc['precision'])}: "
+                     "rerun with --precision=fp32 (TRAIN_ARGS=--precision=fp32) to compare across CPUs.")
+    return lines
+
+
+# ------------------------------------------------------------------ running
+
+def _run_script(spec, out, steps, seed, py, log):
+    env = dict(os.environ, OUT=out, STEPS=steps, PY=py)
+    env["TRAIN_ARGS"] = (env.get("TRAIN_ARGS", "") + f" --seed={seed}").strip() if seed is not None else \
+        env.get("TRAIN_ARGS", "")
+    cmd = ["bash", os.path.join(ROOT, spec["script"])]
+    with open(log, "w") as f:
+        f.write(f"$ OUT={out} STEPS='{steps}' TRAIN_ARGS={shlex.quote(env['TRAIN_ARGS'])} {' '.join(cmd)}\n")
+        f.flush()
+        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code:
+        raise RuntimeError(f"{spec['script']} failed (exit {code}); see {log}")
+
+
+def overrides():
+    """The quickstart settings changed through the environment (none: the quickstart budget)."""
+    return {k: os.environ[k] for k in OVERRIDES if os.environ.get(k)}
+
+
+def run_seed(spec, work_dir, seed, py, rerun=False):
+    """Train and score one seed in WORK_DIR/seed_N (data linked from WORK_DIR/data); its done.json."""
+    out = os.path.join(work_dir, f"seed_{seed}")
+    done = os.path.join(out, "done.json")
+    if os.path.exists(done) and not rerun:
+        return _load(done)
+    os.makedirs(out, exist_ok=True)
+    for name in spec["shared"]:
+        link = os.path.join(out, name)
+        if not os.path.lexists(link):
+            os.symlink(os.path.join("..", "data", name), link)
+    trained = os.path.join(out, "trained.json")  # the script's run, kept if reading its figures fails
+    if not os.path.exists(trained) or rerun:
+        commit, start = git_commit(), time.time()
+        _run_script(spec, out, spec["seed_steps"], seed, py, os.path.join(out, "log.txt"))
+        io_utils.write_json(trained, {"seconds": time.time() - start, "load_average": os.getloadavg()[0],
+                                      "git_commit": commit, "overrides": overrides()})
+    record = dict(_load(trained), seed=seed, figures=spec["figures"](out), precision=precisions(spec, out))
+    io_utils.write_json(done, record)
+    return record
+
+
+def run_table(table, seeds, work_dir, py, jobs=1, rerun=False):
+    """Data once, then every seed (`jobs` at a time); the results document."""
+    spec = TABLES[table]
+    data = os.path.join(work_dir, "data")
+    if not os.path.exists(os.path.join(data, "done.json")) or rerun:
+        os.makedirs(data, exist_ok=True)
+        print(f"[results] {table}: data (steps {spec['data_steps']} of {spec['script']}) -> {data}", flush=True)
+        _run_script(spec, data, spec["data_steps"], None, py, os.path.join(data, "log.txt"))
+        io_utils.write_json(os.path.join(data, "done.json"), {"steps": spec["data_steps"]})
+    print(f"[results] {table}: seeds {seeds} ({jobs} at a time), logs in {work_dir}/seed_N/log.txt", flush=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        records = list(pool.map(lambda s: run_seed(spec, work_dir, s, py, rerun), seeds))
+    return document(table, records)
+
+
+def document(table, records):
+    """results/<table>.json from the seeds' done.json records."""
+    spec = TABLES[table]
+    per_seed = {str(r["seed"]): r["figures"] for r in records}
+    summary, goals, comparisons = aggregate(spec, per_seed)
+    commits = sorted({r["git_commit"] for r in records})
+    return {"table": table, "title": spec["title"], "seeds": [r["seed"] for r in records], "varies": VARIES,
+            "command": f"make results-{table}", "machine": machine(),
+            "precision": sorted({p for r in records for p in r["precision"]}),
+            "git_commit": ", ".join(commits), "date": datetime.date.today().isoformat(),
+            "seconds_per_seed": statistics.fmean(r["seconds"] for r in records),
+            "load_average": statistics.fmean(r["load_average"] for r in records),
+            "overrides": sorted({json.dumps(r.get("overrides", {}), sort_keys=True) for r in records}),
+            "per_seed": per_seed, "summary": summary, "goals": goals, "comparisons": comparisons}
+
+
+def write_outputs(doc, out_dir, readme):
+    io_utils.write_json(os.path.join(out_dir, f"{doc['table']}.json"), doc)
+    with open(readme) as f:
+        text = f.read()
+    new = replace_block(text, doc["table"], markdown(doc), readme)
+    with io_utils.atomic_path(readme) as tmp:
+        with open(tmp, "w") as f:
+            f.write(new)
+
+
+def check(table, run_dir, results_dir):
+    """Print one run's figures beside the documented range; never fails the run (a measurement)."""
+    path = os.path.join(results_dir, f"{table}.json")
+    if not os.path.exists(path):
+        print(f"No documented range yet ({path} missing): `make results-{table}` writes it.")
+        return
+    doc, spec = _load(path), TABLES[table]
+    rows = check_run(doc, spec["figures"](run_dir))
+    try:
+        run_precision = precisions(spec, run_dir)
+    except InputError:
+        run_precision = None
+    print("\n".join(report(doc, rows, run_precision)))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--table", required=True, choices=sorted(TABLES))
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
+    p.add_argument("--work_dir", default=None, help="runs' folder (default results_out/<table>)")
+    p.add_argument("--out", default=os.path.join(ROOT, "results"), help="folder of <table>.json")
+    p.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    p.add_argument("--py", default=sys.executable, help="python of the quickstart steps")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained at the same time")
+    p.add_argument("--rerun", action="store_true", help="redo seeds (and data) that have a done.json")
+    p.add_argument("--check", default=None, metavar="RUN_DIR", help="only print RUN_DIR's figures beside the range")
+    a = p.parse_args(argv)
+    try:
+        if a.check:
+            try:
+                check(a.table, a.check, a.out)
+            except (InputError, KeyError) as exc:  # a report: the quickstart's run stands without it
+                print(f"Cannot compare this run with the documented range: {exc}")
+            return 0
+        seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
+        work_dir = os.path.abspath(a.work_dir or os.path.join(ROOT, "results_out", a.table))
+        doc = run_table(a.table, seeds, work_dir, a.py, max(1, a.jobs), a.rerun)
+        write_outputs(doc, a.out, a.readme)
+    except (InputError, RuntimeError, KeyError) as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    print(markdown(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

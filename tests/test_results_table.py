@@ -1,0 +1,194 @@
+"""scripts/results.py: seeds' figures -> mean/std/min/max, the README block between markers, the range check.
+
+Hand-made per-seed JSON only: nothing is trained here.
+"""
+
+import importlib.util
+import json
+import pathlib
+import statistics
+
+import pytest
+
+from tfseaice.errors import InputError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("results_script", ROOT / "scripts" / "results.py")
+results = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(results)
+
+SIC_KEYS = ("polygon_rmse", "polygon_r2", "pixel_rmse", "pixel_r2", "truth_pixel_rmse", "truth_pixel_r2",
+            "truth_ice_water_f1")
+
+
+def _sic_figures(regional_r2, pixel_r2):
+    """{row: {column: value}} with polygon R² and truth R² set, the other columns derived from them."""
+    out = {}
+    for row, r2 in (("regional", regional_r2), ("pixel", pixel_r2)):
+        out[row] = {k: r2 - 0.01 * i for i, k in enumerate(SIC_KEYS)}
+        out[row]["polygon_r2"], out[row]["truth_pixel_r2"] = r2, r2 - 0.05
+    return out
+
+
+def _records(pairs, precision="fp32"):
+    return [{"seed": s, "figures": _sic_figures(a, b), "precision": [precision], "seconds": 100.0 * s,
+             "load_average": 4.0, "git_commit": "abc1234"} for s, (a, b) in enumerate(pairs, start=1)]
+
+
+def _write_run(run_dir, figures, precision="fp32"):
+    """A quickstart output folder as the SIC quickstart leaves it (metrics + task.json)."""
+    for row in ("regional", "pixel"):
+        (run_dir / f"metrics_sic_{row}.json").write_text(json.dumps(figures[row]))
+        model = run_dir / "models" / f"sic_{row}"
+        model.mkdir(parents=True)
+        (model / "task.json").write_text(json.dumps({"config": {"precision": precision}}))
+
+
+def test_aggregate_mean_std_min_max_and_comparisons():
+    doc = results.document("sic", _records([(0.96, 0.86), (0.98, 0.90), (0.94, 0.95)]))
+    s = doc["summary"]["regional"]["polygon_r2"]
+    assert s["n"] == 3
+    assert s["mean"] == pytest.approx(0.96)
+    assert s["std"] == pytest.approx(0.02)  # sample std (n - 1) of 0.94, 0.96, 0.98
+    assert (s["min"], s["max"]) == (pytest.approx(0.94), pytest.approx(0.98))
+    t = doc["summary"]["pixel"]["truth_pixel_r2"]
+    assert t["mean"] == pytest.approx(statistics.fmean([0.81, 0.85, 0.90]))
+    assert t["std"] == pytest.approx(statistics.stdev([0.81, 0.85, 0.90]))
+    assert doc["seeds"] == [1, 2, 3] and doc["per_seed"]["2"]["regional"]["polygon_r2"] == 0.98
+    assert doc["precision"] == ["fp32"] and doc["seconds_per_seed"] == pytest.approx(200.0)
+    polygon = doc["comparisons"][0]
+    assert polygon["column"] == "polygon_r2"
+    assert polygon["holds_on"] == 2 and polygon["of"] == 3  # seed 3: 0.94 < 0.95
+    assert polygon["difference_per_seed"]["3"] == pytest.approx(-0.01)
+    assert polygon["difference"]["min"] == pytest.approx(-0.01)
+    goal = doc["goals"][0]  # regional polygon R² >= 0.95
+    assert (goal["column"], goal["holds_on"], goal["of"]) == ("polygon_r2", 2, 3)
+
+
+def test_one_seed_is_labelled_one_run():
+    s = results.summarize([0.5])
+    assert s["std"] is None and s["mean"] == s["min"] == s["max"] == 0.5
+    text = results.markdown(results.document("sic", _records([(0.96, 0.86)])))
+    assert "One run (seed 1)" in text and "±" not in text.split("\n\n")[0]
+    with pytest.raises(ValueError):
+        results.summarize([])
+
+
+def test_markdown_states_seeds_machine_and_conclusions():
+    text = results.markdown(results.document("sic", _records([(0.96, 0.86), (0.98, 0.90), (0.94, 0.95)])))
+    assert "| **regional loss** (`sic_regional`) | " in text
+    assert "0.960 ± 0.020" in text  # regional polygon R²
+    assert "over 3 seeds (1, 2, 3) at the quickstart budget" in text
+    records = _records([(0.96, 0.86), (0.98, 0.90)])
+    records[1]["overrides"] = {"TRAIN_ARGS": "--epochs=1"}
+    assert 'NOT at the quickstart budget (environment: {"TRAIN_ARGS": "--epochs=1"})' in results.markdown(
+        results.document("sic", records))
+    assert "over 3 seeds (1, 2, 3)" in text and "precision fp32" in text and "abc1234" in text
+    assert "polygon R² on 2 of 3" in text
+    assert "Goal regional loss (sic_regional) polygon R² ≥ 0.95: met on 2 of 3 seeds (mean 0.960)" in text
+    assert "regional loss (sic_regional) polygon R² 0.940–0.980" in text
+
+
+README = """# Title
+
+Intro text.
+
+<!-- results:sic -->
+old table
+<!-- /results:sic -->
+
+Text between.
+
+<!-- results:glacier -->
+glacier table
+<!-- /results:glacier -->
+Tail.
+"""
+
+
+def test_replace_block_between_markers_only_and_idempotent():
+    once = results.replace_block(README, "sic", "| new | table |\n")
+    assert "old table" not in once and "| new | table |" in once
+    assert once.replace("| new | table |", "old table") == README  # everything else untouched
+    assert results.replace_block(once, "sic", "| new | table |\n") == once
+    other = results.replace_block(once, "glacier", "g2")
+    assert "g2" in other and "glacier table" not in other and "| new | table |" in other
+
+
+@pytest.mark.parametrize("text, what", [
+    ("# no markers\n", "found 0 and 0"),
+    (README + "<!-- results:sic -->\n", "found 2 and 1"),
+    ("<!-- /results:sic -->\nx\n<!-- results:sic -->\n", "comes before"),
+])
+def test_replace_block_refuses_missing_or_broken_markers(text, what):
+    with pytest.raises(InputError, match=what) as exc:
+        results.replace_block(text, "sic", "block", "README.md")
+    assert str(exc.value).startswith("README.md: ")
+
+
+def test_write_outputs_rewrites_readme_and_json(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    doc = results.document("sic", _records([(0.96, 0.86), (0.98, 0.90), (0.94, 0.95)]))
+    results.write_outputs(doc, str(tmp_path / "results"), str(readme))
+    saved = json.loads((tmp_path / "results" / "sic.json").read_text())
+    assert saved["summary"]["regional"]["polygon_r2"]["mean"] == pytest.approx(0.96)
+    text = readme.read_text()
+    assert "0.960 ± 0.020" in text and "glacier table" in text and text.endswith("Tail.\n")
+    results.write_outputs(doc, str(tmp_path / "results"), str(readme))
+    assert readme.read_text() == text
+
+
+def test_range_check_inside_and_outside():
+    doc = results.document("sic", _records([(0.96, 0.86), (0.98, 0.90), (0.94, 0.95)]))
+    # regional polygon R²: mean 0.96, std 0.02 -> range 0.92-1.00
+    inside = _sic_figures(0.93, 0.90)
+    rows = results.check_run(doc, inside)
+    first = rows[0]
+    assert first[:2] == ("regional", "polygon_r2") and first[4:] == (pytest.approx(0.92), pytest.approx(1.0), True)
+    assert all(r[-1] for r in rows)
+    lines = results.report(doc, rows, ["fp32"])
+    assert lines[-1] == "This run is inside the documented range on all 4 figures."
+    outside = _sic_figures(0.91, 0.90)  # regional: polygon R² 0.91 < 0.92, truth R² 0.86 < 0.91 - 2 x 0.02
+    rows = results.check_run(doc, outside)
+    assert [r[-1] for r in rows] == [False, False, True, True]
+    lines = results.report(doc, rows, ["bf16"])
+    assert "OUTSIDE" in lines[1] and "0.910" in lines[1]
+    assert lines[-2].startswith("This run is OUTSIDE the documented range on 2 of 4 figures: regional loss")
+    assert "--precision=fp32" in lines[-1]
+
+
+def test_check_command_prints_range_and_never_fails(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    _write_run(run, _sic_figures(0.99, 0.90))
+    out_dir = tmp_path / "results"
+    assert results.main(["--table=sic", f"--check={run}", f"--out={out_dir}"]) == 0
+    assert "No documented range yet" in capsys.readouterr().out
+    out_dir.mkdir()
+    doc = results.document("sic", _records([(0.96, 0.86), (0.98, 0.90), (0.94, 0.95)]))
+    (out_dir / "sic.json").write_text(json.dumps(doc))
+    assert results.main(["--table=sic", f"--check={run}", f"--out={out_dir}"]) == 0
+    printed = capsys.readouterr().out
+    assert "this run 0.990" in printed and "inside the documented range on all 4 figures" in printed
+    (run / "metrics_sic_pixel.json").write_text("{")
+    assert results.main(["--table=sic", f"--check={run}", f"--out={out_dir}"]) == 0
+    assert "Cannot compare" in capsys.readouterr().out
+
+
+def test_glacier_figures_read_from_evaluation_json(tmp_path):
+    scores = {k: {"dice": d, "ssim": s} for k, d, s in (("generated", 0.56, 0.17), ("baseline", 0.55, 0.09),
+                                                       ("real", 0.60, 1.0))}
+    fcn = {k: {"pixel_accuracy": a, "mean_iou": m} for k, a, m in (("generated", 0.83, 0.69),
+                                                                   ("baseline", 0.71, 0.51), ("real", 0.96, 0.92))}
+    fcn.update(generated_to_real_miou=0.69 / 0.92, baseline_to_real_miou=0.51 / 0.92)
+    (tmp_path / "pix2pix" / "eval").mkdir(parents=True)
+    (tmp_path / "pix2pix" / "eval" / "evaluation.json").write_text(json.dumps({"image_scores": scores,
+                                                                               "fcn_score": fcn}))
+    figures = results.TABLES["glacier"]["figures"](str(tmp_path))
+    assert figures["pix2pix"] == {"dice": 0.56, "ssim": 0.17, "fcn_pixel_accuracy": 0.83, "fcn_miou": 0.69,
+                                  "fcn_miou_to_real": pytest.approx(0.75, abs=0.001)}
+    assert figures["baseline"]["fcn_miou"] == 0.51 and figures["real"]["fcn_miou_to_real"] == 1.0
+    doc = results.document("glacier", [{"seed": s, "figures": figures, "precision": ["fp32"], "seconds": 1.0,
+                                        "load_average": 1.0, "git_commit": "x"} for s in (1, 2)])
+    assert [c["holds_on"] for c in doc["comparisons"]] == [2, 2] and doc["goals"] == []
