@@ -29,6 +29,7 @@ import keras
 import tensorflow as tf
 
 from tfseaice import viz
+from tfseaice.data import pipeline
 from tfseaice.losses import (COMPOSITION_LOSSES, PIXEL_LOSSES, as_polygon_table, composition_loss,
                              composition_terms, cross_replica_sum, pixel_class_loss, pixel_sic_loss,
                              polygon_terms, rasterize_polygon_classes, regional_sic_loss)
@@ -195,6 +196,7 @@ class IcechartTask(SicTask):
 
     monitor = ("val_loss", "min")
     panels = IcechartImagePanels
+    batch_keys = pipeline.ICECHART_TRAIN_KEYS
 
     def build_model(self, cfg, info):
         norm = info.get("normalization", {})

@@ -246,6 +246,7 @@ class SicTask:
     data_kind = "sic"
     monitor = ("val_polygon_rmse", "min")
     panels = SicImagePanels
+    batch_keys = pipeline.SIC_TRAIN_KEYS
 
     def __init__(self, name):
         self.name = name
@@ -258,11 +259,11 @@ class SicTask:
         skip = getattr(cfg, "skip_corrupt", False)
         train = pipeline.sic_dataset(cfg.data_dir, "train", cfg.batch_size, training=True, seed=cfg.seed,
                                      info=info, augment=cfg.extra.get("augment", True), max_polygons=k,
-                                     skip_corrupt=skip)
+                                     skip_corrupt=skip, keys=self.batch_keys)
         val = None
         if info["splits"].get("val", {}).get("num_examples", 0):
             val = pipeline.sic_dataset(cfg.data_dir, "val", cfg.batch_size, training=False, info=info,
-                                       max_polygons=k, skip_corrupt=skip)
+                                       max_polygons=k, skip_corrupt=skip, keys=self.batch_keys)
         return train, val
 
     def build_model(self, cfg, info):
@@ -283,7 +284,7 @@ class SicTask:
         source = val_ds
         if source is None:
             source = pipeline.sic_dataset(cfg.data_dir, "train", cfg.batch_size, training=False,
-                                          skip_corrupt=getattr(cfg, "skip_corrupt", False))
+                                          skip_corrupt=getattr(cfg, "skip_corrupt", False), keys=self.batch_keys)
         batch = next(iter(source))
         return [self.panels(batch, log_dir, every=cfg.image_every)]
 
