@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 OUT    ?= quickstart_out
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
 
-.PHONY: install test quickstart quickstart-glacier quickstart-icechart experiment-synthetic results-sic results-glacier bench clean beam-engines test-engines
+.PHONY: install test quickstart quickstart-glacier quickstart-icechart experiment-synthetic results-sic results-glacier results-icechart bench clean beam-engines test-engines
 
 $(STAMP): setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
@@ -43,7 +43,7 @@ experiment-synthetic: $(STAMP)
 # results/<table>.json and the README block between <!-- results:<table> --> markers. SEEDS=1,2,3, JOBS=seeds at once.
 SEEDS ?= 1,2,3
 JOBS  ?= 1
-results-sic results-glacier: results-%: $(STAMP)
+results-sic results-glacier results-icechart: results-%: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 nice -n 10 $(PY) scripts/results.py --table=$* --seeds=$(SEEDS) --jobs=$(JOBS) --py=$(PY)
 
 # Every benchmark of bench/ (about 10 minutes on 2 cores); results in bench/results/*.json.

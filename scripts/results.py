@@ -29,78 +29,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_tables import TABLES, load_json  # noqa: E402
 from tfseaice import io_utils  # noqa: E402
 from tfseaice.errors import InputError  # noqa: E402
 
 OVERRIDES = ("TRAIN_ARGS", "NUM_SCENES", "SIZE", "STRIDE")  # quickstart env vars that change the budget
 VARIES = ("the training seed (`--seed` of `tfseaice.train`: weights, shuffling, augmentation, dropout) of every "
           "model the table trains; the sample data and the held-out set are the same for every seed")
-
-
-def _load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"cannot be read as JSON ({exc})") from None
-
-
-def _sic_figures(out):
-    keys = ("polygon_rmse", "polygon_r2", "pixel_rmse", "pixel_r2", "truth_pixel_rmse", "truth_pixel_r2",
-            "truth_ice_water_f1")
-    return {row: {k: _load(os.path.join(out, f"metrics_sic_{row}.json"))[k] for k in keys}
-            for row in ("regional", "pixel")}
-
-
-def _glacier_figures(out):
-    ev = _load(os.path.join(out, "pix2pix", "eval", "evaluation.json"))
-    fcn = ev["fcn_score"]
-    ratio = {"generated": fcn["generated_to_real_miou"], "baseline": fcn["baseline_to_real_miou"], "real": 1.0}
-    return {row: {"dice": ev["image_scores"][key]["dice"], "ssim": ev["image_scores"][key]["ssim"],
-                  "fcn_pixel_accuracy": fcn[key]["pixel_accuracy"], "fcn_miou": fcn[key]["mean_iou"],
-                  "fcn_miou_to_real": ratio[key]}
-            for row, key in (("pix2pix", "generated"), ("baseline", "baseline"), ("real", "real"))}
-
-
-TABLES = {
-    "sic": {
-        "title": "SIC quickstart (`make quickstart`): whole-scene evaluation of 3 held-out sample scenes",
-        "script": "scripts/quickstart_sic.sh", "data_steps": "1 2", "seed_steps": "3 4 5",
-        "shared": ("scenes", "test_scenes", "records", "sample_scene.png"),
-        "figures": _sic_figures,
-        "task_files": ("models/sic_regional/task.json", "models/sic_pixel/task.json"),
-        "rows": (("regional", "**regional loss** (`sic_regional`)"), ("pixel", "pixel baseline (`sic_pixel`)")),
-        "columns": (("polygon_rmse", "polygon RMSE"), ("polygon_r2", "polygon R²"),
-                    ("pixel_rmse", "pixel RMSE (vs chart)"), ("pixel_r2", "pixel R² (vs chart)"),
-                    ("truth_pixel_rmse", "pixel RMSE (vs truth)"), ("truth_pixel_r2", "pixel R² (vs truth)"),
-                    ("truth_ice_water_f1", "ice/water F1 (vs truth)")),
-        "headline": (("regional", "polygon_r2"), ("regional", "truth_pixel_r2"),
-                     ("pixel", "polygon_r2"), ("pixel", "truth_pixel_r2")),
-        "goals": (("polygon R² ≥ 0.95", "regional", "polygon_r2", 0.95),
-                  ("pixel R² vs truth ≥ 0.85", "regional", "truth_pixel_r2", 0.85)),
-        "comparisons": (("regional loss beats the pixel baseline in polygon R²", "regional", "pixel", "polygon_r2"),
-                        ("regional loss beats the pixel baseline in pixel R² vs truth", "regional", "pixel",
-                         "truth_pixel_r2")),
-    },
-    "glacier": {
-        "title": "pix2pix glacier quickstart (`make quickstart-glacier`): validation patches",
-        "script": "scripts/quickstart_glacier.sh", "data_steps": "1 2", "seed_steps": "3 4 5",
-        "shared": ("raw", "records"),
-        "figures": _glacier_figures,
-        "task_files": ("zones/task.json", "pix2pix/task.json"),
-        "rows": (("pix2pix", "**pix2pix `orig`** (quickstart size)"),
-                 ("baseline", "trivial baseline (class mean intensity + speckle)"),
-                 ("real", "real images (ceiling)")),
-        "columns": (("dice", "non-binary Dice"), ("ssim", "SSIM"), ("fcn_pixel_accuracy", "FCN pixel accuracy"),
-                    ("fcn_miou", "FCN mIoU"), ("fcn_miou_to_real", "FCN mIoU / real ceiling")),
-        "headline": (("pix2pix", "ssim"), ("pix2pix", "fcn_miou"), ("pix2pix", "fcn_miou_to_real"),
-                     ("baseline", "fcn_miou_to_real")),
-        "goals": (),
-        "comparisons": (("the generator beats the trivial baseline in SSIM", "pix2pix", "baseline", "ssim"),
-                        ("the generator beats the trivial baseline in FCN mIoU", "pix2pix", "baseline",
-                         "fcn_miou")),
-    },
-}
 
 
 # ------------------------------------------------------------------ aggregation
@@ -161,7 +97,7 @@ def git_commit():
 
 def precisions(spec, out):
     """The precision each model of one seed trained in (resolved `--precision`, from its task.json)."""
-    return sorted({_load(os.path.join(out, f))["config"]["precision"] for f in spec["task_files"]})
+    return sorted({load_json(os.path.join(out, f))["config"]["precision"] for f in spec["task_files"]})
 
 
 # ------------------------------------------------------------------ README block
@@ -294,7 +230,7 @@ def run_seed(spec, work_dir, seed, py, rerun=False):
     out = os.path.join(work_dir, f"seed_{seed}")
     done = os.path.join(out, "done.json")
     if os.path.exists(done) and not rerun:
-        return _load(done)
+        return load_json(done)
     os.makedirs(out, exist_ok=True)
     for name in spec["shared"]:
         link = os.path.join(out, name)
@@ -306,7 +242,7 @@ def run_seed(spec, work_dir, seed, py, rerun=False):
         _run_script(spec, out, spec["seed_steps"], seed, py, os.path.join(out, "log.txt"))
         io_utils.write_json(trained, {"seconds": time.time() - start, "load_average": os.getloadavg()[0],
                                       "git_commit": commit, "overrides": overrides()})
-    record = dict(_load(trained), seed=seed, figures=spec["figures"](out), precision=precisions(spec, out))
+    record = dict(load_json(trained), seed=seed, figures=spec["figures"](out), precision=precisions(spec, out))
     io_utils.write_json(done, record)
     return record
 
@@ -358,7 +294,7 @@ def check(table, run_dir, results_dir):
     if not os.path.exists(path):
         print(f"No documented range yet ({path} missing): `make results-{table}` writes it.")
         return
-    doc, spec = _load(path), TABLES[table]
+    doc, spec = load_json(path), TABLES[table]
     rows = check_run(doc, spec["figures"](run_dir))
     try:
         run_precision = precisions(spec, run_dir)

@@ -290,6 +290,18 @@ def rasterize_polygon_sic(polygon_ids, polygon_sic):
     return tf.reshape(target, shape), tf.reshape(usable, shape)
 
 
+def _global_pixel_mean(per_pixel, valid, global_pixel_count=None):
+    """Sum of `per_pixel` over the `valid` pixels / their global count (all-reduced across
+    replicas unless given), so per-replica losses add up to the single-device one; 0 if none."""
+    validf = tf.cast(valid, tf.float32)
+    numerator = tf.reduce_sum(per_pixel * validf)
+    if global_pixel_count is None:
+        denominator = cross_replica_sum(tf.reduce_sum(validf))
+    else:
+        denominator = tf.cast(global_pixel_count, tf.float32)
+    return tf.math.divide_no_nan(numerator, denominator)
+
+
 def pixel_sic_loss(pred, polygon_ids, polygon_sic, *, loss="mse", global_pixel_count=None,
                    epsilon=1e-7):
     """Pixel-wise benchmark loss on the rasterised chart (paper's baseline U-Net).
@@ -311,13 +323,7 @@ def pixel_sic_loss(pred, polygon_ids, polygon_sic, *, loss="mse", global_pixel_c
     else:
         p = tf.clip_by_value(pred, epsilon, 1.0 - epsilon)
         per_pixel = -(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p))
-    validf = tf.cast(valid, tf.float32)
-    numerator = tf.reduce_sum(per_pixel * validf)
-    if global_pixel_count is None:
-        denominator = cross_replica_sum(tf.reduce_sum(validf))
-    else:
-        denominator = tf.cast(global_pixel_count, tf.float32)
-    return tf.math.divide_no_nan(numerator, denominator)
+    return _global_pixel_mean(per_pixel, valid, global_pixel_count)
 
 
 def pixel_class_loss(probs, polygon_ids, class_table, *, global_pixel_count=None, epsilon=1e-7):
@@ -333,13 +339,7 @@ def pixel_class_loss(probs, polygon_ids, class_table, *, global_pixel_count=None
     probs = tf.cast(probs, tf.float32)
     p = tf.gather(probs, label, batch_dims=3)
     per_pixel = -tf.math.log(tf.maximum(tf.where(valid, p, tf.ones_like(p)), epsilon))
-    validf = tf.cast(valid, tf.float32)
-    numerator = tf.reduce_sum(per_pixel * validf)
-    if global_pixel_count is None:
-        denominator = cross_replica_sum(tf.reduce_sum(validf))
-    else:
-        denominator = tf.cast(global_pixel_count, tf.float32)
-    return tf.math.divide_no_nan(numerator, denominator)
+    return _global_pixel_mean(per_pixel, valid, global_pixel_count)
 
 
 def rasterize_polygon_classes(polygon_ids, class_table, unlabelled=255):
