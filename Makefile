@@ -33,7 +33,7 @@ quickstart-glacier: $(STAMP)
 quickstart-icechart: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/icechart bash scripts/quickstart_icechart.sh
 
-# Issue 14: does synthetic SAR help? pix2pix -> synthetic pairs -> zone U-Net with and without them
+# Does synthetic SAR help segmentation? pix2pix -> synthetic pairs -> zone U-Net with and without them
 # (3 seeds, all and 25 % of the real images) -> CaFFe metrics -> $(OUT)/synthetic/synthetic_gain.{md,json,png}.
 # Smaller budgets: the environment variables at the top of scripts/synthetic_gain.sh.
 experiment-synthetic: $(STAMP)

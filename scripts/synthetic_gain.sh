@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Does synthetic SAR help zone segmentation? (issue 14) Sample glaciers (CaFFe layout) -> TFRecords ->
+# Does synthetic SAR help zone segmentation? Sample glaciers (CaFFe layout) -> TFRecords ->
 # per real-data setting (all training images, or a seeded REAL_FRACTIONS share of them):
 #   pix2pix on that real data -> SYN_N synthetic pairs -> TFRecords ->
 #   zone U-Net with --synthetic_fraction=F for every F in FRACTIONS and seed in SEEDS ->

@@ -1,5 +1,5 @@
 """Glacier pictures: pix2pix checkpoint curves (paper Fig. 3), realism spectra, zone
-predictions with their calving fronts, and the synthetic-data gain against F (issue 14).
+predictions with their calving fronts, and the gain of zone models trained with synthetic SAR.
 
 PNG files (matplotlib, Agg canvas, written atomically); the sea-ice panels and every
 TensorBoard strip are in tfseaice.viz.

@@ -87,7 +87,7 @@ def define_flags():
     flags.DEFINE_integer("discriminator_filters", 64, "Filters of the first PatchGAN layer (paper: 64).")
     flags.DEFINE_bool("sync_batchnorm", False, "Synchronized BatchNorm across replicas.")
 
-    # --- glacier data (issue 14, tfseaice.data.glacier_mix): synthetic mixing, small real subsets, 2-class zones
+    # --- glacier data (tfseaice.data.glacier_mix): synthetic mixing, small real subsets, 2-class zones
     flags.DEFINE_string("synthetic_data_dir", "", "glacier_zones: converter output folder of synthetic pairs "
                         "(e.g. from generate --random_masks) mixed into the training batches.")
     flags.DEFINE_float("synthetic_fraction", 0.0, "glacier_zones: probability that a training patch is "

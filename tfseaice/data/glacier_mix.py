@@ -1,4 +1,4 @@
-"""Glacier training data options: synthetic mixing, a small real subset, 2-class zones (issue 14).
+"""Glacier training data options: synthetic mixing, a small real subset, 2-class zones.
 
 The flags (`python -m tfseaice.train`, stored in task.json's config.extra):
 
