@@ -76,7 +76,7 @@ echo
 echo "Done in $(( $(date +%s) - start )) s. Outputs in $OUT/:"
 echo "  records/                          TFRecord shards (schema 2: SIC, SOD, FLOE tables) + dataset_info.json"
 echo "  models/icechart_regional|pixel/   checkpoints, history.csv, TensorBoard logs"
-echo "  metrics_*.json / *.md, confusion_SOD.png, confusion_FLOE.png   whole-scene evaluation"
+echo "  metrics_*.json / *.md, metrics_*_confusion_{truth_,}{SOD,FLOE}.png   whole-scene evaluation"
 echo "  autoice/                          reference files, metrics.json (sic_r2, sod_f1, floe_f1, score), upload_package.nc"
 echo "  prediction.nc, prediction.png     sic, ice_water, sod, floe"
 echo "  saved_model/icechart/1            SavedModel for TF Serving"

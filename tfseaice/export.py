@@ -45,7 +45,8 @@ def main(argv):
         "task": task, "model_dir": os.path.abspath(FLAGS.model_dir), "weights": FLAGS.weights}))
     if task in SIC_TASKS + ICECHART_TASKS:
         print()
-        print(serving_instructions(FLAGS.export_dir, FLAGS.model_name, len(info.get("channels") or [0, 0])))
+        print(serving_instructions(FLAGS.export_dir, FLAGS.model_name, len(info.get("channels") or [0, 0]),
+                                   ice_types=task in ICECHART_TASKS))
     print(f"\nExported {task} model to {FLAGS.export_dir}")
 
 

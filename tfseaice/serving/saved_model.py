@@ -52,8 +52,8 @@ def describe_saved_model(path):
     return "\n".join(lines)
 
 
-def serving_instructions(export_dir, model_name="sic", channels=2):
-    """The docker command for TF Serving and an example REST request."""
+def serving_instructions(export_dir, model_name="sic", channels=2, ice_types=False):
+    """The docker command for TF Serving and an example REST request (`ice_types`: the model has SOD/FLOE heads)."""
     src = os.path.abspath(export_dir)
     pixel = [-14.5, -24.7][:channels] + [0.0] * max(0, channels - 2)
     row = ", ".join([json.dumps(pixel)] * 2) + ", ..."
@@ -70,5 +70,7 @@ def serving_instructions(export_dir, model_name="sic", channels=2):
         "    -H 'Content-Type: application/json' \\",
         f"    -d '{{\"signature_name\": \"serving_default\", \"inputs\": {{\"sar\": [[[{row}], ...]]}}}}'",
         "",
-        "Response: {\"outputs\": {\"sic\": [batch][H][W] floats, \"ice_water\": [batch][H][W] ints}}",
+        "Response: {\"outputs\": {\"sic\": [batch][H][W] floats, \"ice_water\": [batch][H][W] ints"
+        + (", \"sod\", \"floe\": [batch][H][W] class indices (255 = no data), \"sod_probability\", "
+           "\"floe_probability\": [batch][H][W][classes]" if ice_types else "") + "}}",
     ])
