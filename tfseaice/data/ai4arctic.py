@@ -29,8 +29,7 @@ import numpy as np
 import xarray as xr
 from absl import logging
 
-# AUTOICE_CHARTS, CHART_FILL and class_raster are also read from here (data/autoice.py).
-from tfseaice.data.chart_rasters import AUTOICE_CHARTS, CHART_FILL, class_charts, class_raster, crop, read_truths  # noqa: F401
+from tfseaice.data.chart_rasters import class_charts, crop, read_truths
 from tfseaice.data.codes import PolygonTable, parse_polygon_codes
 from tfseaice.data.downsampling import block_fraction, block_majority, block_mean, db_block_mean
 from tfseaice.data.scene_grids import grid_2km, incidence_angle

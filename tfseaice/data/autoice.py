@@ -16,8 +16,8 @@ import glob
 import numpy as np
 import xarray as xr
 
-from tfseaice.data.ai4arctic import (AUTOICE_CHARTS, CHART_FILL, class_raster, is_ready_to_train, open_dataset,
-                                     read_scene, scene_id_of, scene_key)
+from tfseaice.data.ai4arctic import is_ready_to_train, open_dataset, read_scene, scene_id_of, scene_key
+from tfseaice.data.chart_rasters import AUTOICE_CHARTS, CHART_FILL, class_raster
 from tfseaice.data.codes import sic_classes
 from tfseaice.errors import InputError
 from tfseaice.io_utils import atomic_path
