@@ -19,11 +19,12 @@ def load_json(path):
     return doc
 
 
-def _sic_figures(out):
-    keys = ("polygon_rmse", "polygon_r2", "pixel_rmse", "pixel_r2", "truth_pixel_rmse", "truth_pixel_r2",
-            "truth_ice_water_f1")
-    return {row: {k: load_json(os.path.join(out, f"metrics_sic_{row}.json"))[k] for k in keys}
-            for row in ("regional", "pixel")}
+def _scene_metrics(task_prefix, keys):
+    """Reader of one seed's whole-scene evaluations: metrics_{prefix}_{regional,pixel}.json -> {row: {key: value}}."""
+    def read(out):
+        return {row: {k: load_json(os.path.join(out, f"metrics_{task_prefix}_{row}.json"))[k] for k in keys}
+                for row in ("regional", "pixel")}
+    return read
 
 
 def _glacier_figures(out):
@@ -36,18 +37,13 @@ def _glacier_figures(out):
             for row, key in (("pix2pix", "generated"), ("baseline", "baseline"), ("real", "real"))}
 
 
-def _icechart_figures(out):
-    keys = ("polygon_r2", "truth_pixel_r2", "truth_sod_f1", "truth_floe_f1", "truth_sic_from_sod_r2")
-    return {row: {k: load_json(os.path.join(out, f"metrics_icechart_{row}.json"))[k] for k in keys}
-            for row in ("regional", "pixel")}
-
-
 TABLES = {
     "sic": {
         "title": "SIC quickstart (`make quickstart`): whole-scene evaluation of 3 held-out sample scenes",
         "script": "scripts/quickstart_sic.sh", "data_steps": "1 2", "seed_steps": "3 4 5",
         "shared": ("scenes", "test_scenes", "records", "sample_scene.png"),
-        "figures": _sic_figures,
+        "figures": _scene_metrics("sic", ("polygon_rmse", "polygon_r2", "pixel_rmse", "pixel_r2", "truth_pixel_rmse",
+                                            "truth_pixel_r2", "truth_ice_water_f1")),
         "task_files": ("models/sic_regional/task.json", "models/sic_pixel/task.json"),
         "rows": (("regional", "**regional loss** (`sic_regional`)"), ("pixel", "pixel baseline (`sic_pixel`)")),
         "columns": (("polygon_rmse", "polygon RMSE"), ("polygon_r2", "polygon R²"),
@@ -84,7 +80,8 @@ TABLES = {
         "title": "Ice types quickstart (`make quickstart-icechart`): whole-scene evaluation of 3 held-out sample scenes",
         "script": "scripts/quickstart_icechart.sh", "data_steps": "1 2", "seed_steps": "3 4",
         "shared": ("scenes", "test_scenes", "records"),
-        "figures": _icechart_figures,
+        "figures": _scene_metrics("icechart", ("polygon_r2", "truth_pixel_r2", "truth_sod_f1", "truth_floe_f1",
+                                                 "truth_sic_from_sod_r2")),
         "task_files": ("models/icechart_regional/task.json", "models/icechart_pixel/task.json"),
         "rows": (("regional", "**regional + composition losses** (`icechart_regional`)"),
                  ("pixel", "pixel baseline, dominant classes (`icechart_pixel`)")),
