@@ -1,11 +1,11 @@
-"""Rerun a README results table over seeds and rewrite it (`make results-sic`, `make results-glacier`).
+"""Rerun a README results table over seeds and rewrite it (`make results-sic`, `-glacier`, `-icechart`).
 
     python scripts/results.py --table=sic --seeds=1,2,3            # run, write results/sic.json, rewrite README
     python scripts/results.py --table=sic --check=quickstart_out   # one run's figures beside the documented range
 
-A table is one entry of TABLES: the quickstart script that makes its figures
-(run with STEPS= and TRAIN_ARGS=--seed=N, so this file repeats none of its
-commands), the steps that make the data (run once; the data are fixed) and the
+A table is one entry of TABLES (results_tables.py): the quickstart script that
+makes its figures (run with STEPS= and TRAIN_ARGS=--seed=N, so this file repeats
+none of its commands), the steps that make the data (run once; the data are fixed) and the
 steps that train and score (run once per seed), and how to read one seed's
 figures from its output folder. Each seed writes WORK_DIR/seed_N; a seed whose
 folder holds a `done.json` is collected, not rerun (--rerun to redo).
