@@ -40,11 +40,12 @@ experiment-synthetic: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 PY=$(PY) OUT=$(OUT)/synthetic bash scripts/synthetic_gain.sh
 
 # A README results table rerun over seeds (training seed, data fixed) at the quickstart budget: writes
-# results/<table>.json and the README block between <!-- results:<table> --> markers. SEEDS=1,2,3, JOBS=seeds at once.
+# results/<table>_<precision>.json and the README block between <!-- results:<table> --> markers.
+# SEEDS=1,2,3, JOBS=seeds at once; TRAIN_ARGS=--precision=fp32 with WORK=results_out/<table>_fp32 on a bf16 CPU.
 SEEDS ?= 1,2,3
 JOBS  ?= 1
 results-sic results-glacier results-icechart: results-%: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 nice -n 10 $(PY) scripts/results.py --table=$* --seeds=$(SEEDS) --jobs=$(JOBS) --py=$(PY)
+	TF_CPP_MIN_LOG_LEVEL=2 nice -n 10 $(PY) scripts/results.py --table=$* --seeds=$(SEEDS) --jobs=$(JOBS) --py=$(PY) $(if $(WORK),--work_dir=$(WORK))
 
 # Every benchmark of bench/ (about 10 minutes on 2 cores); results in bench/results/*.json.
 bench: $(STAMP)

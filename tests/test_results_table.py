@@ -69,7 +69,8 @@ def test_one_seed_is_labelled_one_run():
     s = results.summarize([0.5])
     assert s["std"] is None and s["mean"] == s["min"] == s["max"] == 0.5
     text = results.markdown(results.document("sic", _records([(0.96, 0.86)])))
-    assert "One run (seed 1)" in text and "±" not in text.split("\n\n")[0]
+    table = text.split("\n\n")[1]
+    assert table.startswith("| |") and "±" not in table and "One run (seed 1)" in text
     with pytest.raises(ValueError):
         results.summarize([])
 
@@ -84,6 +85,11 @@ def test_markdown_states_seeds_machine_and_conclusions():
     assert 'NOT at the quickstart budget (environment: {"TRAIN_ARGS": "--epochs=1"})' in results.markdown(
         results.document("sic", records))
     assert "over 3 seeds (1, 2, 3)" in text and "precision fp32" in text and "abc1234" in text
+    doc = results.document("sic", _records([(0.96, 0.86), (0.98, 0.90)]))  # load average 4.0
+    doc["machine"]["cores"] = 2
+    assert "(load average 4.0: the machine was shared)." in results.markdown(doc)
+    doc["machine"]["cores"] = 4
+    assert "(load average 4.0)." in results.markdown(doc)
     assert "polygon R² on 2 of 3" in text
     assert "Goal regional loss (sic_regional) polygon R² ≥ 0.95: met on 2 of 3 seeds (mean 0.960)" in text
     assert "regional loss (sic_regional) polygon R² 0.940–0.980" in text
@@ -131,12 +137,29 @@ def test_write_outputs_rewrites_readme_and_json(tmp_path):
     readme.write_text(README)
     doc = results.document("sic", _records([(0.96, 0.86), (0.98, 0.90), (0.94, 0.95)]))
     results.write_outputs(doc, str(tmp_path / "results"), str(readme))
-    saved = json.loads((tmp_path / "results" / "sic.json").read_text())
+    saved = json.loads((tmp_path / "results" / "sic_fp32.json").read_text())
     assert saved["summary"]["regional"]["polygon_r2"]["mean"] == pytest.approx(0.96)
     text = readme.read_text()
     assert "0.960 ± 0.020" in text and "glacier table" in text and text.endswith("Tail.\n")
     results.write_outputs(doc, str(tmp_path / "results"), str(readme))
     assert readme.read_text() == text
+
+
+def test_one_table_holds_each_precision_fp32_first(tmp_path):
+    """A bf16 machine's seeds join the fp32 ones in the README block; neither replaces the other."""
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    out = str(tmp_path / "results")
+    results.write_outputs(results.document("sic", _records([(0.70, 0.60), (0.72, 0.62)], "bf16")), out, str(readme))
+    results.write_outputs(results.document("sic", _records([(0.96, 0.86), (0.98, 0.90)])), out, str(readme))
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["sic_bf16.json", "sic_fp32.json"]
+    block = readme.read_text().split("<!-- results:sic -->")[1].split("<!-- /results:sic -->")[0]
+    assert block.index("from results/sic_fp32.json") < block.index("from results/sic_bf16.json")
+    assert block.count("| **regional loss** (`sic_regional`) | ") == 2
+    assert "0.970 ± 0.014" in block and "0.710 ± 0.014" in block and "**bf16** on " in block
+    (tmp_path / "results" / "sic_fp16.json").write_text(json.dumps({"table": "glacier", "precision": ["fp16"]}))
+    with pytest.raises(InputError, match="sic_fp16.json: is not the sic table's document"):
+        results.table_docs("sic", out)
 
 
 def test_range_check_inside_and_outside():
@@ -167,13 +190,41 @@ def test_check_command_prints_range_and_never_fails(tmp_path, capsys):
     assert "No documented range yet" in capsys.readouterr().out
     out_dir.mkdir()
     doc = results.document("sic", _records([(0.96, 0.86), (0.98, 0.90), (0.94, 0.95)]))
-    (out_dir / "sic.json").write_text(json.dumps(doc))
+    (out_dir / "sic_fp32.json").write_text(json.dumps(doc))
     assert results.main(["--table=sic", f"--check={run}", f"--out={out_dir}"]) == 0
     printed = capsys.readouterr().out
     assert "this run 0.990" in printed and "inside the documented range on all 4 figures" in printed
+    assert "results/sic_fp32.json" in printed and "--precision=fp32" not in printed
+    # a bf16 run is held against the bf16 seeds where a table has them, else against fp32 with a warning
+    bf16_run = tmp_path / "bf16_run"
+    bf16_run.mkdir()
+    _write_run(bf16_run, _sic_figures(0.99, 0.90), precision="bf16")
+    assert results.main(["--table=sic", f"--check={bf16_run}", f"--out={out_dir}"]) == 0
+    printed = capsys.readouterr().out
+    assert "results/sic_fp32.json" in printed and "--precision=fp32" in printed
+    bf16 = results.document("sic", _records([(0.70, 0.60), (0.72, 0.62), (0.71, 0.61)], "bf16"))
+    (out_dir / "sic_bf16.json").write_text(json.dumps(bf16))
+    assert results.main(["--table=sic", f"--check={bf16_run}", f"--out={out_dir}"]) == 0
+    printed = capsys.readouterr().out
+    assert "results/sic_bf16.json" in printed and "--precision=fp32" not in printed
+    assert "OUTSIDE the documented range" in printed
     (run / "metrics_sic_pixel.json").write_text("{")
     assert results.main(["--table=sic", f"--check={run}", f"--out={out_dir}"]) == 0
     assert "Cannot compare" in capsys.readouterr().out
+
+
+def test_a_finished_seed_of_another_budget_is_refused_not_mixed_in(tmp_path, monkeypatch):
+    seed = tmp_path / "seed_1"
+    seed.mkdir()
+    (seed / "done.json").write_text(json.dumps({**_records([(0.96, 0.86)])[0], "overrides": {}}))
+    spec = results.TABLES["sic"]
+    for name in results.OVERRIDES:
+        monkeypatch.delenv(name, raising=False)
+    assert results.run_seed(spec, str(tmp_path), 1, "python")["figures"]["regional"]["polygon_r2"] == 0.96
+    monkeypatch.setenv("TRAIN_ARGS", "--precision=fp32")
+    with pytest.raises(InputError, match=r"seed_1/done.json: was run with \{\}, this call has "
+                                         r"\{\"TRAIN_ARGS\": \"--precision=fp32\"\}"):
+        results.run_seed(spec, str(tmp_path), 1, "python")
 
 
 def test_glacier_figures_read_from_evaluation_json(tmp_path):
