@@ -11,6 +11,12 @@ import os
 from tfseaice import io_utils
 from tfseaice.errors import InputError
 
+# Columns whose metric cannot exceed 1 (R², F1, SSIM, Dice, accuracy, mIoU): a documented range stops there.
+# Not RMSE, and not a ratio to the real-image ceiling (generated images could segment better than real ones).
+AT_MOST_ONE = frozenset({"polygon_r2", "pixel_r2", "truth_pixel_r2", "truth_ice_water_f1", "dice", "ssim",
+                         "fcn_pixel_accuracy", "fcn_miou", "truth_sod_f1", "truth_floe_f1", "truth_sic_from_sod_r2"})
+
+
 def load_json(path):
     """A metrics JSON of one seed's run; missing or unreadable -> InputError naming it."""
     doc = io_utils.read_json(path)

@@ -181,6 +181,26 @@ def test_range_check_inside_and_outside():
     assert "--precision=fp32" in lines[-1]
 
 
+def test_range_stops_at_1_for_a_metric_that_does():
+    """R² 0.97 ± 0.03: mean + 2 std is 1.03, a value no run can reach; the ratio to a ceiling can exceed 1."""
+    doc = results.document("sic", _records([(0.94, 0.86), (0.97, 0.90), (1.0, 0.95)]))
+    rows = {(r[0], r[1]): r for r in results.check_run(doc, _sic_figures(0.96, 0.90))}
+    assert rows["regional", "polygon_r2"][5] == 1.0
+    assert rows["regional", "polygon_r2"][4] == pytest.approx(0.97 - 2 * 0.03)
+    glacier = {"pix2pix": {"ssim": 0.9, "fcn_miou": 0.9, "fcn_miou_to_real": 1.0}, "baseline": {"fcn_miou_to_real": 1.0}}
+    recs = [{"seed": s, "figures": {row: {c: v + 0.04 * s for c, v in cols.items()} for row, cols in glacier.items()},
+             "precision": ["fp32"], "seconds": 1.0, "load_average": 1.0, "git_commit": "abc1234"} for s in (1, 2, 3)]
+    spec = results.TABLES["glacier"]
+    for rec in recs:   # every column of every row, so the document aggregates
+        for row, _ in spec["rows"]:
+            rec["figures"].setdefault(row, {})
+            for col, _ in spec["columns"]:
+                rec["figures"][row].setdefault(col, 0.5)
+    rows = {(r[0], r[1]): r for r in results.check_run(results.document("glacier", recs), recs[0]["figures"])}
+    assert rows["pix2pix", "ssim"][5] == 1.0                       # 0.98 + 2 x 0.04 capped
+    assert rows["pix2pix", "fcn_miou_to_real"][5] == pytest.approx(1.08 + 2 * 0.04)   # not capped
+
+
 def test_check_command_prints_range_and_never_fails(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
