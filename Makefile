@@ -17,7 +17,7 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
-# The whole test suite (562 tests, about 13 minutes on 2 cores; `make test-engines` adds Flink and Spark, ~3-6 min).
+# The whole test suite (567 tests, about 10-13 minutes on 2 cores; `make test-engines` adds Flink and Spark, ~3-6 min).
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -n 2 --dist=loadfile tests
 
