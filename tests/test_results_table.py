@@ -30,9 +30,14 @@ def _sic_figures(regional_r2, pixel_r2):
     return out
 
 
+def _record(seed, figures, precision="fp32", seconds=1.0):
+    """One seed's record as run_seed leaves it."""
+    return {"seed": seed, "figures": figures, "precision": [precision], "seconds": seconds, "load_average": 4.0,
+            "git_commit": "abc1234"}
+
+
 def _records(pairs, precision="fp32"):
-    return [{"seed": s, "figures": _sic_figures(a, b), "precision": [precision], "seconds": 100.0 * s,
-             "load_average": 4.0, "git_commit": "abc1234"} for s, (a, b) in enumerate(pairs, start=1)]
+    return [_record(s, _sic_figures(a, b), precision, 100.0 * s) for s, (a, b) in enumerate(pairs, start=1)]
 
 
 def _write_run(run_dir, figures, precision="fp32"):
@@ -187,15 +192,9 @@ def test_range_stops_at_1_for_a_metric_that_does():
     rows = {(r[0], r[1]): r for r in results.check_run(doc, _sic_figures(0.96, 0.90))}
     assert rows["regional", "polygon_r2"][5] == 1.0
     assert rows["regional", "polygon_r2"][4] == pytest.approx(0.97 - 2 * 0.03)
-    glacier = {"pix2pix": {"ssim": 0.9, "fcn_miou": 0.9, "fcn_miou_to_real": 1.0}, "baseline": {"fcn_miou_to_real": 1.0}}
-    recs = [{"seed": s, "figures": {row: {c: v + 0.04 * s for c, v in cols.items()} for row, cols in glacier.items()},
-             "precision": ["fp32"], "seconds": 1.0, "load_average": 1.0, "git_commit": "abc1234"} for s in (1, 2, 3)]
-    spec = results.TABLES["glacier"]
-    for rec in recs:   # every column of every row, so the document aggregates
-        for row, _ in spec["rows"]:
-            rec["figures"].setdefault(row, {})
-            for col, _ in spec["columns"]:
-                rec["figures"][row].setdefault(col, 0.5)
+    spec, start = results.TABLES["glacier"], {"ssim": 0.9, "fcn_miou_to_real": 1.0}
+    recs = [_record(s, {row: {col: start.get(col, 0.5) + 0.04 * s for col, _ in spec["columns"]}
+                        for row, _ in spec["rows"]}) for s in (1, 2, 3)]
     rows = {(r[0], r[1]): r for r in results.check_run(results.document("glacier", recs), recs[0]["figures"])}
     assert rows["pix2pix", "ssim"][5] == 1.0                       # 0.98 + 2 x 0.04 capped
     assert rows["pix2pix", "fcn_miou_to_real"][5] == pytest.approx(1.08 + 2 * 0.04)   # not capped
@@ -260,6 +259,5 @@ def test_glacier_figures_read_from_evaluation_json(tmp_path):
     assert figures["pix2pix"] == {"dice": 0.56, "ssim": 0.17, "fcn_pixel_accuracy": 0.83, "fcn_miou": 0.69,
                                   "fcn_miou_to_real": pytest.approx(0.75, abs=0.001)}
     assert figures["baseline"]["fcn_miou"] == 0.51 and figures["real"]["fcn_miou_to_real"] == 1.0
-    doc = results.document("glacier", [{"seed": s, "figures": figures, "precision": ["fp32"], "seconds": 1.0,
-                                        "load_average": 1.0, "git_commit": "x"} for s in (1, 2)])
+    doc = results.document("glacier", [_record(s, figures) for s in (1, 2)])
     assert [c["holds_on"] for c in doc["comparisons"]] == [2, 2] and doc["goals"] == []
