@@ -15,7 +15,7 @@ setup(
         "keras>=3.10,<4",
         # TF 2.21 no longer pulls TensorBoard in.
         "tensorboard>=2.20",
-        "numpy>=1.26",
+        "numpy>=1.26,<3",
         "xarray>=2024.1",
         "netCDF4>=1.7",
         "scikit-image>=0.24",
@@ -26,12 +26,20 @@ setup(
         "scipy>=1.11",
         "absl-py>=2.1",
         "matplotlib>=3.8",
-        "pillow>=10",
+        "pillow>=10,<14",
         "psutil>=5.9",
+        # Sentinel-1 GRD products (SAFE folders and zips): annotation, calibration and noise tables.
+        "xarray-sentinel>=0.9,<0.10",
+        # SIGRID-3 ice charts (shapefile, GeoPackage) in their own CRS, rasterised onto a product grid.
+        "pyogrio>=0.9,<1",
+        "shapely>=2.0,<3",
+        "pyproj>=3.6,<4",
+        # A real coastline (GSHHG) for distance_map of Sentinel-1 scenes.
+        "roaring-landmask>=0.9,<1",
     ],
     extras_require={
         # Beam < 2.69 caps protobuf < 6 and cannot share an env with TF 2.21.
-        "beam": ["apache-beam[tfrecord]>=2.69", "protobuf<7"],
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        "beam": ["apache-beam[tfrecord]>=2.69,<3", "protobuf>=6,<7"],
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"],
     },
 )
