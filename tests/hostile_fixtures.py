@@ -305,16 +305,19 @@ def write_glacier_records(out_dir, n_train=2, n_val=1, patch=GAN_PATCH, seed=0):
 
 
 # ----------------------------------------------------------------- glacier
-def write_pair(root, split, name, sar, zones, sar_mode=None, zones_mode=None):
-    """Write NAME.png and NAME_zones.png (numpy arrays; optional PIL modes)."""
-    for folder, fname, arr, mode in (("sar_images", f"{name}.png", sar, sar_mode),
-                                     ("zones", f"{name}_zones.png", zones, zones_mode)):
+def write_pair(root, split, name, sar, zones):
+    """Write NAME.png and NAME_zones.png from numpy arrays.
+
+    Pillow infers the mode from the array (uint16 -> "I;16", uint8 [H, W, 3] ->
+    "RGB"): passing a mode to `Image.fromarray` is deprecated and Pillow 13
+    refuses "I;16" for uint16 data, so no mode is passed.
+    """
+    for folder, fname, arr in (("sar_images", f"{name}.png", sar), ("zones", f"{name}_zones.png", zones)):
         if arr is None:
             continue
         d = os.path.join(root, folder, split)
         os.makedirs(d, exist_ok=True)
-        img = Image.fromarray(arr, mode) if mode else Image.fromarray(arr)
-        img.save(os.path.join(d, fname))
+        Image.fromarray(arr).save(os.path.join(d, fname))
 
 
 GOOD_GLACIER = "COL_2011-01-01_TSX_6_1_048"
@@ -354,8 +357,10 @@ def glacier_root_rgb16(root, seed=1):
     write_pair(root, "train", "RGB_2011-01-01_S1_40_1_001", rgb, z)
     expected_rgb = np.asarray(Image.fromarray(rgb).convert("L"))
     sar16 = (gray.astype(np.uint16) * 257 + rng.integers(0, 200, gray.shape)).astype(np.uint16)
-    write_pair(root, "train", "BIT_2011-01-01_S1_40_1_002", sar16, (z.astype(np.uint16) * 257),
-               sar_mode="I;16", zones_mode="I;16")
+    write_pair(root, "train", "BIT_2011-01-01_S1_40_1_002", sar16, (z.astype(np.uint16) * 257))
+    for folder, suffix in (("sar_images", ""), ("zones", "_zones")):  # the case under test: 16-bit files
+        with Image.open(os.path.join(root, folder, "train", f"BIT_2011-01-01_S1_40_1_002{suffix}.png")) as im:
+            assert im.mode.startswith("I"), im.mode
     expected_16 = np.clip(np.rint(sar16 / 257.0), 0, 255).astype(np.uint8)
     return {"RGB_2011-01-01_S1_40_1_001": (expected_rgb, z), "BIT_2011-01-01_S1_40_1_002": (expected_16, z)}
 
