@@ -3,7 +3,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="tfseaice",
-    version="0.1.0",
+    version=[line.split('"')[1] for line in open("tfseaice/__init__.py") if line.startswith("__version__")][0],
     description=(
         "Weakly supervised sea-ice concentration from ice-chart polygons and "
         "pix2pix glacier SAR synthesis, in TensorFlow/Keras."
