@@ -3,15 +3,20 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 OUT    ?= quickstart_out
-STAMP  := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
+# Every install goes through the lock: the exact versions the test suite passed with (docs/reproducibility.md).
+LOCK   ?= requirements/lock-py311.txt
+UV     := uv==0.13.9
+STAMP  := $(VENV)/.installed-$(shell cat setup.py $(LOCK) | cksum | cut -d' ' -f1)
+COMPILE = $(VENV)/bin/uv pip compile setup.py --extra test --extra beam --python-version 3.11 \
+          --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
-.PHONY: install test quickstart quickstart-glacier quickstart-icechart experiment-synthetic results-sic results-glacier results-icechart bench clean beam-engines test-engines
+.PHONY: install test quickstart quickstart-glacier quickstart-icechart experiment-synthetic results-sic results-glacier results-icechart bench clean beam-engines test-engines lock upgrade-deps
 
-$(STAMP): setup.py
+$(STAMP): setup.py $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test,beam]"
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(UV)"
+	$(VENV)/bin/uv pip install --quiet --python $(PY) --constraint $(LOCK) -e ".[test,beam]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -59,6 +64,17 @@ beam-engines:
 # The converters on FlinkRunner and SparkRunner (local clusters) against the in-process runner.
 test-engines: $(STAMP) beam-engines
 	TF_CPP_MIN_LOG_LEVEL=2 TFSEAICE_ENGINES=$(ENGINES) $(PY) -m pytest -q tests_engines
+
+# The lock again from setup.py, keeping every version it can (after a change of setup.py's ranges).
+lock: $(STAMP)
+	$(COMPILE) -o $(LOCK)
+
+# New releases on purpose: the newest versions setup.py allows, installed and tested. Record the upgrade in
+# CHANGELOG.md; `git checkout $(LOCK)` goes back if the suite fails.
+upgrade-deps: $(STAMP)
+	$(COMPILE) --upgrade -o $(LOCK)
+	git --no-pager diff --stat -- $(LOCK) || true
+	$(MAKE) test
 
 clean:
 	rm -rf $(OUT) .pytest_cache
