@@ -1,4 +1,4 @@
-"""--precision: auto picks bf16 only on CPUs with native bf16; bf16 training keeps float32 weights."""
+"""--precision: without a GPU, auto picks bf16 only on CPUs with native bf16; bf16 training keeps float32 weights."""
 
 import json
 import os
@@ -23,14 +23,14 @@ from test_training import read_history, tiny_config
     (set(), "fp32"),
 ])
 def test_auto_follows_the_cpu_flags(flags, expected):
-    assert precision.resolve("auto", flags=flags) == expected
+    assert precision.resolve("auto", flags=flags, gpus=[]) == expected
 
 
 def test_explicit_choice_wins_and_unknown_is_refused():
     assert precision.resolve("fp32", flags={"amx_bf16"}) == "fp32"
     assert precision.resolve("bf16", flags=set()) == "bf16"
     with pytest.raises(ValueError, match="precision must be one of"):
-        precision.resolve("fp16")
+        precision.resolve("fp8")
 
 
 def test_cpu_flags_reads_the_first_flags_line(tmp_path):

@@ -78,9 +78,10 @@ def define_flags():
                         "`autoice` object against (default: each scene's own chart).")
     flags.DEFINE_enum("land_mask", "distance_map", ["distance_map", "none"],
                       "sic: leave distance_map land (class 0) out of the chart figures.")
-    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
-                      "sic: inference precision: bf16 (Keras mixed_bfloat16), fp32, or auto = bf16 where the "
-                      "CPU has AMX/AVX512-BF16, else fp32. Recorded in the settings of metrics.json.")
+    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
+                      "sic: inference precision: bf16 (Keras mixed_bfloat16), fp16 (mixed_float16), fp32, or "
+                      "auto = as training (fp16 on a GPU with Tensor Cores, bf16 where the CPU has "
+                      "AMX/AVX512-BF16, else fp32). Recorded in the settings of metrics.json.")
 
     # --- pix2pix
     flags.DEFINE_string("data_dir", None, "pix2pix: converted glacier data (default: the training data).")

@@ -1,22 +1,30 @@
-"""Training precision: fp32, or Keras' mixed_bfloat16 where the CPU computes bf16 natively.
+"""Training and inference precision: fp32, Keras' mixed_bfloat16 on CPUs that compute bf16
+natively, mixed_float16 on GPUs with Tensor Cores.
 
-bench/train_step.py measured the SIC U-Net train step on a 2-core Xeon with
-AMX: bf16 about 1.9x the images/s of fp32, with the same losses within the
-bf16 tolerance. Without AMX/AVX512-BF16 a CPU emulates bf16 and is slower than
-fp32, so "auto" picks bf16 only where the CPU has those instructions (and no
-GPU is used; on a GPU ask for the precision you want). Variables stay float32 under mixed_bfloat16, so the weights
-load into a float32 model, and `twin` copies them into a bf16 one: whole-scene inference
-(tfseaice.serving.loading) makes the same choice as training. SavedModel export stays float32, so that a
-served model runs on any CPU.
+Why each choice ("auto", decided by `choose` from what the machine has):
+- A **GPU** of compute capability 7.0 or newer (Volta and later: Tensor Cores) runs float16
+  matrix maths several times faster than float32 and halves activation memory, which is what
+  TensorFlow's mixed-precision guide recommends there: "auto" picks "fp16" (mixed_float16,
+  float32 variables, dynamic loss scaling). Older GPUs gain nothing from it and get "fp32".
+- A **CPU with AMX or AVX512-BF16**: bench/train_step.py measured the SIC U-Net train step on a
+  2-core Xeon with AMX at about 1.9x the images/s of fp32 in bf16, with the same losses within
+  the bf16 tolerance: "auto" picks "bf16" (mixed_bfloat16).
+- **Any other CPU** emulates bf16 (slower than fp32) and has no fast float16: "fp32".
+
+Variables stay float32 under both mixed policies, so the weights load into a float32 model,
+and `twin` copies them into a bf16/fp16 one: whole-scene inference (tfseaice.serving.loading)
+makes the same choice as training. Loss scaling: Keras wraps a compiled model's optimizer in a
+LossScaleOptimizer under mixed_float16, and the custom train steps call `optimizer.scale_loss`
+(a no-op for other policies). SavedModel export stays float32, so a served model runs anywhere.
 """
-
 import contextlib
 
 # TensorFlow and Keras are imported where used: cpu_flags() also serves bench/lib/machine.py,
 # which must stay cheap to import.
-CHOICES = ("auto", "fp32", "bf16")
-POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+CHOICES = ("auto", "fp32", "bf16", "fp16")
+POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+FP16_MIN_COMPUTE_CAPABILITY = (7, 0)  # Volta: the first GPUs with Tensor Cores
 
 
 def cpu_flags(path="/proc/cpuinfo"):
@@ -31,23 +39,51 @@ def cpu_flags(path="/proc/cpuinfo"):
     return set()
 
 
-def resolve(precision, flags=None):
-    """"auto" -> "bf16" where the hardware computes bf16 natively, else "fp32"."""
+def choose(gpu_compute_capabilities, flags):
+    """What "auto" means on a machine: the decision alone, without asking TensorFlow (testable anywhere).
+
+    `gpu_compute_capabilities`: one (major, minor) per visible GPU (None where unknown);
+    `flags`: the CPU's ISA flags. "fp16" when every GPU has Tensor Cores (compute capability
+    >= 7.0; an unknown capability counts as new enough), "fp32" on older GPUs; without a GPU
+    "bf16" where the CPU computes bf16 natively, else "fp32".
+    """
+    caps = list(gpu_compute_capabilities or ())
+    if caps:
+        new_enough = all(c is None or tuple(c) >= FP16_MIN_COMPUTE_CAPABILITY for c in caps)
+        return "fp16" if new_enough else "fp32"
+    return "bf16" if set(flags or ()) & set(BF16_CPU_FLAGS) else "fp32"
+
+
+def gpu_compute_capabilities():
+    """(major, minor) or None per GPU TensorFlow sees; [] without one."""
+    import tensorflow as tf
+
+    caps = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            cap = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        except (ValueError, RuntimeError):
+            cap = None
+        caps.append(tuple(cap) if cap else None)
+    return caps
+
+
+def resolve(precision, flags=None, gpus=None):
+    """"auto" -> `choose(...)` for this machine; an explicit choice as it is. ValueError for others.
+
+    `flags` and `gpus` default to this machine's CPU flags and GPUs' compute capabilities.
+    """
     if precision not in CHOICES:
         raise ValueError(f"precision must be one of {CHOICES}, got {precision!r}")
     if precision != "auto":
         return precision
-    import tensorflow as tf
-
-    if tf.config.list_physical_devices("GPU"):
-        return "fp32"
-    flags = cpu_flags() if flags is None else set(flags)
-    return "bf16" if flags & set(BF16_CPU_FLAGS) else "fp32"
+    gpus = gpu_compute_capabilities() if gpus is None else gpus
+    return choose(gpus, cpu_flags() if flags is None else flags)
 
 
 @contextlib.contextmanager
 def policy(precision):
-    """Set the Keras global dtype policy for `precision` ("fp32"/"bf16"), restore it after."""
+    """Set the Keras global dtype policy for `precision` ("fp32"/"bf16"/"fp16"), restore it after."""
     import keras
 
     previous = keras.mixed_precision.global_policy().name
@@ -59,11 +95,12 @@ def policy(precision):
 
 
 def model_precision(model):
-    """"bf16" if a Keras model (or its `.unet`) computes in bfloat16, else "fp32" (also for non-Keras models)."""
+    """"bf16"/"fp16" if a Keras model (or its `.unet`) computes in bfloat16/float16, else "fp32"
+    (also for non-Keras models)."""
     for m in (getattr(model, "unet", None), model):
         policy = getattr(m, "dtype_policy", None)
         if policy is not None:
-            return "bf16" if getattr(policy, "compute_dtype", "float32") == "bfloat16" else "fp32"
+            return {"bfloat16": "bf16", "float16": "fp16"}.get(getattr(policy, "compute_dtype", "float32"), "fp32")
     return "fp32"
 
 

@@ -54,10 +54,11 @@ def define_flags():
                       "workers, each example once per pass) or parallel_epochs (every service worker runs the "
                       "whole pipeline).")
 
-    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
-                      "Training arithmetic: fp32, bf16 (Keras mixed_bfloat16: bf16 compute, float32 weights) or "
-                      "auto = bf16 where the CPU has AMX/AVX512-BF16 (about 2x the images/s there, see "
-                      "bench/README.md), else fp32. Evaluation, prediction and export run in fp32.")
+    flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16", "fp16"],
+                      "Training arithmetic: fp32, bf16 (Keras mixed_bfloat16: bf16 compute, float32 weights), "
+                      "fp16 (mixed_float16 with loss scaling) or auto = fp16 on a GPU with Tensor Cores, bf16 "
+                      "where the CPU has AMX/AVX512-BF16 (about 2x the images/s there, see bench/README.md), "
+                      "else fp32 (tfseaice.precision.choose). Export runs in fp32.")
 
     # --- SIC tasks (sic_regional, sic_pixel)
     flags.DEFINE_list("filters", ["16", "32", "64", "64"], "U-Net filters of the 4 encoder blocks.")

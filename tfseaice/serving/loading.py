@@ -19,18 +19,18 @@ from tfseaice.training.model_dir import read_task_file, restore_backup
 
 
 def resolve_precision(precision, saved_model=False):
-    """"auto"/"fp32"/"bf16" -> "fp32" or "bf16" for inference; InputError naming --precision otherwise.
+    """"auto"/"fp32"/"bf16"/"fp16" -> the inference precision; InputError naming --precision otherwise.
 
     An exported SavedModel runs in the precision it was exported in (float32): "auto" means fp32
-    for it, and "bf16" is refused.
+    for it, and "bf16"/"fp16" are refused.
     """
     try:
         resolved = precisions.resolve(precision)
     except ValueError:
         raise InputError("--precision", f"must be one of {', '.join(precisions.CHOICES)}, got {precision!r}") from None
     if saved_model:
-        if precision == "bf16":
-            raise InputError("--precision", "bf16 needs --model_dir: an exported SavedModel is float32 "
+        if precision in ("bf16", "fp16"):
+            raise InputError("--precision", f"{precision} needs --model_dir: an exported SavedModel is float32 "
                                             "(use --precision=fp32 or auto)")
         return "fp32"
     return resolved

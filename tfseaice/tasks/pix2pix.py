@@ -110,6 +110,9 @@ class Pix2Pix(keras.Model):
             learning_rate, beta_1=beta_1, name="gen_adam")
         self.disc_optimizer = disc_optimizer or keras.optimizers.Adam(
             learning_rate, beta_1=beta_1, name="disc_adam")
+        if self.dtype_policy.name == "mixed_float16":  # float16 gradients underflow without loss scaling
+            self.gen_optimizer = keras.optimizers.LossScaleOptimizer(self.gen_optimizer)
+            self.disc_optimizer = keras.optimizers.LossScaleOptimizer(self.disc_optimizer)
         # Build the slots now (inside the strategy scope) so that save_weights /
         # load_weights and BackupAndRestore carry the optimizer state.
         self.gen_optimizer.build(self.generator.trainable_variables)
@@ -155,9 +158,9 @@ class Pix2Pix(keras.Model):
         cond, target = split_batch(data, self.num_classes)
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             out = self.compute_losses(cond, target, training=True)
-            # Divide by the global batch: Keras sums gradients over replicas.
-            gen_scaled = tf.nn.compute_average_loss(out["gen_total"])
-            disc_scaled = tf.nn.compute_average_loss(out["disc_loss"])
+            # Divide by the global batch (Keras sums gradients over replicas); scale_loss: fp16 only.
+            gen_scaled = self.gen_optimizer.scale_loss(tf.nn.compute_average_loss(out["gen_total"]))
+            disc_scaled = self.disc_optimizer.scale_loss(tf.nn.compute_average_loss(out["disc_loss"]))
         gen_vars = self.generator.trainable_variables
         disc_vars = self.discriminator.trainable_variables
         gen_grads = gen_tape.gradient(gen_scaled, gen_vars)
