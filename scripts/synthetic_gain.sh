@@ -8,7 +8,7 @@
 #
 # Parameters (environment variables; defaults = the full experiment, a few hours on 2 cores):
 #   OUT=quickstart_out/synthetic  NUM_IMAGES=100  PATCH=256  SYN_N=100  SYN_SOURCE=random|real_masks
-#   FRACTIONS="0 0.25 0.5"  SEEDS="1 2 3"  REAL_FRACTIONS="1 0.25"  SUBSET_SEED=0  SYN_SEED=7  ZONE_CLASSES=4
+#   FRACTIONS="0 0.25 0.5"  SEEDS="1 2 3"  REAL_FRACTIONS="1 0.25"  SUBSET_SEED=0  SYN_SEED=7  ZONE_CLASSES=3
 #   P2P_FLAGFILE=configs/pix2pix_quickstart.flags  P2P_FLAGS=""  (e.g. "--epochs=1")
 #   ZONE_FLAGFILE=configs/glacier_zones.flags  ZONE_EPOCHS=10  ZONE_FLAGS=""  (e.g. "--steps_per_epoch=5")
 #   EVALUATE="$PY -m tfseaice.evaluate"  (the zones evaluator command: writes zones.json, keys miou, mde_m)
@@ -34,7 +34,7 @@ SEEDS=${SEEDS:-1 2 3}
 REAL_FRACTIONS=${REAL_FRACTIONS:-1 0.25}
 SUBSET_SEED=${SUBSET_SEED:-0}
 SYN_SEED=${SYN_SEED:-7}
-ZONE_CLASSES=${ZONE_CLASSES:-4}
+ZONE_CLASSES=${ZONE_CLASSES:-3}
 P2P_FLAGFILE=${P2P_FLAGFILE:-configs/pix2pix_quickstart.flags}
 P2P_FLAGS=${P2P_FLAGS:-}
 ZONE_FLAGFILE=${ZONE_FLAGFILE:-configs/glacier_zones.flags}

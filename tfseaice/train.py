@@ -12,7 +12,7 @@ the global batch, split over every replica of every worker.
 
 from absl import flags
 
-from tfseaice import cli, distribute
+from tfseaice import caffe_metrics, cli, distribute
 from tfseaice.data import glacier_mix
 from tfseaice.tasks import TASK_NAMES
 from tfseaice.training.config import TrainConfig
@@ -98,8 +98,9 @@ def define_flags():
                        "IMAGES (by name, seeded by --real_fraction_seed), in (0, 1].")
     flags.DEFINE_integer("real_fraction_seed", 0, "Seed of the --real_fraction image subset (independent of "
                          "--seed, so runs with several seeds share one subset).")
-    flags.DEFINE_enum("zone_classes", "4", ["2", "4"], "glacier_zones, pix2pix: 2 = the pix2pix paper's zones "
-                      "(ocean vs glacier + rock: rock read as glacier), 4 = no data, rock, glacier, ocean.")
+    flags.DEFINE_enum("zone_classes", "3", ["2", "3", "4"], "glacier_zones, pix2pix: the number of zone classes, "
+                      "as evaluate counts them: 3 = rock, glacier, ocean; 2 = the pix2pix paper's zones (ocean vs "
+                      "glacier + rock: rock read as glacier). 4 = 3 (its old spelling, counting no data).")
 
     # --- pix2pix realism (generator decoder and speckle head; stored in the model config)
     flags.DEFINE_enum("gen_upsample", "transpose", ["transpose", "resize_conv"],
@@ -134,8 +135,8 @@ def config_from_flags():
     extra = {name: FLAGS[name].value for name in TASK_FLAGS[FLAGS.task]}
     if "filters" in extra:
         extra["filters"] = [int(f) for f in extra["filters"]]
-    if "zone_classes" in extra:
-        extra["zone_classes"] = int(extra["zone_classes"])
+    if "zone_classes" in extra:  # one meaning everywhere: 2 or 3 zone classes (4, the old spelling, is 3)
+        extra["zone_classes"] = caffe_metrics.check_zone_classes(extra["zone_classes"], "--zone_classes")
     if "chart_weights" in extra:
         extra["chart_weights"] = [float(w) for w in extra["chart_weights"]]
     return TrainConfig(

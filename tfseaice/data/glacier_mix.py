@@ -14,9 +14,12 @@ The flags (`python -m tfseaice.train`, stored in task.json's config.extra):
       IMAGES (by name; at least one image). Validation keeps the whole real
       validation split (checkpoint selection only; the test split is separate
       images).
-  --zone_classes=2
-      The pix2pix paper's zones, ocean vs glacier + rock: rock is read as
-      glacier. Class indices and model shapes stay; rock simply never appears.
+  --zone_classes=2|3
+      The number of zone classes, as `evaluate --zone_classes` counts them
+      (no data is not a zone): 3 = rock, glacier, ocean (the default); 2 = the
+      pix2pix paper's zones, ocean vs glacier + rock: rock is read as glacier.
+      Class indices and model shapes stay; rock simply never appears. 4, the
+      old spelling of 3 (it counted no data), is still accepted.
 
 Epoch length is unchanged by all three: the steps of one pass over the whole
 real training split (`training.config.default_steps`), so every setting of an
@@ -28,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfseaice import caffe_metrics
 from tfseaice.data import dataset_info, pipeline
 from tfseaice.errors import InputError
 
@@ -42,7 +46,7 @@ def options(extra):
         value = extra.get(key)
         return default if value is None else value
 
-    return {"zone_classes": int(get("zone_classes", 4)),
+    return {"zone_classes": caffe_metrics.check_zone_classes(get("zone_classes", 3), "--zone_classes"),
             "synthetic_data_dir": get("synthetic_data_dir", "") or "",
             "synthetic_fraction": float(get("synthetic_fraction", 0.0)),
             "real_fraction": float(get("real_fraction", 1.0)),
@@ -56,8 +60,6 @@ def check_options(extra, data_dir=None, info=None):
     """
     opts = options(extra)
     f = opts["synthetic_fraction"]
-    if opts["zone_classes"] not in pipeline.ZONE_CLASSES:
-        raise InputError("--zone_classes", f"must be 2 (ocean vs glacier + rock) or 4, got {opts['zone_classes']}")
     if not 0.0 <= f < 1.0:
         raise InputError("--synthetic_fraction", f"must be in [0, 1), got {f:g}")
     if f > 0 and not opts["synthetic_data_dir"]:
@@ -106,11 +108,16 @@ def choose_images(names, fraction, seed):
     return sorted(names[i] for i in picked)
 
 
+def pipeline_zone_classes(zone_classes):
+    """The tf.data pipeline's `zone_classes` (classes of its masks, no data included) for a zone count."""
+    return 2 if zone_classes == 2 else 4
+
+
 def dataset_options(extra, data_dir, info, training=True):
     """Keyword arguments of `pipeline.glacier_dataset` for a task's flags: zone_classes, and in
     training the real image subset of --real_fraction."""
     opts = options(extra)
-    kwargs = {"zone_classes": opts["zone_classes"]}
+    kwargs = {"zone_classes": pipeline_zone_classes(opts["zone_classes"])}
     if training and opts["real_fraction"] < 1.0:
         names = image_names(data_dir, info, "train")
         kwargs["images"] = choose_images(names, opts["real_fraction"], opts["real_fraction_seed"])

@@ -25,7 +25,7 @@ class GeneratorFn:
 
     def __init__(self, fn, input_channels, num_classes=glacier.NUM_CLASSES, extra_names=()):
         self.fn = fn
-        self.zone_classes = 4   # 2: trained with --zone_classes=2, its masks' rock is drawn as glacier
+        self.zone_classes = 3   # 2: trained with --zone_classes=2, its masks' rock is drawn as glacier
         self.input_channels = int(input_channels)
         self.num_classes = num_classes
         self.extra_names = tuple(extra_names)
@@ -73,7 +73,7 @@ def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False
     if seed is not None:
         reset_speckle_seed(generator, seed)
     fn = from_keras(generator, extra_names=info.get("extra_channels", []))
-    fn.zone_classes = int((meta["config"].get("extra") or {}).get("zone_classes") or 4)  # 2: rock drawn as glacier
+    fn.zone_classes = int((meta["config"].get("extra") or {}).get("zone_classes") or 3)  # 2: rock drawn as glacier
     return fn
 
 

@@ -74,7 +74,7 @@ def generate_image(gen, classes, extra=None, mode="tile", batch_size=8, tile=TIL
     """
     classes = np.asarray(classes)
     h, w = classes.shape
-    if getattr(gen, "zone_classes", 4) == 2:   # a generator trained on the 2-class zones never saw rock
+    if getattr(gen, "zone_classes", 3) == 2:   # a generator trained on the 2-class zones never saw rock
         classes = np.where(classes == ROCK, GLACIER, classes)
     cond = conditioning(classes, extra, gen.num_classes)
     if cond.shape[-1] != gen.input_channels:
