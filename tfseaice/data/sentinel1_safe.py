@@ -124,10 +124,10 @@ class SafeProduct:
         return attrs
 
     def ipf(self):
-        """IPF version as a (major, minor) tuple; (0, 0) when the manifest does not say."""
+        """IPF version as (major, minor in hundredths), e.g. (2, 84), (3, 71); (0, 0) when the manifest does not say."""
         try:
             major, minor = self.attrs["ipf_version"].split(".")[:2]
-            return int(major), int(minor)
+            return int(major), int(minor.ljust(2, "0"))     # "2.9" is 2.90, after 2.84
         except (ValueError, AttributeError):
             return (0, 0)
 

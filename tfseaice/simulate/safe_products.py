@@ -51,6 +51,11 @@ REP_IDS = {"annotation": "s1Level1ProductSchema", "calibration": "s1Level1Calibr
            "noise": "s1Level1NoiseSchema", "measurement": "s1Level1MeasurementSchema"}
 
 
+def seam_samples(mode, width):
+    """Samples where a sub-swath ends and the next begins (the writer's noise azimuth block edges)."""
+    return (np.asarray(MODES[mode]["bounds"][1:-1]) * width).round().astype(int)
+
+
 def product_name(mission, mode, product_type, polarisations, start, stop, orbit, take, crc):
     """`S1A_EW_GRDM_1SDH_<start>_<stop>_<orbit>_<take>_<crc>` (Product Specification naming)."""
     kind = f"GRD{MODES[mode]['resolution']}" if product_type == "GRD" else f"{product_type:_<4}"
@@ -164,13 +169,14 @@ def write_safe_product(out_dir, *, sigma0_hh, sigma0_hv=None, lat, lon, incidenc
     stop = start + np.timedelta64(int(round((height - 1) * dt * 1e6)), "us")
     orbit = int(orbit if orbit is not None else rng.integers(1000, 60000))
     take = int(rng.integers(0x10000, 0xFFFFF))
-    ipf_new = tuple(int(v) for v in ipf.split(".")[:2]) >= (2, 9)
+    major, minor = ipf.split(".")[:2]
+    ipf_new = (int(major), int(minor.ljust(2, "0"))) >= (2, 90)     # "2.84" < "2.9" = 2.90 <= "3.71"
     name = product_name(mission, mode, product_type, polarisations, start, stop, orbit, take,
                         zlib.crc32(f"{seed}{start}".encode()) & 0xFFFF)
     p = dict(mission=mission, mode=mode, product_type=product_type, start=start, stop=stop, orbit=orbit,
              take=take, relative_orbit=(orbit - 73) % 175 + 1, polarisations=polarisations, swaths=m["swaths"],
              pass_="DESCENDING", spacing=m["spacing"], dt=dt, width=width, height=height,
-             anx=start - np.timedelta64(1800, "s"), ipf_text=f"{int(ipf.split('.')[0]):03d}.{ipf.split('.')[1]}")
+             anx=start - np.timedelta64(1800, "s"), ipf_text=f"{int(major):03d}.{minor.ljust(2, '0')}")
     p["pass"] = p.pop("pass_")
     gl = np.asarray(grid_lines if grid_lines is not None else np.linspace(0, height - 1, 21).round(), np.int64)
     gs = np.asarray(grid_samples if grid_samples is not None else np.linspace(0, width - 1, 21).round(), np.int64)
