@@ -228,12 +228,31 @@ def rasterize_chart(chart, grid, shape=None, all_touched=False):
     """
     shape = _image_shape(grid, shape)
     polys = chart_in_image(chart, grid, shape)
-    out = np.full(shape, np.nan, np.float32)
+    ids = np.zeros(shape, np.int32)   # 0 = outside the chart (ids start at 1)
     if polys:
-        rasterio.features.rasterize(((geom, float(pid)) for pid, geom in polys.items()), out=out,
+        rasterio.features.rasterize(((geom, pid) for pid, geom in polys.items()), out=ids,
                                     transform=Affine.identity(), all_touched=all_touched)
-    present = np.unique(out[np.isfinite(out)]).astype(np.int64)
-    return out, chart.polygon_codes(present)
+    out, counts = _ids_to_float(ids, max(polys, default=0))
+    return out, chart.polygon_codes(np.flatnonzero(counts[1:]) + 1)
+
+
+def _ids_to_float(ids, max_id):
+    """(float32 ids, NaN = none, in the same buffer as the int32 ids (0 = none); pixels per id).
+
+    Why row blocks: a full EW scene is 10^8 pixels; a second full array (or
+    numpy's int64 copy for bincount) would double or triple the peak memory.
+    Each block is read before it is overwritten.
+    """
+    out = ids.view(np.float32)
+    counts = np.zeros(max_id + 1, np.int64)
+    step = max(1, (1 << 20) // max(ids.shape[1], 1))
+    for r0 in range(0, ids.shape[0], step):
+        block = ids[r0:r0 + step]
+        counts += np.bincount(block.ravel(), minlength=max_id + 1)
+        as_float = block.astype(np.float32)
+        as_float[block == 0] = np.nan
+        out[r0:r0 + step] = as_float
+    return out, counts
 
 
 def chart_overlaps(chart, footprint_lonlat, labelled_only=True):
