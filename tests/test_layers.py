@@ -13,8 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Lowest first. A module may import its own layer or a lower one, never a higher one.
 LAYERS = (
-    ("base", ("tfseaice", "tfseaice.errors", "tfseaice.io_utils", "tfseaice.cli", "tfseaice.distribute",
-              "tfseaice.precision", "tfseaice.onednn")),
+    ("base", ("tfseaice", "tfseaice.errors", "tfseaice.io_utils", "tfseaice.run_lock", "tfseaice.cli",
+              "tfseaice.distribute", "tfseaice.precision", "tfseaice.onednn")),
     ("data", ("tfseaice.data",)),
     ("simulate", ("tfseaice.simulate",)),
     ("models, losses, metrics, viz", ("tfseaice.models", "tfseaice.losses", "tfseaice.metrics",
