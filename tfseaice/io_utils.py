@@ -79,11 +79,33 @@ def read_json(path, missing=None):
     """
     if not os.path.isfile(path):
         return missing
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, f"is not valid JSON ({exc})") from None
+    return load_json(path)
+
+
+def load_json(path, fix=""):
+    """The JSON object (a dict) in `path` (local or tf.io.gfile URL).
+
+    Our JSON files are written atomically, so an empty, cut or garbled one was
+    damaged outside tfseaice (a copy or sync that stopped): one InputError that
+    names it and says which, plus `fix` (what to do, "; ..."), not a traceback.
+    """
+    if "://" in os.fspath(path):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "rb") as f:
+            data = f.read()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    if not data.strip():
+        raise InputError(path, f"is empty ({len(data)} bytes), not JSON{fix}")
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"is truncated or not valid JSON ({exc}){fix}") from None
+    if not isinstance(obj, dict):
+        raise InputError(path, f"holds a JSON {type(obj).__name__}, not an object{fix}")
+    return obj
 
 
 def _json_default(obj):

@@ -1,11 +1,11 @@
 """`dataset_info.json`: what a folder of TFRecord shards holds. Written last by
 the converters, so a folder without it is an incomplete conversion."""
 
-import json
 import os
 
 import tensorflow as tf
 
+from tfseaice import io_utils
 from tfseaice.data.records import READABLE_VERSIONS, SCHEMA_VERSION
 from tfseaice.errors import InputError
 
@@ -17,11 +17,7 @@ def load(data_dir, kind=None):
     path = os.path.join(data_dir, FILENAME)
     if not tf.io.gfile.exists(path):
         raise InputError(path, "missing: not a finished conversion (run data_prep first, or it was interrupted)")
-    try:
-        with tf.io.gfile.GFile(path) as f:
-            info = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(path, f"is not valid JSON ({exc})") from None
+    info = io_utils.load_json(path, "; convert again")
     if kind and info.get("kind") != kind:
         raise InputError(path, f"holds {info.get('kind')!r} data, this needs {kind!r}")
     version = info.get("schema_version")

@@ -48,6 +48,78 @@ def read_records(files, training, seed, cycle_length=4, skip_corrupt=False):
     return files.interleave(shard, cycle_length=cycle_length, num_parallel_calls=AUTOTUNE, deterministic=True)
 
 
+# ------------------------------------------------------------ shard checks
+_SCANNED = {}  # (path, size, mtime) -> scan_shard result: each shard is scanned once per process
+
+
+def scan_shard(path):
+    """(whole records, None) or (whole records, why it stops) of a TFRecord file, read from its framing.
+
+    Each record is uint64 length, uint32 CRC, data, uint32 CRC: the scan reads the
+    12-byte headers and seeks over the data, so a cut (a copy or download that
+    stopped, a full disk) is found without reading the data. CRCs are checked
+    by TF while reading (a DataLossError, named by `training.loop`).
+    """
+    stat = tf.io.gfile.stat(path)
+    key = (path, stat.length, stat.mtime_nsec)
+    if key not in _SCANNED:
+        size, offset, count, why = stat.length, 0, 0, None
+        with tf.io.gfile.GFile(path, "rb") as f:
+            while offset < size:
+                f.seek(offset)
+                head = f.read(12)
+                if len(head) < 12:
+                    why = f"cut inside the header of record {count + 1} (byte {offset} of {size})"
+                    break
+                length = int.from_bytes(head[:8], "little")
+                end = offset + 12 + length + 4
+                if end > size:
+                    why = f"cut inside record {count + 1} (it needs bytes {offset}-{end}, the file has {size})"
+                    break
+                offset, count = end, count + 1
+        _SCANNED[key] = (count, why)
+    return _SCANNED[key]
+
+
+def check_shards(data_dir, info, split, skip_corrupt=False):
+    """The shards of `split` to read, after checking that each is whole.
+
+    - Empty (0 bytes): not data. Allowed only when the split's other shards hold
+      all of its `num_examples` (a converter before issue 24 wrote an empty file
+      for a shard that no example hashed to); else an InputError, or with
+      `skip_corrupt` a warning and the shard left out.
+    - Cut short (its framing ends inside a record): an InputError; with
+      `skip_corrupt` a warning, and it is read up to the cut.
+    - A split whose shards hold no whole record at all: an InputError (with or without `skip_corrupt`).
+    """
+    paths = dataset_info.shard_paths(data_dir, info, split)
+    scans = {p: scan_shard(p) for p in paths}
+    whole = sum(n for n, _ in scans.values())
+    expected = info.get("splits", {}).get(split, {}).get("num_examples", -1)
+    keep = []
+    for path, (count, why) in scans.items():
+        if tf.io.gfile.stat(path).length == 0:
+            if whole == expected:
+                continue  # an old converter's placeholder: the others hold every example
+            if not skip_corrupt:
+                raise InputError(path, "TFRecord shard is empty (0 bytes): not data; copy or convert it again, "
+                                       "or pass --skip_corrupt to go on without it")
+            logging.warning("--skip_corrupt: skipping the empty (0 bytes) TFRecord shard %s", path)
+            continue
+        if why:
+            if not skip_corrupt:
+                raise InputError(path, f"truncated TFRecord shard: {why}; copy or convert it again, or pass "
+                                       "--skip_corrupt to read it up to the cut")
+            logging.warning("--skip_corrupt: reading the truncated shard %s up to the cut (%d whole records; %s)",
+                            path, count, why)
+        keep.append(path)
+    if paths and not whole and expected != 0:
+        raise InputError(paths[0] if len(paths) == 1 else data_dir,
+                         f"the {split} split holds no whole TFRecord record (shards empty or cut in their "
+                         "first record): copy or convert it again")
+    return keep
+
+
 def find_corrupt_shards(paths):
     """[(path, reason)] of the TFRecord shards that cannot be read to the end (CRC, truncation)."""
     bad = []
@@ -114,7 +186,7 @@ def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augmen
     `repeat` is False; evaluation reads once in a fixed order.
     """
     info = info or dataset_info.load(data_dir, kind="sic")
-    files = dataset_info.shard_paths(data_dir, info, split)
+    files = check_shards(data_dir, info, split, skip_corrupt)
     ds = read_records(files, training, seed, skip_corrupt=skip_corrupt).map(
         records.decode_sic, num_parallel_calls=AUTOTUNE, deterministic=True)
     ds = ds.map(lambda ex: {k: ex[k] for k in keys})
@@ -175,7 +247,7 @@ def glacier_examples(data_dir, split, training, seed=0, info=None, augment=True,
     if zone_classes not in ZONE_CLASSES:
         raise InputError("--zone_classes", f"must be 2 or 4, got {zone_classes}")
     info = info or dataset_info.load(data_dir, kind="glacier")
-    files = dataset_info.shard_paths(data_dir, info, split)
+    files = check_shards(data_dir, info, split, skip_corrupt)
     num_extra = len(info.get("extra_channels", []))
     ds = read_records(files, training, seed, skip_corrupt=skip_corrupt).map(
         lambda s: records.decode_glacier(s, num_extra), num_parallel_calls=AUTOTUNE, deterministic=True)

@@ -36,6 +36,7 @@ from tfseaice.losses import (PIXEL_LOSSES, REGIONAL_REDUCTIONS, REGIONAL_WEIGHTI
                              regional_sic_loss)
 from tfseaice import viz
 from tfseaice.data import pipeline
+from tfseaice.errors import InputError
 from tfseaice.metrics import PooledRegressionMetric
 from tfseaice.models.unet import DEFAULT_FILTERS, build_sic_unet
 from tfseaice.tasks import SIC_TASKS
@@ -285,7 +286,10 @@ class SicTask:
         if source is None:
             source = pipeline.sic_dataset(cfg.data_dir, "train", cfg.batch_size, training=False,
                                           skip_corrupt=getattr(cfg, "skip_corrupt", False), keys=self.batch_keys)
-        batch = next(iter(source))
+        batch = next(iter(source), None)
+        if batch is None:  # pipeline.check_shards refuses an empty split; this is the last guard
+            raise InputError(cfg.data_dir, "no readable record for the image panels (shards empty or cut); "
+                                           "copy or convert the data again")
         return [self.panels(batch, log_dir, every=cfg.image_every)]
 
 

@@ -23,7 +23,11 @@ class HistoryCSV(keras.callbacks.Callback):
         if not os.path.exists(self.path):
             return []
         with open(self.path, newline="") as f:
-            return list(csv.DictReader(f))
+            rows = list(csv.DictReader(f))
+        good = [r for r in rows if str(r.get("epoch") or "").isdigit()]
+        if len(good) != len(rows):  # we write it atomically: a cut row came from outside; drop it
+            logging.warning("%s: dropping %d unreadable row(s)", self.path, len(rows) - len(good))
+        return good
 
     def on_epoch_end(self, epoch, logs=None):
         rows = [r for r in self._rows() if int(r["epoch"]) < epoch + 1]

@@ -12,7 +12,6 @@ so it lives in `tfseaice.serving.loading`, one layer up.
 """
 
 import glob
-import json
 import os
 import shutil
 import tempfile
@@ -31,11 +30,7 @@ def read_task_file(model_dir):
     path = os.path.join(model_dir, TASK_FILE)
     if not tf.io.gfile.exists(path):
         raise InputError(model_dir, f"is not a tfseaice model folder (no {TASK_FILE})")
-    with tf.io.gfile.GFile(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, f"is not valid JSON ({exc})") from None
+    return io_utils.load_json(path, "; restore it from a copy, or delete the folder to train from scratch")
 
 
 
@@ -61,11 +56,7 @@ def read_best(best_file):
     """The best monitored value recorded in `best.json`, or None."""
     if not tf.io.gfile.exists(best_file):
         return None
-    with tf.io.gfile.GFile(best_file) as f:
-        try:
-            return json.load(f).get("value")
-        except json.JSONDecodeError as exc:
-            raise InputError(best_file, f"is not valid JSON ({exc})") from None
+    return io_utils.load_json(best_file, "; delete it (the next epoch writes a new one)").get("value")
 
 
 
@@ -74,11 +65,9 @@ def read_backup(backup_dir):
     path = os.path.join(backup_dir, BACKUP_STATE)
     if not tf.io.gfile.exists(path):
         return 0, None
-    with tf.io.gfile.GFile(path) as f:
-        try:
-            state = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise InputError(path, f"is not valid JSON ({exc}); delete {backup_dir} to restart from scratch") from None
+    state = io_utils.load_json(path, f"; delete {backup_dir} to restart from scratch")
+    if not isinstance(state.get("weights"), str) or not isinstance(state.get("epoch"), int):
+        raise InputError(path, f"lacks 'epoch' or 'weights'; delete {backup_dir} to restart from scratch")
     weights = os.path.join(backup_dir, state["weights"])
     if not tf.io.gfile.exists(weights):
         raise InputError(weights, f"listed in {path} is missing; delete {backup_dir} to restart from scratch")
