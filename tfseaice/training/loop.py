@@ -11,8 +11,14 @@ keeps the best value so far). Every weights and JSON file is written to a
 temporary name and renamed, so none is ever half-written. The backup is
 removed only after task.json says "complete".
 
+One run per folder: the run holds a lock beside MODEL_DIR (`tfseaice.run_lock`)
+from before its first write to its end; a second run into it refuses at once,
+and the lock of a killed run is taken over by the next one (resume). Empty or
+cut shards are refused (`pipeline.check_shards`) before anything is written,
+and a failed run rolls history.csv back to its last backed-up epoch.
+
 Multi-worker (`--strategy=multi_worker`, TF_CONFIG): every worker runs the
-same code and takes the same decisions; only the chief writes into
+same code and takes the same decisions; only the chief locks and writes into
 MODEL_DIR, the others write the same files into a temporary folder that is
 removed at the end. MODEL_DIR must be one folder that every worker can read
 (a shared file system or a gs:// path) for resuming.
@@ -28,7 +34,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import distribute, precision
+from tfseaice import distribute, precision, run_lock
 from tfseaice.data import dataset_info, pipeline
 from tfseaice.errors import InputError
 from tfseaice.tasks import get_task
@@ -36,7 +42,7 @@ from tfseaice.training.callbacks import Checkpoints, HistoryCSV, StopOnNaN, Trai
 from tfseaice.training.config import default_steps
 from tfseaice.training.keras_workarounds import multi_worker_workarounds
 from tfseaice.training.model_dir import (check_model_dir, prepare_model_dir, read_backup, read_best,
-                                         restore_backup, write_task_file)
+                                         read_task_file, restore_backup, write_task_file)
 
 
 def _agree(strategy, workers, check, what):
@@ -81,7 +87,7 @@ def _input_pipelines(cfg, info, task, strategy, workers, start_epoch):
         data_cfg = dataclasses.replace(cfg, seed=cfg.seed + 7919 * start_epoch)
         logging.info("resumed input pipeline seeded with %d", data_cfg.seed)
     train_ds, val_ds = task.make_datasets(data_cfg, info, strategy)
-    shards = {s: dataset_info.shard_paths(cfg.data_dir, info, s) for s in ("train", "val")}
+    shards = {s: pipeline.check_shards(cfg.data_dir, info, s, cfg.skip_corrupt) for s in ("train", "val")}
     if cfg.tf_data_service:
         job = None
         if workers > 1:  # one shared job: each batch goes to one of the trainers
@@ -126,22 +132,56 @@ def run_training(cfg, extra_callbacks=()):
                                          f"{replicas} replicas ({workers} worker(s))")
     if cfg.tf_data_service:
         pipeline.check_data_service_address(cfg.tf_data_service)
+    # Empty or cut shards are refused (or skipped) before anything is written.
+    _agree(strategy, workers, lambda: _check_data(cfg, info), cfg.data_dir)
+    # MODEL_DIR is this job's alone: the chief holds its lock until the end (workers share it).
+    lock = run_lock.RunLock(cfg.model_dir)
+    _agree(strategy, workers, lambda: lock.acquire() if chief else None, cfg.model_dir)
+    try:
+        return _run_locked(cfg, info, task, strategy, chief, workers, extra_callbacks)
+    finally:
+        lock.release()
+
+
+def _check_data(cfg, info):
+    for split in ("train", "val"):
+        if info.get("splits", {}).get(split, {}).get("shards"):
+            pipeline.check_shards(cfg.data_dir, info, split, cfg.skip_corrupt)
+
+
+def _run_locked(cfg, info, task, strategy, chief, workers, extra_callbacks):
+    """Everything after the lock: MODEL_DIR checked and prepared, resume state, fit."""
     # Every worker checks MODEL_DIR before the chief changes anything, then
     # waits for the chief to have created (or, with --overwrite, wiped) it.
     _agree(strategy, workers, lambda: check_model_dir(cfg, info), cfg.model_dir)
     _agree(strategy, workers, lambda: prepare_model_dir(cfg, info) if chief else None, cfg.model_dir)
     start_epoch, backup_weights, best = _resume_state(strategy, workers, cfg)
+    history_csv = HistoryCSV(os.path.join(cfg.model_dir, "history.csv"))
     if chief:  # rows after the backup belong to an epoch that is trained again
-        HistoryCSV(os.path.join(cfg.model_dir, "history.csv")).truncate(start_epoch)
+        history_csv.truncate(start_epoch)
     out_dir = cfg.model_dir if chief else tempfile.mkdtemp(prefix="tfseaice-worker-")
     logging.info("precision %s (Keras policy %s)", cfg.precision, precision.POLICY[cfg.precision])
     try:
         with precision.policy(cfg.precision):
             return _fit(cfg, info, task, strategy, chief, workers, out_dir, start_epoch, backup_weights, best,
                         extra_callbacks)
+    except BaseException:
+        if chief:
+            _roll_back_history(cfg, history_csv)
+        raise
     finally:
         if not chief:
             shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _roll_back_history(cfg, history_csv):
+    """A failed run leaves no row of an epoch it did not finish: history.csv ends at the last
+    backed-up epoch, as the checkpoints do (a finished folder is left alone)."""
+    try:
+        if read_task_file(cfg.model_dir).get("state") != "complete":
+            history_csv.truncate(read_backup(os.path.join(cfg.model_dir, "checkpoints", "backup"))[0])
+    except Exception as exc:  # noqa: BLE001 - the run's own error is the one to report
+        logging.warning("history.csv not rolled back (%s)", exc)
 
 
 def _fit(cfg, info, task, strategy, chief, workers, out_dir, start_epoch, backup_weights, best, extra_callbacks):
@@ -170,7 +210,12 @@ def _fit_datasets(cfg, info, task, strategy, chief, workers, out_dir, start_epoc
     with strategy.scope():
         model = task.build_model(cfg, info)
         if start_epoch:
-            restore_backup(model, backup_weights)
+            try:
+                restore_backup(model, backup_weights)
+            except (OSError, ValueError) as exc:  # h5py: a cut or damaged file (ours are written atomically)
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise InputError(backup_weights, f"cannot load the resume backup ({reason}); delete "
+                                                 f"{os.path.dirname(backup_weights)} to restart from scratch") from None
     if start_epoch:
         logging.info("resuming after epoch %d of %d (backup %s)", start_epoch, cfg.epochs, backup_weights)
     if workers > 1:
