@@ -21,7 +21,7 @@ from absl import flags, logging
 from apache_beam.options.pipeline_options import (FlinkRunnerOptions, PipelineOptions, PortableOptions,
                                                   SparkRunnerOptions)
 
-from tfseaice import cli, io_utils
+from tfseaice import cli, io_utils, run_lock
 from tfseaice.data import dataset_info
 from tfseaice.errors import InputError
 
@@ -230,17 +230,26 @@ class StagedOutput:
     def __init__(self, output_dir, overwrite):
         self.output_dir = output_dir
         self.overwrite = overwrite
-        self._check()
-        self.created = not tf.io.gfile.exists(output_dir)
-        self.staging = os.path.join(output_dir, f".staging-{uuid.uuid4().hex[:8]}")
-        tf.io.gfile.makedirs(self.staging)
+        # One conversion per folder: a second one into it refuses at once (shards never interleave).
+        self.lock = run_lock.RunLock(output_dir).acquire()
+        try:
+            self._check()
+            self.created = not tf.io.gfile.exists(output_dir)
+            self.staging = os.path.join(output_dir, f".staging-{uuid.uuid4().hex[:8]}")
+            tf.io.gfile.makedirs(self.staging)
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __enter__(self):
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            self.abort()
+        try:
+            if exc_type is not None:
+                self.abort()
+        finally:
+            self.lock.release()
         return False
 
     def _existing(self):
@@ -264,20 +273,23 @@ class StagedOutput:
             return json.load(f)
 
     def commit(self, shard_names, info, reports=None):
-        """Move shards in, write reports, write dataset_info.json last."""
+        """Move shards in, write reports, write dataset_info.json last.
+
+        A shard that received no example is neither written nor listed in
+        `info` (an empty shard is not data: readers refuse 0-byte shards).
+        """
+        written = {n for n in shard_names if tf.io.gfile.exists(os.path.join(self.staging, n))}
+        for split in info.get("splits", {}).values():
+            split["shards"] = [n for n in split.get("shards", []) if n in written]
         for old in self._existing():  # info first, so the folder reads incomplete while we swap
             if old.endswith(dataset_info.FILENAME):
                 tf.io.gfile.remove(old)
         for old in self._existing():
             tf.io.gfile.remove(old)
         for name in shard_names:
-            src = os.path.join(self.staging, name)
-            dst = os.path.join(self.output_dir, name)
-            if tf.io.gfile.exists(src):
-                tf.io.gfile.rename(src, dst, overwrite=True)
-            else:  # a shard that received no example
-                with tf.io.TFRecordWriter(dst):
-                    pass
+            if name in written:
+                tf.io.gfile.rename(os.path.join(self.staging, name), os.path.join(self.output_dir, name),
+                                   overwrite=True)
         for name, obj in (reports or {}).items():
             io_utils.write_json(os.path.join(self.output_dir, name), obj)
         io_utils.write_json(os.path.join(self.output_dir, dataset_info.FILENAME), info)

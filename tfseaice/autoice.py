@@ -20,7 +20,7 @@ import os
 
 from absl import flags
 
-from tfseaice import cli, io_utils
+from tfseaice import cli, io_utils, run_lock
 from tfseaice.errors import InputError
 from tfseaice.serving.autoice_submission import write_upload_package
 from tfseaice.serving.loading import load_sic_model
@@ -39,6 +39,7 @@ def main(argv):
     if len(argv) > 1:
         raise InputError(argv[1], "unexpected positional argument (flags are --name=value)")
     cli.check_tiling(FLAGS.tile, FLAGS.overlap)
+    run_lock.RunLock(FLAGS.out).acquire()   # one run per output (released at exit)
     io_utils.refuse_existing(FLAGS.out, FLAGS.overwrite)   # before loading anything
     paths = sorted(p for p in glob.glob(FLAGS.scenes_glob) if os.path.isfile(p))
     if not paths:

@@ -40,7 +40,7 @@ import os
 import keras
 from absl import flags, logging
 
-from tfseaice import cli
+from tfseaice import cli, run_lock
 from tfseaice.errors import InputError
 from tfseaice.serving.generator import load_from_model_dir, load_saved_model
 from tfseaice.serving.glacier_images import generate_from_masks, generate_random
@@ -77,6 +77,7 @@ def main(argv):
         raise InputError("flags", "give exactly one of --model_dir and --saved_model")
     if bool(FLAGS.masks_glob) == bool(FLAGS.random_masks):
         raise InputError("flags", "give exactly one of --masks_glob and --random_masks")
+    run_lock.RunLock(FLAGS.out_dir).acquire()   # one run per output folder (released at exit)
     keras.utils.set_random_seed(FLAGS.seed)
     if FLAGS.model_dir:
         gen = load_from_model_dir(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.dropout_at_inference,

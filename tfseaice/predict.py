@@ -45,7 +45,7 @@ import sys
 
 from absl import flags
 
-from tfseaice import cli, io_utils
+from tfseaice import cli, io_utils, run_lock
 from tfseaice.errors import InputError
 from tfseaice.serving.loading import load_sic_model
 from tfseaice.serving.sic_scene import output_paths, predict_scene_file
@@ -74,6 +74,7 @@ def main(argv):
     if len(argv) > 1:
         raise InputError(argv[1], "unexpected positional argument (flags are --name=value)")
     cli.check_tiling(FLAGS.tile, FLAGS.overlap)
+    run_lock.RunLock(FLAGS.out).acquire()   # one run per output (released at exit)
     for p in output_paths(FLAGS.out, FLAGS.format):   # before loading anything
         io_utils.refuse_existing(p, FLAGS.overwrite)
     if not os.path.exists(FLAGS.scene):
