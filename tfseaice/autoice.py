@@ -21,6 +21,7 @@ import os
 from absl import flags
 
 from tfseaice import cli, io_utils, run_lock
+from tfseaice.data import scene_files
 from tfseaice.errors import InputError
 from tfseaice.serving.autoice_submission import write_upload_package
 from tfseaice.serving.loading import load_sic_model
@@ -41,7 +42,7 @@ def main(argv):
     cli.check_tiling(FLAGS.tile, FLAGS.overlap)
     run_lock.RunLock(FLAGS.out).acquire()   # one run per output (released at exit)
     io_utils.refuse_existing(FLAGS.out, FLAGS.overwrite)   # before loading anything
-    paths = sorted(p for p in glob.glob(FLAGS.scenes_glob) if os.path.isfile(p))
+    paths = sorted(p for p in glob.glob(FLAGS.scenes_glob) if scene_files.is_scene_path(p))   # files or S1 products
     if not paths:
         raise InputError(FLAGS.scenes_glob, "--scenes_glob matches no file")
     model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights, FLAGS.precision)

@@ -43,6 +43,7 @@ import os
 from absl import flags
 
 from tfseaice import cli, io_utils
+from tfseaice.data import scene_files
 from tfseaice.errors import InputError
 from tfseaice.evaluation import pix2pix, sic
 from tfseaice.evaluation import zones as zones_eval
@@ -107,7 +108,7 @@ def define_flags():
 
 
 def _scene_paths(pattern):
-    paths = sorted(p for p in glob.glob(pattern) if os.path.isfile(p))
+    paths = sorted(p for p in glob.glob(pattern) if scene_files.is_scene_path(p))   # files or S1 products
     if not paths:
         raise InputError(pattern, "--scenes_glob matches no file")
     return paths

@@ -297,23 +297,32 @@ def read_scene(path, channels=DEFAULT_CHANNELS, downsample=1, raw_path=None, raw
         if is_ready_to_train(path, ds):
             return _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, land_mask,
                              (truth_variable, sod_truth_variable, floe_truth_variable))
-        f = int(downsample)
-        if f < 1:
-            raise ValueError(f"downsample must be >= 1, got {downsample}")
-        arrays = _read_channels(ds, path, channels, f, in_db=True, raw_f=f)
-        sar = _stack(arrays, channels, path)
-        chart_ids = table = None
-        odd = {}
-        if has_polygon_chart(ds, path):
-            chart_ids, present = _chart_ids(ds, path, f, land_mask)
-            if chart_ids.shape != sar.shape[:2]:
-                raise InputError(path, f"SAR {ds['nersc_sar_primary'].shape if 'nersc_sar_primary' in ds else sar.shape[:2]} and polygon_icechart {ds['polygon_icechart'].shape} differ in shape")
-            table = _table(ds, path)
-            odd = _unlabel_odd_polygons(chart_ids, present, table, path)
-        truths = read_truths(ds, f, truth_variable, sod_truth_variable, floe_truth_variable)
-        return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar,
-                     chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * f,
-                     sar_units="dB", unlabelled_polygons=odd, **truths)
+        return read_raw_dataset(ds, path, channels, downsample, truth_variable, land_mask,
+                                sod_truth_variable, floe_truth_variable)
+
+
+def read_raw_dataset(ds, path, channels=DEFAULT_CHANNELS, downsample=1, truth_variable="sic_truth",
+                     land_mask="distance_map", sod_truth_variable="sod_truth", floe_truth_variable="floe_truth"):
+    """A Scene from an open raw-layout Dataset `ds` (a raw file, or a Sentinel-1 product read into that layout)."""
+    channels = tuple(channels)
+    _check_land_mask(land_mask)
+    f = int(downsample)
+    if f < 1:
+        raise ValueError(f"downsample must be >= 1, got {downsample}")
+    arrays = _read_channels(ds, path, channels, f, in_db=True, raw_f=f)
+    sar = _stack(arrays, channels, path)
+    chart_ids = table = None
+    odd = {}
+    if has_polygon_chart(ds, path):
+        chart_ids, present = _chart_ids(ds, path, f, land_mask)
+        if chart_ids.shape != sar.shape[:2]:
+            raise InputError(path, f"SAR {ds['nersc_sar_primary'].shape if 'nersc_sar_primary' in ds else sar.shape[:2]} and polygon_icechart {ds['polygon_icechart'].shape} differ in shape")
+        table = _table(ds, path)
+        odd = _unlabel_odd_polygons(chart_ids, present, table, path)
+    truths = read_truths(ds, f, truth_variable, sod_truth_variable, floe_truth_variable)
+    return Scene(scene_id=scene_id_of(path), path=path, channels=channels, sar=sar,
+                 chart_ids=chart_ids, table=table, pixel_spacing_m=RAW_SPACING_M * f,
+                 sar_units="dB", unlabelled_polygons=odd, **truths)
 
 
 def _read_rtt(ds, path, channels, downsample, raw_path, raw_glob, land_mask, truth_names):

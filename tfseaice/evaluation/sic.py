@@ -33,7 +33,7 @@ import numpy as np
 from absl import logging
 
 from tfseaice import io_utils, viz
-from tfseaice.data import ai4arctic
+from tfseaice.data import ai4arctic, scene_files
 from tfseaice.data.egg_codes import FLOE_CLASSES, SOD_CLASSES, UNLABELLED
 from tfseaice.errors import InputError
 from tfseaice.evaluation.autoice import AutoiceEvaluation
@@ -208,10 +208,10 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
     challenge = AutoiceEvaluation(reference_glob)
     scenes = {}
     for k, path in enumerate(scene_paths, 1):
-        scene = ai4arctic.read_scene(path, channels, downsample, raw_glob=raw_glob,
-                                     truth_variable=truth_variable or None, land_mask=land_mask,
-                                     sod_truth_variable=sod_truth_variable or None,
-                                     floe_truth_variable=floe_truth_variable or None)
+        scene = scene_files.read_scene(path, channels, downsample, raw_glob=raw_glob,
+                                       truth_variable=truth_variable or None, land_mask=land_mask,
+                                       sod_truth_variable=sod_truth_variable or None,
+                                       floe_truth_variable=floe_truth_variable or None)
         logging.info("[%d/%d] %s: %dx%d pixels%s", k, len(scene_paths), scene.scene_id, *scene.shape,
                      "" if scene.has_chart else " (no chart)")
         heads = predict_scene_charts(model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size,

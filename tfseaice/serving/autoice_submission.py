@@ -18,7 +18,7 @@ from absl import logging
 from skimage.transform import rescale
 
 from tfseaice import io_utils
-from tfseaice.data import ai4arctic, autoice
+from tfseaice.data import ai4arctic, autoice, scene_files
 from tfseaice.data.codes import sic_classes
 from tfseaice.errors import InputError
 from tfseaice.precision import model_precision
@@ -54,10 +54,8 @@ def challenge_classes(heads, shape, factor, path):
 
 def challenge_shape(path):
     """The 80 m grid of a scene: a ready-to-train file's own, or half a raw file's (cropped to even)."""
-    with ai4arctic.open_dataset(path) as ds:
-        h, w = ds.sizes.get("sar_lines", 0), ds.sizes.get("sar_samples", 0)
-        ratio = float(ds.attrs.get("pixel_spacing", CHALLENGE_SPACING_M)) / CHALLENGE_SPACING_M \
-            if ai4arctic.is_ready_to_train(path, ds) else 0.5
+    (h, w), spacing = scene_files.raw_shape(path)   # a raw file, a product (40 m) or a ready-to-train file
+    ratio = spacing / CHALLENGE_SPACING_M
     if not h or not w:
         raise InputError(path, "has no sar_lines x sar_samples grid")
     return int(h * ratio), int(w * ratio)
@@ -89,8 +87,8 @@ def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=51
             nc.setncattr("inference_precision", model_precision(model))
             for k, (name, path) in enumerate(zip(names, scene_paths), 1):
                 start = time.time()
+                scene = scene_files.read_scene(path, channels, downsample, truth_variable=None, land_mask="none")
                 shape = challenge_shape(path)
-                scene = ai4arctic.read_scene(path, channels, downsample, truth_variable=None, land_mask="none")
                 charts = challenge_classes(predict_scene_charts(
                     model, scene.sar, tile=tile, overlap=overlap, batch_size=batch_size, mask_nodata=False),
                     shape, scene.pixel_spacing_m / CHALLENGE_SPACING_M, path)

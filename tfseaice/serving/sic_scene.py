@@ -8,8 +8,7 @@ from absl import logging
 import tfseaice
 from tfseaice import io_utils, viz
 from tfseaice.precision import model_precision
-from tfseaice.data import ai4arctic
-from tfseaice.data.scene_grids import gcp_lat_lon, gcp_points
+from tfseaice.data import ai4arctic, scene_files
 from tfseaice.errors import InputError
 from tfseaice.serving.scene_inference import model_channels
 from tfseaice.serving.sic_netcdf import products_dataset, write_netcdf
@@ -28,19 +27,9 @@ ALL_PRODUCTS = ("sic", "ice_water", "polygon_sic", "chart_sic", "polygon_id", "s
 
 
 def scene_georeference(scene_path, raw_glob, shape, downsample):
-    """((lat, lon) [H, W] or None, the raw GCPs or None) from the scene's raw file.
-
-    A raw file has its own GCPs; a ready-to-train file uses its raw twin when
-    `raw_glob` is given (its 21 x 21 `sar_grid2d_*` grid does not say where the
-    points lie on the image, so it is not used alone).
-    """
-    raw_path = scene_path
-    if ai4arctic.is_ready_to_train(scene_path):
-        if not raw_glob:
-            return None, None
-        raw_path = ai4arctic.find_raw_for(scene_path, raw_glob)
-    with ai4arctic.open_dataset(raw_path) as ds:
-        return gcp_lat_lon(ds, raw_path, shape, downsample), gcp_points(ds, raw_path)
+    """((lat, lon) [H, W] or None, the raw GCPs or None): `scene_files.georeference` (raw file, product,
+    or a ready-to-train file through its raw twin in `raw_glob`)."""
+    return scene_files.georeference(scene_path, raw_glob, shape, downsample)
 
 
 def output_paths(out, formats):
@@ -73,7 +62,7 @@ def predict_scene_file(model, info, scene_path, out, downsample=None, channels=N
         expected = len(info["channels"])
     if expected is not None and expected != len(channels):
         raise InputError(scene_path, f"the model takes {expected} channel(s) but {len(channels)} were asked for ({', '.join(channels)})")
-    scene = ai4arctic.read_scene(scene_path, channels, downsample, raw_glob=raw_glob, land_mask=land_mask)
+    scene = scene_files.read_scene(scene_path, channels, downsample, raw_glob=raw_glob, land_mask=land_mask)
     logging.info("%s: %d x %d pixels at %g m%s", scene.scene_id, *scene.shape, scene.pixel_spacing_m,
                  "" if scene.has_chart else " (no chart: sic and ice_water only)")
     products = predict_products(model, scene, tile, overlap, batch_size, threshold)
