@@ -233,6 +233,24 @@ def test_odd_poly_types_and_unknown_codes_are_unlabelled_with_a_warning(scene, t
         assert any(reason in m and path in m for m in messages), reason
 
 
+def test_zips_as_archives_hold_them_nested_or_beside_a_line_file(scene, tmp_path):
+    """CIS archive zips hold a zip; SIGRID-3 v3 packs polygon (_pl_) and line (_ln_) shapefiles together."""
+    plain = sf.write_sigrid3(scene, tmp_path / "src", fmt="zip")
+    reference = sigrid3.read_chart(plain)
+    nested = str(tmp_path / "nested_20200713T1300Z.zip")
+    with zipfile.ZipFile(nested, "w") as zf:
+        zf.write(plain, "inner/" + os.path.basename(plain))
+    both = str(tmp_path / "both_20200713T1300Z.zip")
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(both, "w") as dst:
+        for n in src.namelist():
+            dst.writestr(n, src.read(n))
+            dst.writestr(n.replace("_pl_", "_ln_"), src.read(n))
+    for path in (nested, both):
+        chart = sigrid3.read_chart(path)
+        assert chart.rows == reference.rows and len(chart) == len(reference)
+        assert all(a.equals(b) for a, b in zip(chart.geometries, reference.geometries))
+
+
 # ------------------------------------------------------------------ bad input
 
 def _shp(scene, tmp_path):

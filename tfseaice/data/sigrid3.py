@@ -155,21 +155,7 @@ def _source(path):
         _require_parts(path, _siblings(path), "beside it")
         return path, None
     if ext == ".zip":
-        try:
-            with zipfile.ZipFile(path) as zf:
-                bad = zf.testzip()
-                names = zf.namelist()
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise InputError(path, f"cannot be read as a zip file (truncated or corrupt: {exc})") from None
-        if bad is not None:
-            raise InputError(path, f"zip member {bad} is corrupt (CRC check failed)")
-        shps = sorted(n for n in names if n.lower().endswith(".shp") and not n.startswith("__MACOSX"))
-        if len(shps) != 1:
-            raise InputError(path, f"zip holds {len(shps)} shapefiles, expected one ({', '.join(shps[:5])})")
-        stem = os.path.splitext(shps[0])[0]
-        have = {os.path.splitext(n)[1].lower() for n in names if os.path.splitext(n)[0] == stem}
-        _require_parts(path, have, f"in the zip next to {shps[0]}")
-        return f"/vsizip/{os.path.abspath(path)}/{shps[0]}", None
+        return _zip_source(path), None
     if ext == ".gpkg":
         try:
             layers = pyogrio.list_layers(path)
@@ -186,6 +172,43 @@ def _source(path):
     raise InputError(path, f"not a SIGRID-3 chart file (expected one of {', '.join(SUFFIXES)})")
 
 
+def _zip_members(path, zf):
+    bad = zf.testzip()
+    if bad is not None:
+        raise InputError(path, f"zip member {bad} is corrupt (CRC check failed)")
+    return [n for n in zf.namelist() if not n.startswith("__MACOSX")]
+
+
+def _pick_shapefile(path, names, where):
+    """The one shapefile among zip members; several: the SIGRID-3 polygon one (`_pl` in its name)."""
+    shps = sorted(n for n in names if n.lower().endswith(".shp"))
+    if len(shps) > 1:
+        polygons = [n for n in shps if re.search(r"_pl(?:_|\.)", os.path.basename(n).lower())]
+        shps = polygons if len(polygons) == 1 else shps
+    if len(shps) != 1:
+        raise InputError(path, f"{where} holds {len(shps)} shapefiles, expected one ({', '.join(shps[:5])})")
+    stem = os.path.splitext(shps[0])[0]
+    have = {os.path.splitext(n)[1].lower() for n in names if os.path.splitext(n)[0] == stem}
+    _require_parts(path, have, f"in the zip next to {shps[0]}")
+    return shps[0]
+
+
+def _zip_source(path):
+    """GDAL path of the shapefile in a zip, or in the one zip inside it (CIS archives nest them)."""
+    outer = f"/vsizip/{os.path.abspath(path)}"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = _zip_members(path, zf)
+            inner = [n for n in names if n.lower().endswith(".zip")]
+            if any(n.lower().endswith(".shp") for n in names) or len(inner) != 1:
+                return f"{outer}/{_pick_shapefile(path, names, 'zip')}"
+            with zf.open(inner[0]) as f, zipfile.ZipFile(f) as nested:
+                shp = _pick_shapefile(path, _zip_members(path, nested), f"zip {inner[0]} in the zip")
+            return f"/vsizip/{{{outer}/{inner[0]}}}/{shp}"
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InputError(path, f"cannot be read as a zip file (truncated or corrupt: {exc})") from None
+
+
 def _first_line(exc):
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -194,21 +217,29 @@ def _first_line(exc):
 def _read_raw(path):
     src, layer = _source(path)
     try:
-        meta, _, wkb, values = pyogrio.raw.read(src, layer=layer)
+        info = pyogrio.read_info(src, layer=layer)
     except Exception as exc:
         raise InputError(path, f"cannot be read as a SIGRID-3 chart ({_first_line(exc)})") from None
-    if not meta.get("crs"):
+    if not info.get("crs"):
         raise InputError(path, "chart declares no CRS (.prj missing or empty)")
     try:
-        crs = pyproj.CRS.from_user_input(meta["crs"])
+        crs = pyproj.CRS.from_user_input(info["crs"])
     except pyproj.exceptions.CRSError as exc:
         raise InputError(path, f"chart CRS cannot be read ({_first_line(exc)})") from None
-    fields = {str(f).strip().upper(): i for i, f in enumerate(meta["fields"])}
+    fields = {}
+    for f in info["fields"]:  # case-insensitive, padded names; the first of duplicates wins
+        fields.setdefault(str(f).strip().upper(), str(f))
     if "CT" not in fields:
-        raise InputError(path, f"no SIGRID-3 fields (no CT; fields: {', '.join(map(str, meta['fields'][:12]))})")
+        raise InputError(path, f"no SIGRID-3 fields (no CT; fields: {', '.join(map(str, info['fields'][:12]))})")
     if "POLY_TYPE" not in fields:
         raise InputError(path, "no POLY_TYPE field (SIGRID-3 requires it)")
-    columns = {name: (values[fields[name]] if name in fields else None) for name in FIELDS}
+    wanted = [fields[name] for name in FIELDS if name in fields]  # extra fields are never read (nor decoded)
+    try:
+        meta, _, wkb, values = pyogrio.raw.read(src, layer=layer, columns=wanted)
+    except Exception as exc:
+        raise InputError(path, f"cannot be read as a SIGRID-3 chart ({_first_line(exc)})") from None
+    by_name = dict(zip(map(str, meta["fields"]), values))   # in the file's field order
+    columns = {name: (by_name[fields[name]] if name in fields else None) for name in FIELDS}
     return crs, wkb, columns
 
 
