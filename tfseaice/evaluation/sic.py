@@ -37,7 +37,7 @@ from tfseaice.data import ai4arctic, scene_files
 from tfseaice.data.egg_codes import FLOE_CLASSES, SOD_CLASSES, UNLABELLED
 from tfseaice.errors import InputError
 from tfseaice.evaluation.autoice import AutoiceEvaluation
-from tfseaice.serving.loading import load_trained
+from tfseaice.serving.loading import inference_network, load_trained
 from tfseaice.serving.scene_inference import finite_mask, model_channels, predict_scene_charts
 from tfseaice.serving.sic_products import ICE_THRESHOLD, polygon_means
 from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS
@@ -277,6 +277,7 @@ def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsampl
     """
     check_outputs(output, overwrite)
     model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS + ICECHART_TASKS, precision=precision)
+    model = inference_network(model)
     info = meta["dataset_info"]
     channels = tuple(info.get("channels") or ("hh", "hv"))
     downsample = downsample or int(info.get("downsample") or 2)

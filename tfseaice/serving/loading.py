@@ -12,6 +12,7 @@ import tensorflow as tf
 import tfseaice
 from tfseaice import precision as precisions
 from tfseaice.errors import InputError
+from tfseaice.models.fold_batchnorm import fold_batchnorm
 from tfseaice.serving.saved_model import read_export_meta
 from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS, get_task
 from tfseaice.training.config import TrainConfig
@@ -64,6 +65,13 @@ def load_trained(model_dir, weights="best", expect_task=None, precision="fp32"):
     return precisions.twin(model, lambda: task.build_model(cfg, meta["dataset_info"]), precision), meta
 
 
+def inference_network(model):
+    """The network a SIC or ice-chart model runs at inference: its U-Net (a task model's `.unet`)
+    with every BatchNormalization folded into its convolution (same function in fp32 to 1e-5,
+    tests/test_fold_batchnorm.py; faster, bench/scene_inference.py --fold_batchnorm)."""
+    return fold_batchnorm(getattr(model, "unet", model))
+
+
 def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="auto"):
     """(model, info) from a model folder or an exported SavedModel.
 
@@ -76,6 +84,7 @@ def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="
     precision = resolve_precision(precision, saved_model=bool(saved_model))
     if model_dir:
         model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS + ICECHART_TASKS, precision=precision)
+        model = inference_network(model)
         ds_info = meta.get("dataset_info") or {}
         return model, {"channels": ds_info.get("channels"), "downsample": ds_info.get("downsample"),
                        "task": meta["task"], "precision": precision,

@@ -26,6 +26,7 @@ import tensorflow as tf
 import tfseaice
 from tfseaice import io_utils
 from tfseaice.errors import InputError
+from tfseaice.models.fold_batchnorm import fold_batchnorm
 from tfseaice.serving.saved_model import describe_saved_model, write_export_meta
 from tfseaice.data.egg_codes import SOD_CLASSES, FLOE_CLASSES, UNLABELLED
 from tfseaice.serving.scene_inference import ALIGN, CLASS_HEADS, model_channels
@@ -80,7 +81,7 @@ def export_sic(model, export_dir, info=None, threshold=0.5, overwrite=False, ext
     """
     info = dict(info or {})
     io_utils.refuse_existing(export_dir, overwrite)
-    unet = getattr(model, "unet", model)
+    unet = fold_batchnorm(getattr(model, "unet", model))   # BatchNorm folded: what serving runs, faster
     channels = model_channels(model)
     if channels is None:
         if not info.get("channels"):
