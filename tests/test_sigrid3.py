@@ -363,3 +363,6 @@ def test_chart_time_from_the_file_name(name, expected):
         assert t == datetime.datetime(*expected, tzinfo=datetime.timezone.utc)
     if t is not None:
         assert sigrid3.time_offset_hours(t, datetime.datetime(*expected) + datetime.timedelta(hours=5)) == 5
+        later = (datetime.datetime(*expected) - datetime.timedelta(hours=30)).strftime("%Y%m%dT%H%M%S")
+        assert sigrid3.time_offset_hours(t, f"S1A_EW_GRDM_1SDH_{later}_x.SAFE") == 30
+    assert sigrid3.time_offset_hours(t, "no time") is None

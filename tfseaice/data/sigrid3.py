@@ -119,8 +119,14 @@ def parse_chart_time(name):
 
 
 def time_offset_hours(chart_time, when):
-    """|chart_time - when| in hours; a naive datetime is taken as UTC. None when chart_time is None."""
-    if chart_time is None:
+    """|chart_time - when| in hours, or None when either is unknown.
+
+    `when`: a datetime (naive = UTC) or text holding a time stamp (an
+    acquisition time `20210301T120000`, a product name), read as chart names are.
+    """
+    if isinstance(when, str):
+        when = parse_chart_time(when)
+    if chart_time is None or when is None:
         return None
     utc = lambda t: t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)  # noqa: E731
     return abs((utc(chart_time) - utc(when)).total_seconds()) / 3600.0
@@ -307,7 +313,8 @@ def normalise_rows(columns, n, ids, path):
             odd.setdefault("poly_type_not_i_or_w", []).append(pid)
         ct = _as_int(row[0])
         if ct is None:  # parse_polygon_codes refuses a non-integer CT: the polygon goes unlabelled instead
-            odd.setdefault("ct_not_a_code", []).append(pid)
+            if row[-1] == "I":  # (a W polygon is SIC 0 whatever CT says)
+                odd.setdefault("ct_not_a_code", []).append(pid)
             row[0] = MISSING
         elif ct != int(MISSING) and ct not in KNOWN_CT and row[-1] == "I":
             odd.setdefault("ct_unknown", []).append(pid)
