@@ -8,8 +8,8 @@ block at a time (float32). Outside the first/last vector line the edge row is
 kept (the products' vectors normally reach past both ends).
 
 The `sigmaNought` table comes from xarray-sentinel's calibration group (it
-checks that all vectors share one pixel grid, which the Product Specification
-S1-RS-MDA-52-7441 §6.4.1 guarantees for calibration vectors); see
+checks that all vectors share one pixel grid, as the calibration vectors of
+GRD products do; the noise vectors do not, sentinel1_noise.py); see
 docs/sentinel1.md for the formula sigma0 = (DN^2 - noise) / A^2.
 """
 

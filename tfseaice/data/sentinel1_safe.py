@@ -132,8 +132,10 @@ class SafeProduct:
             return (0, 0)
 
     def require_grd(self):
-        if self.attrs["product_type"] != "GRD":
-            raise InputError(self.path, f"is a {self.attrs['product_type']} product; only GRD (EW GRDM, IW GRDH) is read")
+        kind = self.attrs["product_type"]
+        if kind != "GRD":
+            article = "an" if kind[:1] in "AEFHILMNORSX" else "a"
+            raise InputError(self.path, f"is {article} {kind} product; only GRD (EW GRDM, IW GRDH) is read")
 
     def groups(self):
         """xarray-sentinel's group -> [files] for the files that exist."""

@@ -143,11 +143,12 @@ def _grid(values, lines, samples, shape):
 def write_safe_product(out_dir, *, sigma0_hh, sigma0_hv=None, lat, lon, incidence, start_time, seed=0,
                        mode="EW", polarisations=None, ipf="3.71", zip=False, height_m=0.0, grid_lines=None,
                        grid_samples=None, product_type="GRD", mission="S1A", orbit=None, overwrite=False,
-                       block_lines=BLOCK_LINES):
+                       block_lines=BLOCK_LINES, shape=None):
     """Write a Sentinel-1 GRD product; return the path of its `.SAFE` folder (or `.zip` with zip=True).
 
     sigma0_hh / sigma0_hv: linear sigma0 [lines, samples] at the product's pixel spacing (EW 40 m, IW 10 m),
-    NaN = outside the swath (DN 0). `sigma0_hh` is the co-polarised channel: HH, or VV with
+    NaN = outside the swath (DN 0); or callables f(l0, l1) -> rows [l1 - l0, samples] with `shape` given
+    (full-size products without whole-image arrays, bench/sentinel1_read.py). `sigma0_hh` is the co-polarised channel: HH, or VV with
     polarisations=("VV", "VH"); ("HH",) or ("VV",) writes a single-pol product (1SSH / 1SSV).
     lat, lon, incidence (deg), height_m: image-sized arrays (sampled at the grid points) or grid-sized
     [len(grid_lines), len(grid_samples)] (default grid: 21 x 21 integer points spanning the image).
@@ -162,7 +163,7 @@ def write_safe_product(out_dir, *, sigma0_hh, sigma0_hv=None, lat, lon, incidenc
     polarisations = tuple(polarisations or (("HH", "HV") if sigma0_hv is not None else ("HH",)))
     if len(polarisations) != len(sigmas) or polarisations not in POLARISATION_CODES:
         raise ValueError(f"polarisations {polarisations} do not match the {len(sigmas)} sigma0 arrays given")
-    height, width = np.shape(sigma0_hh)
+    height, width = shape if callable(sigma0_hh) else np.shape(sigma0_hh)
     rng = np.random.default_rng(seed)
     start = np.datetime64(start_time, "us")
     dt = m["dt"]
@@ -256,7 +257,7 @@ def _write_pol(root, p, pol, image_number, sigma, model, gcps, block_lines):
 def _write_measurement(path, sigma, model, gcps, block_lines):
     """uint16 DN GeoTIFF in line blocks, GCPs (EPSG:4326) at the geolocation grid points."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    height, width = np.shape(sigma)
+    height, width = model.height, model.width
     points = [GroundControlPoint(row=float(r), col=float(c), x=float(x), y=float(y), z=float(z))
               for r, c, x, y, z in zip(gcps["line"], gcps["pixel"], gcps["longitude"], gcps["latitude"],
                                        gcps["height"])]
@@ -267,7 +268,7 @@ def _write_measurement(path, sigma, model, gcps, block_lines):
         for l0 in range(0, height, block_lines):
             l1 = min(height, l0 + block_lines)
             lines = np.arange(l0, l1, dtype=np.float64)
-            s = np.asarray(sigma[l0:l1], np.float64)
+            s = np.asarray(sigma(l0, l1) if callable(sigma) else sigma[l0:l1], np.float64)
             finite = np.isfinite(s)
             power = np.maximum(np.where(finite, s, 0.0), 0.0) * model.cal_squared(lines) + model.noise(lines)
             dn = np.clip(np.rint(np.sqrt(power)), 1, 65535).astype(np.uint16)
