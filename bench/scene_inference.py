@@ -3,7 +3,7 @@ side with the agreement of their products; the PyTorch forward pass of the same 
 
   python -m bench.scene_inference [--sizes=2500x2600,5000x5200] [--tile=512 --overlap=64
       --batch_size=4 --precision=auto|fp32|bf16 --threads=0 --onednn=1] [--precisions=fp32,bf16]
-      [--variants=tile:batch:precision:threads[:onednn],...] [--torch_modes=fp32,fp32_cl,bf16,bf16_cl]
+      [--fold_batchnorm=1] [--variants=tile:batch:precision:threads[:onednn[:fold]],...] [--torch_modes=fp32,fp32_cl,bf16,bf16_cl]
 
 Each measurement runs in its own subprocess, so that its peak RSS (ru_maxrss), its Keras
 precision policy and its oneDNN setting belong to it alone. The scene is a synthetic
@@ -54,9 +54,11 @@ def parse_args(argv):
     ap.add_argument("--precisions", default="fp32,bf16", help="precisions compared on the largest size ('' = none)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--onednn", type=int, default=1, choices=[0, 1], help="TF_ENABLE_ONEDNN_OPTS of the children")
+    ap.add_argument("--fold_batchnorm", type=int, default=1, choices=[0, 1],
+                    help="BatchNorm folded into the convolutions, as predict/evaluate/autoice run the model")
     ap.add_argument("--variants", default="",
-                    help="extra settings for the largest size: 'tile:batch:precision:threads[:onednn],...' "
-                         "e.g. 1024:1:fp32:0,512:4:fp32:0:0")
+                    help="extra settings for the largest size: 'tile:batch:precision:threads[:onednn[:fold]],...' "
+                         "e.g. 1024:1:fp32:0,512:4:fp32:0:0,512:4:bf16:0:1:0 (the last: BatchNorm not folded)")
     ap.add_argument("--torch_modes", default="fp32,fp32_cl,bf16,bf16_cl")
     ap.add_argument("--torch_filters", default="16,32,64,64", help="the SIC U-Net's default filters")
     ap.add_argument("--torch_steps", type=int, default=3)
@@ -76,7 +78,7 @@ def parse_args(argv):
 def _setting(r):
     threads = f" t{r['threads']['intra_op']}" if r["threads"]["intra_op"] else ""
     return (f"tile {r['tile']} ({r['tile_shape'][0]}x{r['tile_shape'][1]}) b{r['batch_size']} {r['precision']}"
-            f"{threads}{'' if r['onednn'] else ' no-oneDNN'}")
+            f"{threads}{'' if r['onednn'] else ' no-oneDNN'}{'' if r.get('fold_batchnorm', True) else ' BN unfolded'}")
 
 
 def _report(r):
@@ -125,10 +127,12 @@ def main(argv=None):
 
     variants = []
     for v in [v for v in args.variants.split(",") if v]:
-        tile, batch, precision, threads, *onednn = v.split(":")
-        onednn = int(onednn[0]) if onednn else args.onednn
-        progress(f"variant {h}x{w}: tile {tile}, batch {batch}, {precision}, threads {threads}, onednn {onednn}")
-        r = run_size(args, h, w, int(tile), int(batch), precision, int(threads), onednn=onednn)
+        tile, batch, precision, threads, *rest = v.split(":")
+        onednn = int(rest[0]) if rest else args.onednn
+        fold = int(rest[1]) if len(rest) > 1 else args.fold_batchnorm
+        progress(f"variant {h}x{w}: tile {tile}, batch {batch}, {precision}, threads {threads}, onednn {onednn}, "
+                 f"fold_batchnorm {fold}")
+        r = run_size(args, h, w, int(tile), int(batch), precision, int(threads), onednn=onednn, fold=fold)
         r["kind"] = "variant"
         variants.append(r)
         _report(r)

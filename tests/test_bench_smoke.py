@@ -126,11 +126,13 @@ def test_input_pipeline(tmp_path):
 
 def test_scene_inference(tmp_path):
     summary, doc = run_bench("scene_inference", ["--sizes=64x80,96x130", "--tile=64", "--overlap=16",
-                                                 "--batch_size=2", "--variants=64:1:bf16:1", "--retries=0",
+                                                 "--batch_size=2", "--variants=64:1:bf16:1,64:2:fp32:0:1:0", "--retries=0",
                                                  "--torch_modes=fp32_cl"], tmp_path)
     assert {"seconds", "pixels_per_s", "peak_rss_mb", "working_growth_mb", "meets_target"} <= set(summary)
     assert [r["pixels"] for r in doc["sizes"]] == [64 * 80, 96 * 130]
     assert all(r["nan_mask_ok"] for r in doc["sizes"] + doc["variants"])
+    # BatchNorm folded as the serving path runs it, unless a variant says otherwise.
+    assert [r["fold_batchnorm"] for r in doc["sizes"] + doc["variants"]] == [True, True, True, False]
     # fp32 and bf16 side by side on the largest size, with the agreement of their products.
     assert {"fp32_mpx_per_s", "bf16_mpx_per_s", "bf16_max_abs_dsic", "bf16_sic_class_agreement_pct"} <= set(summary)
     assert doc["precisions"]["bf16"]["model_compute_dtype"] == "bfloat16"

@@ -42,8 +42,12 @@ def child(args):
         keras.utils.set_random_seed(1)
         return build_sic_unet(2, norm_mean=[-14.5, -24.7], norm_std=[5.7, 4.8])
 
-    # The serving path: fp32 weights, copied into a mixed_bfloat16 twin for bf16.
+    # The serving path: fp32 weights, copied into a mixed_bfloat16 twin for bf16, BatchNorm folded.
     model = precisions.twin(build(), build, precision)
+    if args.fold_batchnorm:
+        from tfseaice.models.fold_batchnorm import fold_batchnorm
+
+        model = fold_batchnorm(model)
     t = time.perf_counter()
     small = synthetic_scene(1024, 1024, seed=1)
     inference.predict_scene(model, small, tile=args.tile, overlap=args.overlap, batch_size=args.batch_size)
@@ -75,7 +79,7 @@ def child(args):
         "height": h, "width": w, "pixels": h * w, "tile": args.tile, "overlap": args.overlap,
         "tile_shape": [rows.size, cols.size], "batch_size": args.batch_size, "precision": precision,
         "precision_flag": args.precision, "model_compute_dtype": model.dtype_policy.compute_dtype,
-        "onednn": onednn.enabled(), "tf_enable_onednn_opts": os.environ.get(onednn.ENV),
+        "onednn": onednn.enabled(), "fold_batchnorm": bool(args.fold_batchnorm), "tf_enable_onednn_opts": os.environ.get(onednn.ENV),
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                     "inter_op": tf.config.threading.get_inter_op_parallelism_threads()},
         "tiles": n_tiles, "tile_pixels_computed": computed_px, "overlap_factor": computed_px / (h * w),
@@ -93,16 +97,18 @@ def child(args):
     return 0
 
 
-def run_size(args, h, w, tile, batch, precision, threads, onednn=None, save_pred=None):
+def run_size(args, h, w, tile, batch, precision, threads, onednn=None, save_pred=None, fold=None):
     """The result dict of one scene size, measured by `child` in a fresh process.
 
     A run whose CPU stall fraction exceeds STALL_RETRY (another job held the cores) is
     measured once more after waiting for quiet; the faster run is kept, both are in "attempts".
     """
     onednn = args.onednn if onednn is None else onednn
+    fold = args.fold_batchnorm if fold is None else fold
     argv = module_argv("scene_inference") + [
         "--child", f"--height={h}", f"--width={w}", f"--tile={tile}", f"--overlap={args.overlap}",
-        f"--batch_size={batch}", f"--precision={precision}", f"--threads={threads}"]
+        f"--batch_size={batch}", f"--precision={precision}", f"--threads={threads}",
+        f"--fold_batchnorm={int(fold)}"]
     if save_pred:
         argv.append(f"--save_pred={save_pred}")
     env = dict(child_env(), TF_ENABLE_ONEDNN_OPTS=str(onednn))
