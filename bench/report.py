@@ -1,6 +1,10 @@
-"""Markdown "Performance" table from bench/results/*.json (what bench/README.md shows).
+"""Markdown "Performance" table from bench/results/*.json (the generated block of bench/README.md
+and docs/performance.md, rewritten by `python scripts/results_docs.py --write`).
 
   python -m bench.report [--results_dir=bench/results]
+
+Each benchmark's JSON names the machine it ran on; they are listed one by one, because
+`make bench` and single reruns (`python -m bench.scene_inference`, ...) need not share one.
 """
 
 import argparse
@@ -34,21 +38,26 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--results_dir", default=RESULTS_DIR)
     args = ap.parse_args(argv)
-    rows = []
-    machine = None
+    print(report(args.results_dir))
+    return 0
 
-    r = load(args.results_dir, "regional_loss")
+
+def report(results_dir=RESULTS_DIR):
+    """The Markdown table and, above it, the machine and date of each benchmark's run."""
+    rows, machines = [], []
+
+    r = load(results_dir, "regional_loss")
     if r:
-        machine = machine or r["machine"]
+        machines.append(("regional_loss", r["machine"]))
         c = r["config"]
         rows.append((f"regional loss + grad, batch {c['batch_size']} x {c['patch_size']}^2, {r['pairs']} polygons",
                      f"{fmt(r['vectorised_seconds'] * 1000)} ms vs loop {fmt(r['loop_seconds'])} s",
                      f"**{fmt(r['speedup'])}x** (equal: {r['equal_within_1e-5']})", ">= 100x",
                      fmt(r["loadavg_after"][0])))
 
-    t = load(args.results_dir, "train_step")
+    t = load(results_dir, "train_step")
     if t:
-        machine = machine or t["machine"]
+        machines.append(("train_step", t["machine"]))
         for x in t["results"]:
             par = x.get("bf16_parity")
             note = f", bf16~fp32 {'ok' if par['ok'] else 'NO'}" if par else ""
@@ -65,17 +74,17 @@ def main(argv=None):
                      f"{fmt(s['torch_best_images_per_s'])} img/s", f"**{fmt(s['speedup_vs_torch'])}x**",
                      f">= {s['target_vs_torch']}x", ""))
 
-    p = load(args.results_dir, "input_pipeline")
+    p = load(results_dir, "input_pipeline")
     if p:
-        machine = machine or p["machine"]
+        machines.append(("input_pipeline", p["machine"]))
         rows.append((f"input pipeline (parse + augment), batch {p['config']['batch_size']} x {p['patch_size']}^2",
                      f"{fmt(p['pipeline_patches_per_s'])} patches/s vs step {fmt(p['step_images_per_s'])} img/s",
                      f"**{fmt(p['ratio'])}x**; fed by it: {fmt(p['fed_images_per_s'])} img/s", ">= 3x",
                      fmt(p["loadavg_after"][0])))
 
-    s = load(args.results_dir, "scene_inference")
+    s = load(results_dir, "scene_inference")
     if s:
-        machine = machine or s["machine"]
+        machines.append(("scene_inference", s["machine"]))
         extra = [x for x in (s.get("precisions") or {}).values() if x.get("kind") == "precision"]
         for x in s["sizes"] + extra + s["variants"]:
             onednn = "" if x.get("onednn", True) else ", no oneDNN"
@@ -101,21 +110,19 @@ def main(argv=None):
                          f"**{fmt(sm['speedup_vs_torch'])}x** ({sm['torch_best_mode']})",
                          f">= {sm['target_vs_torch']}x", ""))
 
-    d = load(args.results_dir, "data_prep")
+    d = load(results_dir, "data_prep")
     if d:
-        machine = machine or d["machine"]
+        machines.append(("data_prep", d["machine"]))
         rows.append((f"data prep, raw {d['config']['size']}^2 scene ({fmt(d['input_mb'])} MB) -> {d['patches']} patches",
                      f"**{fmt(d['seconds'])} s**", f"{fmt(d['mb_per_s'])} MB/s"
                      + (f" (read_scene {fmt(d['read_scene_seconds'])} s)" if d.get("read_scene_seconds") else ""),
                      "", fmt(d["loadavg_after"][0])))
 
-    if machine:
-        print(f"Machine: {machine_line(machine)}\n")
-    print("| benchmark | result | detail | target | load1 |")
-    print("|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-    return 0
+    lines = ["Machines (each benchmark's JSON in bench/results/):", ""]
+    lines += [f"- `{name}.json`, {m.get('time_utc', '?')[:10]}: {machine_line(m)}" for name, m in machines]
+    lines += ["", "| benchmark | result | detail | target | load1 |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

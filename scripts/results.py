@@ -1,6 +1,6 @@
-"""Rerun a README results table over seeds and rewrite it (`make results-sic`, `-glacier`, `-icechart`).
+"""Rerun a results table over seeds and rewrite its blocks (`make results-sic`, `-glacier`, `-icechart`).
 
-    python scripts/results.py --table=sic --seeds=1,2,3            # run, write results/sic_fp32.json, rewrite README
+    python scripts/results.py --table=sic --seeds=1,2,3            # run, write results/sic_fp32.json and the docs
     python scripts/results.py --table=sic --check=quickstart_out   # one run's figures beside the documented range
 
 A table is one entry of TABLES (results_tables.py): the quickstart script that
@@ -12,10 +12,11 @@ folder holds a `done.json` is collected, not rerun (--rerun to redo).
 results/<table>_<precision>.json keeps every seed's figures, their mean, sample
 std (n-1), min and max, the machine, the precision the models trained in, the
 git commit and the date: one document per precision, so a table holds the
-figures of an fp32 machine and of a bf16 (AMX) one side by side. The README
-block between `<!-- results:<table> -->` and `<!-- /results:<table> -->` is
-regenerated from all of a table's documents; a quickstart's run is checked
-against the document of its own precision.
+figures of an fp32 machine and of a bf16 (AMX) one side by side. The blocks
+between `<!-- results:<table> -->` and `<!-- /results:<table> -->` are
+regenerated from all of a table's documents: the full table in docs/results.md,
+the at-a-glance table in README.md (scripts/results_docs.py, which also checks
+them all); a quickstart's run is checked against the document of its own precision.
 """
 
 import argparse
@@ -103,7 +104,7 @@ def precisions(spec, out):
     return sorted({load_json(os.path.join(out, f))["config"]["precision"] for f in spec["task_files"]})
 
 
-# ------------------------------------------------------------------ README block
+# ------------------------------------------------------------------ docs blocks
 
 def _cell(s, digits=3):
     if s["std"] is None:
@@ -133,7 +134,7 @@ def _shared(doc):
 
 
 def markdown(doc):
-    """The README part of one results document (results/<table>_<precision>.json)."""
+    """The docs/results.md part of one results document (results/<table>_<precision>.json)."""
     spec = TABLES[doc["table"]]
     seeds, n = ", ".join(str(s) for s in doc["seeds"]), len(doc["seeds"])
     m = doc["machine"]
@@ -202,7 +203,7 @@ def check_run(doc, figures, sigmas=2.0):
 def report(doc, rows, run_precision=None):
     """The lines the quickstarts print: each figure beside the documented range, and a plain verdict."""
     spec = TABLES[doc["table"]]
-    lines = [f"This run beside the README's documented range (results/{doc_name(doc)}: {len(doc['seeds'])} seeds, "
+    lines = [f"This run beside the documented range (results/{doc_name(doc)}: {len(doc['seeds'])} seeds, "
              f"{', '.join(doc['precision'])} on {doc['machine']['cpu']}; range = mean ± 2 std, at least min–max, at most 1):"]
     outside = []
     for row, col, value, s, lo, hi, inside in rows:
@@ -318,16 +319,25 @@ def table_docs(table, out_dir):
     return sorted(docs, key=lambda d: (d["precision"] != ["fp32"], d["precision"]))
 
 
-def write_outputs(doc, out_dir, readme):
-    """Write `doc`, then the README block from all of its table's documents (one per precision)."""
-    io_utils.write_json(os.path.join(out_dir, doc_name(doc)), doc)
-    with open(readme) as f:
+def _rewrite(path, table, block):
+    with open(path) as f:
         text = f.read()
-    block = "\n\n".join(markdown(d) for d in table_docs(doc["table"], out_dir))
-    new = replace_block(text, doc["table"], block, readme)
-    with io_utils.atomic_path(readme) as tmp:
+    new = replace_block(text, table, block, path)
+    with io_utils.atomic_path(path) as tmp:
         with open(tmp, "w") as f:
             f.write(new)
+
+
+def write_outputs(doc, out_dir, full_doc, glance_doc=None):
+    """Write `doc`, then the table's blocks from all of its documents (one per precision): the full
+    table into `full_doc` (docs/results.md), the at-a-glance one into `glance_doc` (README.md)."""
+    io_utils.write_json(os.path.join(out_dir, doc_name(doc)), doc)
+    docs = table_docs(doc["table"], out_dir)
+    _rewrite(full_doc, doc["table"], "\n\n".join(markdown(d) for d in docs))
+    if glance_doc:
+        from results_docs import glance  # results_docs imports this module: import it when used
+
+        _rewrite(glance_doc, doc["table"], glance(doc["table"], docs))
 
 
 def check(table, run_dir, results_dir):
@@ -352,7 +362,8 @@ def main(argv=None):
     p.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
     p.add_argument("--work_dir", default=None, help="runs' folder (default results_out/<table>)")
     p.add_argument("--out", default=os.path.join(ROOT, "results"), help="folder of <table>_<precision>.json")
-    p.add_argument("--readme", default=os.path.join(ROOT, "README.md"))
+    p.add_argument("--readme", default=os.path.join(ROOT, "README.md"), help="gets the table at a glance")
+    p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"), help="gets the full table")
     p.add_argument("--py", default=sys.executable, help="python of the quickstart steps")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained at the same time")
     p.add_argument("--rerun", action="store_true", help="redo seeds (and data) that have a done.json")
@@ -368,7 +379,7 @@ def main(argv=None):
         seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
         work_dir = os.path.abspath(a.work_dir or os.path.join(ROOT, "results_out", a.table))
         doc = run_table(a.table, seeds, work_dir, a.py, max(1, a.jobs), a.rerun)
-        write_outputs(doc, a.out, a.readme)
+        write_outputs(doc, a.out, a.results_doc, a.readme)
     except (InputError, RuntimeError, KeyError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 1

@@ -1,9 +1,10 @@
-"""The README results tables that scripts/results.py reruns over seeds: one entry each.
+"""The results tables that scripts/results.py reruns over seeds: one entry each.
 
 An entry names the quickstart script that makes the table's figures, its data
 steps (run once) and its training/scoring steps (run per seed), how to read one
 seed's figures from its output folder, and the table's rows, columns, headline
-figures, goals and comparisons.
+figures, goals and comparisons, and the columns of its at-a-glance table in the
+README ("glance"; the full table is in docs/results.md).
 """
 
 import os
@@ -58,6 +59,7 @@ TABLES = {
                     ("truth_ice_water_f1", "ice/water F1 (vs truth)")),
         "headline": (("regional", "polygon_r2"), ("regional", "truth_pixel_r2"),
                      ("pixel", "polygon_r2"), ("pixel", "truth_pixel_r2")),
+        "glance": ("polygon_r2", "truth_pixel_r2", "truth_ice_water_f1"),
         "goals": (("polygon R² ≥ 0.95", "regional", "polygon_r2", 0.95),
                   ("pixel R² vs truth ≥ 0.85", "regional", "truth_pixel_r2", 0.85)),
         "comparisons": (("regional loss beats the pixel baseline in polygon R²", "regional", "pixel", "polygon_r2"),
@@ -77,6 +79,7 @@ TABLES = {
                     ("fcn_miou", "FCN mIoU"), ("fcn_miou_to_real", "FCN mIoU / real ceiling")),
         "headline": (("pix2pix", "ssim"), ("pix2pix", "fcn_miou"), ("pix2pix", "fcn_miou_to_real"),
                      ("baseline", "fcn_miou_to_real")),
+        "glance": ("ssim", "fcn_miou", "fcn_miou_to_real"),
         "goals": (),
         "comparisons": (("the generator beats the trivial baseline in SSIM", "pix2pix", "baseline", "ssim"),
                         ("the generator beats the trivial baseline in FCN mIoU", "pix2pix", "baseline",
@@ -96,6 +99,7 @@ TABLES = {
                     ("truth_sic_from_sod_r2", "1 − P(open water) R² (vs SIC truth)")),
         "headline": (("regional", "truth_sod_f1"), ("regional", "truth_floe_f1"), ("regional", "truth_pixel_r2"),
                      ("pixel", "truth_sod_f1")),
+        "glance": ("truth_sod_f1", "truth_floe_f1", "truth_pixel_r2"),
         "goals": (("SOD weighted F1 vs truth ≥ 0.75", "regional", "truth_sod_f1", 0.75),),
         "comparisons": (("regional beats the pixel baseline in SOD F1 vs truth", "regional", "pixel", "truth_sod_f1"),
                         ("regional beats the pixel baseline in FLOE F1 vs truth", "regional", "pixel",

@@ -1,5 +1,5 @@
 """Schema version 2: SOD/FLOE tables and class truth through records, tf.data batches, augmentation
-and the converter (issue 13, data layer)."""
+and the converter (the data layer)."""
 
 import json
 import os

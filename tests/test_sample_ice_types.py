@@ -1,4 +1,4 @@
-"""Ice-type truth of the sample scenes (issue 13): `sod_truth`, `floe_truth`, egg codes, unchanged SIC data.
+"""Ice-type truth of the sample scenes: `sod_truth`, `floe_truth`, egg codes, unchanged SIC data.
 
 What must hold: each pixel's SOD / FLOE truth is the class of what the
 simulator put there (hand-written expectations per surface type and floe

@@ -77,7 +77,7 @@ def test_mixed_batches_hold_the_synthetic_fraction_and_repeat_with_the_seed(data
 def test_fraction_zero_is_the_real_only_pipeline_element_by_element(data):
     got = glacier_mix.training_dataset(_cfg(data, synthetic_fraction=0.0, synthetic_data_dir=data.syn),
                                        data.real_info)
-    # The pipeline as it was before issue 14, built from its parts.
+    # The pipeline as it was before the mixing options, built from its parts.
     old = pipeline.read_records(dataset_info.shard_paths(data.real, data.real_info, "train"), True, 3).map(
         records.decode_glacier)
     old = old.map(lambda ex: {k: ex[k] for k in ("sar", "mask")}).shuffle(256, seed=3).repeat()

@@ -150,6 +150,7 @@ def machine_line(info=None):
     info = info or machine_info()
     isa = ",".join(f for f in info["isa_flags"] if f.startswith(("avx512f", "avx512_bf16", "amx")))
     tf_v = info.get("tensorflow_version", "?")
+    isa = isa or ("avx2, no AVX-512" if "avx2" in info["isa_flags"] else "no AVX-512")
     return (f"{info['cpu_model']} ({info['cores']} cores, {info['cpu_mhz']:.0f} MHz, {isa}), "
             f"{info['memory_gb']:.0f} GB, TF {tf_v}, Python {info['python']}, load {info['loadavg_1_5_15']}")
 

@@ -1,6 +1,7 @@
 """pix2pix generator (U-Net) and 70x70 PatchGAN discriminator (Keras functional).
 
-Paper: ../shared/papers/pix2pix-glacier-sar.md, Sec. II-B (after Isola et al. 2017).
+Paper: Dietrich-Sussner et al., "Synthetic Glacier SAR Image Generation from Arbitrary Masks
+Using Pix2Pix Algorithm" (IGARSS 2021, arXiv:2101.03252), Sec. II-B (after Isola et al. 2017).
 
 Generator, for ``filters=64`` (f) and 8 down / 8 up levels::
 

@@ -1,0 +1,116 @@
+"""Every generated block of README.md and docs/ equals what its JSON gives, and the docs point nowhere outside.
+
+scripts/results_docs.py regenerates each block (results tables from results/*.json, the
+performance table from bench/results/*.json); a figure edited by hand inside a block, or a
+JSON changed without regenerating, fails here. The tamper tests show the check can fail.
+"""
+
+import importlib.util
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+docs = _load("results_docs")
+
+
+def test_every_generated_block_matches_its_json():
+    assert docs.differences() == [], "run: python scripts/results_docs.py --write"
+
+
+def test_every_results_document_has_its_blocks():
+    blocks = docs.expected()
+    for path in sorted((ROOT / "results").glob("*.json")):
+        doc = json.loads(path.read_text())
+        assert f"from results/{path.name}" in blocks[docs.RESULTS_DOC][f"results:{doc['table']}"]
+        assert f"results/{path.name}" in blocks[docs.README][f"results:{doc['table']}"]
+
+
+def _copy(tmp_path):
+    """The documentation and its JSON in a scratch tree, to tamper with."""
+    for rel in (docs.README, docs.RESULTS_DOC, docs.PERFORMANCE_DOC, docs.BENCH_README):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    shutil.copytree(ROOT / "results", tmp_path / "results")
+    shutil.copytree(ROOT / "bench" / "results", tmp_path / "bench" / "results")
+    return tmp_path
+
+
+def test_a_figure_typed_into_a_block_fails(tmp_path):
+    root = _copy(tmp_path)
+    readme = root / docs.README
+    text = readme.read_text()
+    block = text.split("<!-- results:sic -->")[1].split("<!-- /results:sic -->")[0]
+    figure = re.search(r"\d\.\d{3} ± \d\.\d{3}", block).group(0)
+    readme.write_text(text.replace(block, block.replace(figure, "0.999 ± 0.001", 1)))
+    assert docs.differences(str(root)) == ["README.md: results:sic"]
+    docs.write(str(root))
+    assert docs.differences(str(root)) == [] and readme.read_text() == text
+
+
+def test_a_changed_json_fails_until_regenerated(tmp_path):
+    root = _copy(tmp_path)
+    path = root / "results" / "glacier_bf16.json"
+    doc = json.loads(path.read_text())
+    doc["summary"]["pix2pix"]["ssim"]["mean"] += 0.1
+    path.write_text(json.dumps(doc))
+    bench = root / "bench" / "results" / "regional_loss.json"
+    b = json.loads(bench.read_text())
+    b["speedup"] = 1.0
+    bench.write_text(json.dumps(b))
+    assert docs.differences(str(root)) == ["README.md: results:glacier", "docs/results.md: results:glacier",
+                                           "docs/performance.md: bench:report", "bench/README.md: bench:report"]
+
+
+def test_check_command_passes_on_the_repository():
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_docs.py"), "--check"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+
+
+# Pages other engineers keep (they may cite documents' own issue numbers, e.g. "issue 3.9" of an ESA spec).
+OTHERS = {"docs/troubleshooting.md", "docs/sentinel1.md", "docs/sentinel1_pipeline.md", "docs/sigrid3.md"}
+
+
+def _doc_files(rel):
+    path = ROOT / rel
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".md", ".flags", ".cff"))
+
+
+@pytest.mark.parametrize("rel", ["README.md", "docs", "configs", "bench/README.md", "CITATION.cff", "CHANGELOG.md",
+                                 "Dockerfile"])
+def test_nothing_points_outside_the_repository(rel):
+    """No path to a folder beside the clone (a user's clone has none), no bare issue numbers."""
+    for path in _doc_files(rel):
+        text = path.read_text(errors="replace")
+        assert "shared/" not in text, f"{path}: refers to a folder outside the repository"
+        if str(path.relative_to(ROOT)) not in OTHERS:
+            assert not re.search(r"\bissue \d+(?![.\d])", text, re.IGNORECASE), f"{path}: an issue number without a link"
+
+
+# Written in parallel by other engineers; remove a name here when its page lands.
+PENDING = {"docs/sentinel1_pipeline.md"}
+
+
+def test_readme_links_resolve():
+    text = (ROOT / "README.md").read_text()
+    targets = re.findall(r"\]\(((?!https?://|#)[^)#\s]+)", text)
+    assert "docs/results.md" in targets and "LICENSE" in targets
+    for target in targets:
+        assert (ROOT / target).exists() or target in PENDING, f"README.md links to {target}, not in the repository"
