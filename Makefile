@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat setup.py $(LOCK) | cksum | cut -d' ' -f
 COMPILE = $(VENV)/bin/uv pip compile setup.py --extra test --extra beam --python-version 3.11 \
           --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
-.PHONY: install test quickstart quickstart-glacier quickstart-icechart experiment-synthetic results-sic results-glacier results-icechart bench clean beam-engines test-engines lock upgrade-deps
+.PHONY: install test quickstart quickstart-glacier quickstart-icechart quickstart-sentinel1 experiment-synthetic results-sic results-glacier results-icechart bench clean beam-engines test-engines lock upgrade-deps
 
 $(STAMP): setup.py $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
@@ -37,6 +37,11 @@ quickstart-glacier: $(STAMP)
 # Ice types: sample scenes -> TFRecords -> SIC + SOD + FLOE U-Net (regional) and the pixel baseline -> evaluate -> products.
 quickstart-icechart: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/icechart bash scripts/quickstart_icechart.sh
+
+# Bring your own scenes: sample Sentinel-1 products + SIGRID-3 charts -> scenes (Beam) -> TFRecords -> train (short)
+# -> map a chart-less product straight from its .zip (GeoTIFF + panel). docs/sentinel1_pipeline.md.
+quickstart-sentinel1: $(STAMP)
+	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/sentinel1 bash scripts/quickstart_sentinel1.sh
 
 # Does synthetic SAR help segmentation? pix2pix -> synthetic pairs -> zone U-Net with and without them
 # (3 seeds, all and 25 % of the real images) -> CaFFe metrics -> $(OUT)/synthetic/synthetic_gain.{md,json,png}.

@@ -35,7 +35,7 @@ from absl import flags, logging
 
 from data_prep import beam_common
 from tfseaice import cli, io_utils
-from tfseaice.data import sentinel1_scenes
+from tfseaice.data import sentinel1_scenes, sigrid3
 from tfseaice.errors import InputError
 
 FLAGS = flags.FLAGS
@@ -130,9 +130,10 @@ def plan(safe_glob=None, chart_glob=None, pairs_csv=None, max_chart_offset_hours
         if safe_glob else []
     if safe_glob and not products:
         raise InputError(safe_glob, "--safe_glob matches no Sentinel-1 product (.SAFE folder or S1*.zip)")
-    charts = sorted(p for p in glob.glob(chart_glob) if os.path.isfile(p)) if chart_glob else []
+    charts = sorted(p for p in glob.glob(chart_glob) if os.path.isfile(p)
+                    and p.lower().endswith(sigrid3.SUFFIXES)) if chart_glob else []   # not a shapefile's .dbf, .prj
     if chart_glob and not charts:
-        raise InputError(chart_glob, "--chart_glob matches no file")
+        raise InputError(chart_glob, f"--chart_glob matches no SIGRID-3 chart ({', '.join(sigrid3.SUFFIXES)})")
     elements = {p: [(c, None)] if c else [] for p, c in explicit.items()}
     for p in products:
         if p not in elements:
