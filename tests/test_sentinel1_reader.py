@@ -16,7 +16,7 @@ import pytest
 import xmlschema
 from xarray_sentinel import esa_safe
 
-from tfseaice.data import sentinel1, sentinel1_noise
+from tfseaice.data import sentinel1, sentinel1_noise, sentinel1_safe
 from tfseaice.data.scene_grids import gcp_lat_lon
 from tfseaice.errors import InputError
 from tfseaice.simulate import safe_products
@@ -119,6 +119,26 @@ def test_one_azimuth_block_for_every_sample_breaks_the_bound(ew, monkeypatch):
     wrong = [k for k, v in biases.items() if abs(v) >= BOUND_DB]
     assert {k[2] for k in wrong} >= {"EW2", "EW3", "EW4", "EW5"}, biases
     assert abs(biases[("HV", "noise", "EW1")]) < BOUND_DB   # its own block is right
+
+
+def test_ignoring_the_blocks_line_bounds_breaks_the_bound(ew, monkeypatch):
+    """Each sub-swath has two azimuth blocks (segments); applying both to every line must fail."""
+    tables = sentinel1_noise.parse_noise(sentinel1_safe.SafeProduct(ew["folder"]), _noise_file(ew["folder"]), W)
+    assert len(tables.blocks) == 10 and len({(b.first_line, b.last_line) for b in tables.blocks}) == 2
+
+    def all_lines(noise, lines, blocks):
+        for b in blocks:
+            noise[:, b.first_sample:b.last_sample + 1] *= np.interp(lines, b.lines, b.lut).astype(np.float32)[:, None]
+        return noise
+
+    monkeypatch.setattr(sentinel1_noise, "apply_azimuth_blocks", all_lines)
+    biases = _biases(sentinel1.read_product(ew["folder"], downsample=2), ew["hh"], ew["hv"])
+    assert sum(abs(v) >= BOUND_DB for v in biases.values()) >= 4, biases
+
+
+def _noise_file(folder):
+    d = os.path.join(folder, "annotation", "calibration")
+    return os.path.join(d, next(n for n in sorted(os.listdir(d)) if n.startswith("noise-") and "-hv-" in n))
 
 
 def test_range_only_leaves_a_bias_where_the_azimuth_gain_is_not_1(ew):

@@ -15,7 +15,11 @@ expected value (no noise speckle). Noise range vectors get irregular pixel
 positions per line, as real IPF >= 2.9 products have, and each sub-swath's
 azimuth block gets its own level (AZIMUTH_GAIN), so that a reader applying one
 block to every sample, or skipping the noise, is caught in a noise-dominated
-HV region. IPF < 2.9: the old range-only noise layout.
+HV region. Each sub-swath has two azimuth segments (blocks with their own
+first/last line, the inner seams moved by width/150 samples in the second, its
+gain 12 % higher), as real products have several blocks per sub-swath along
+azimuth: a reader that ignores the blocks' line bounds is caught too.
+IPF < 2.9: the old range-only noise layout.
 
 Layout (docs/sentinel1.md): NAME.SAFE/manifest.safe, annotation/*.xml,
 annotation/calibration/{calibration,noise}-*.xml, measurement/*.tiff (uint16,
@@ -44,6 +48,7 @@ MODES = {  # pixel spacing (m), product class letter, sub-swaths and their bound
                bounds=(0.0, 0.36, 0.69, 1.0), dt=1.4984e-3, a0=520.0),
 }
 AZIMUTH_GAIN = {"EW": (0.70, 1.00, 1.35, 0.85, 1.20), "IW": (0.75, 1.25, 0.95)}  # distinct per block
+SEGMENT_STEP = 0.12      # azimuth segment j of a sub-swath: gain x (1 + 0.12 j); two segments per sub-swath
 NESZ_DB = -24.0          # noise-equivalent sigma0 at a sub-swath centre; +3 dB at its edges (scalloping)
 BLOCK_LINES = 1024
 POLARISATION_CODES = {("HH", "HV"): "DH", ("HH",): "SH", ("VV", "VH"): "DV", ("VV",): "SV"}
@@ -52,7 +57,7 @@ REP_IDS = {"annotation": "s1Level1ProductSchema", "calibration": "s1Level1Calibr
 
 
 def seam_samples(mode, width):
-    """Samples where a sub-swath ends and the next begins (the writer's noise azimuth block edges)."""
+    """Samples where a sub-swath ends and the next begins in the first azimuth segment (noise block edges)."""
     return (np.asarray(MODES[mode]["bounds"][1:-1]) * width).round().astype(int)
 
 
@@ -87,13 +92,23 @@ class NoiseModel:
             self.range_vectors.append((int(line), pixels, self._range_noise(line, pixels, rng)))
         self.azimuth_blocks = []
         if ipf_new:
-            for k, name in enumerate(m["swaths"]):
-                lines = np.unique(np.r_[np.arange(0, height, max(1, height // 12)), height - 1])
-                wobble = 1 + 0.08 * np.sin(2 * np.pi * lines / max(height, 1) * (k + 1) + rng.uniform(0, 6))
-                self.azimuth_blocks.append(dict(
-                    swath=name, first_line=0, last_line=height - 1, first_sample=int(edges[k]),
-                    last_sample=int(edges[k + 1]) - 1, lines=lines,
-                    lut=(AZIMUTH_GAIN[mode][k] * wobble).astype(np.float32)))
+            for j, (first, last, e) in enumerate(self._segments(rng, edges)):
+                for k, name in enumerate(m["swaths"]):
+                    lines = np.unique(np.r_[np.arange(first, last + 1, max(1, height // 12)), last])
+                    wobble = 1 + 0.08 * np.sin(2 * np.pi * lines / max(height, 1) * (k + 1) + rng.uniform(0, 6))
+                    self.azimuth_blocks.append(dict(
+                        swath=name, first_line=int(first), last_line=int(last), first_sample=int(e[k]),
+                        last_sample=int(e[k + 1]) - 1, lines=lines,
+                        lut=(AZIMUTH_GAIN[mode][k] * (1 + SEGMENT_STEP * j) * wobble).astype(np.float32)))
+
+    def _segments(self, rng, edges):
+        """(first line, last line, sub-swath edges) of each azimuth segment: the seams move between them."""
+        height, width = self.height, self.width
+        if height < 8:
+            return [(0, height - 1, edges)]
+        split = height // 2 + int(rng.integers(-(height // 8), height // 8 + 1))
+        moved = np.r_[edges[0], edges[1:-1] + max(1, width // 150), edges[-1]]
+        return [(0, split - 1, edges), (split, height - 1, moved)]
 
     def _range_noise(self, line, pixels, rng):
         """Noise range LUT (DN^2): NESZ with a scalloped profile per sub-swath, times A^2."""
@@ -111,13 +126,17 @@ class NoiseModel:
         return interp1d(self.cal_lines, rows, axis=0)(lines) ** 2
 
     def noise(self, lines):
-        """N [len(lines), width] float64: range LUT (bilinear) x each sub-swath's azimuth LUT on its samples."""
+        """N [len(lines), width] float64: range LUT (bilinear) x each block's azimuth LUT on its lines and samples."""
         vec_lines = np.array([v[0] for v in self.range_vectors], np.float64)
         rows = np.stack([np.interp(np.arange(self.width), p, v) for _, p, v in self.range_vectors])
         n = interp1d(vec_lines, rows, axis=0)(lines)
         for b in self.azimuth_blocks:
-            g = interp1d(b["lines"], b["lut"].astype(np.float64))(lines)
-            n[:, b["first_sample"]:b["last_sample"] + 1] *= g[:, None]
+            rows = (lines >= b["first_line"]) & (lines <= b["last_line"])
+            if not rows.any():
+                continue
+            f = interp1d(b["lines"], b["lut"].astype(np.float64), bounds_error=False,
+                         fill_value=(float(b["lut"][0]), float(b["lut"][-1])))
+            n[np.ix_(rows, np.arange(b["first_sample"], b["last_sample"] + 1))] *= f(lines[rows])[:, None]
         return n
 
 
