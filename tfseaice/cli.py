@@ -9,6 +9,7 @@ is wrong>` on one line and exit status 1:
 `--verbose` re-raises instead, with the traceback.
 """
 
+import os
 import re
 import sys
 
@@ -61,6 +62,37 @@ def find_in_flagfiles(argv, name, seen=None):
     return None
 
 
+def damaged_flagfile(argv, seen=None):
+    """(path, what) of the first flagfile named in argv (or nested) that is not UTF-8 text, else None."""
+    seen = set() if seen is None else seen
+    for path in _flagfiles(argv):
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = [line.strip() for line in f]
+        except UnicodeDecodeError as exc:
+            return path, f"is not a text flagfile (byte {exc.start}: {exc.reason}); a damaged or binary file?"
+        except OSError:
+            continue
+        found = damaged_flagfile(lines, seen)
+        if found:
+            return found
+    return None
+
+
+def _empty_flagfiles(argv):
+    out = []
+    for path in _flagfiles(argv):
+        try:
+            if os.path.getsize(path) == 0:
+                out.append(path)
+        except OSError:
+            pass
+    return out
+
+
 def flag_error(exc, argv):
     """(path, what) of the one-line message for an absl flags.Error."""
     if isinstance(exc, flags.UnrecognizedFlagError):
@@ -78,6 +110,9 @@ def flag_error(exc, argv):
     required = [m.group(1) for m in (_REQUIRED_RE.match(line) for line in lines) if m]
     if required and len(required) == len(lines):
         names = ", ".join(f"--{n}" for n in required)
+        empty = _empty_flagfiles(argv)
+        if empty:  # say why: the flagfile that should have set them holds nothing
+            return empty[0], f"flagfile is empty (0 bytes): required flag{'s' if len(required) > 1 else ''} {names} not given"
         return names, f"required flag{'s' if len(required) > 1 else ''} not given"
     if len(lines) == 1:
         m = _VALUE_RE.match(lines[0])
@@ -102,6 +137,11 @@ def _parser(flags_parser):
             if verbose:
                 raise
             fail(exc.path, exc.what)
+        except UnicodeDecodeError:  # absl reads flagfiles as text
+            found = damaged_flagfile(argv)
+            if verbose or not found:
+                raise
+            fail(*found)
 
     return wrapped
 
