@@ -66,15 +66,11 @@ def pixel_size_m(name):
 
 # ------------------------------------------------------------------ zone IoU
 def check_zone_classes(zone_classes, source="zone_classes"):
-    """2 or 3 scored zone classes; 4 (the class count incl. no data) means 3. InputError otherwise."""
-    try:
-        n = int(zone_classes)
-    except (TypeError, ValueError):
-        n = -1
-    n = 3 if n == 4 else n
-    if n not in ZONE_CLASSES:
-        raise InputError(source, f"zone_classes must be 2 or 3 (4 = 3 zone classes + no data), got {zone_classes!r}")
-    return n
+    """2 or 3 scored zone classes; 4 (the class count incl. no data) means 3. InputError otherwise.
+
+    The rule lives in `data.glacier.zone_count`, which `train`'s data options read too.
+    """
+    return glacier.zone_count(zone_classes, source)
 
 
 def merge_rock(classes):

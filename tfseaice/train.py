@@ -12,8 +12,8 @@ the global batch, split over every replica of every worker.
 
 from absl import flags
 
-from tfseaice import caffe_metrics, cli, distribute
-from tfseaice.data import glacier_mix
+from tfseaice import cli, distribute
+from tfseaice.data import glacier, glacier_mix
 from tfseaice.tasks import TASK_NAMES
 from tfseaice.training.config import TrainConfig
 from tfseaice.training.loop import run_training
@@ -109,6 +109,8 @@ def define_flags():
     flags.DEFINE_enum("speckle", "none", ["none", "gamma"],
                       "pix2pix output: tanh image (paper), or median backscatter + number of looks with "
                       "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image).")
+    flags.DEFINE_float("speckle_looks", 0.0, "pix2pix --speckle=gamma: initial number of looks L; 0 = estimated "
+                       "from the training images at task start (stored in task.json).")
 
 
 def _valid_chart_weights(values):
@@ -122,7 +124,8 @@ def _valid_chart_weights(values):
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
 ICECHART_FLAGS = SIC_FLAGS + ("composition_loss", "chart_weights")
 GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
-             "generator_filters", "discriminator_filters", "sync_batchnorm", "augment", "gen_upsample", "speckle")
+             "generator_filters", "discriminator_filters", "sync_batchnorm", "augment", "gen_upsample", "speckle",
+             "speckle_looks")
 # glacier data options (tfseaice.data.glacier_mix), saved in task.json's config.extra for the evaluators
 GLACIER_DATA_FLAGS = ("real_fraction", "real_fraction_seed", "zone_classes")
 TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS,
@@ -136,7 +139,7 @@ def config_from_flags():
     if "filters" in extra:
         extra["filters"] = [int(f) for f in extra["filters"]]
     if "zone_classes" in extra:  # one meaning everywhere: 2 or 3 zone classes (4, the old spelling, is 3)
-        extra["zone_classes"] = caffe_metrics.check_zone_classes(extra["zone_classes"], "--zone_classes")
+        extra["zone_classes"] = glacier.zone_count(extra["zone_classes"], "--zone_classes")
     if "chart_weights" in extra:
         extra["chart_weights"] = [float(w) for w in extra["chart_weights"]]
     return TrainConfig(

@@ -45,6 +45,25 @@ IMAGE_SUFFIX = ".png"
 ZONES_SUFFIX = "_zones.png"
 FRONT_SUFFIX = "_front.png"
 
+ZONE_COUNTS = (2, 3)  # what --zone_classes may say: zones trained/scored; no data is not a zone
+
+
+def zone_count(value, source="--zone_classes"):
+    """2 (ocean vs glacier + rock) or 3 (rock, glacier, ocean) from a flag or a task.json value.
+
+    One meaning for `train` and `evaluate`. 4, how `train` used to spell 3 (it counted no data),
+    is read as 3 so that old scripts and model folders keep working. InputError otherwise.
+    """
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    n = 3 if n == 4 else n
+    if n not in ZONE_COUNTS:
+        raise InputError(source, f"zone_classes must be 2 or 3 (4 = 3 zone classes + no data), got {value!r}")
+    return n
+
+
 _ZONE_LUT = np.full(256, 255, dtype=np.uint8)
 for _i, _v in enumerate(ZONE_VALUES):
     _ZONE_LUT[_v] = _i

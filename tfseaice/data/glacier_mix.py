@@ -31,8 +31,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import caffe_metrics
-from tfseaice.data import dataset_info, pipeline
+from tfseaice.data import dataset_info, glacier, pipeline
 from tfseaice.errors import InputError
 
 SYNTHETIC_SEED_OFFSET = 104729   # the synthetic stream's shuffle/augmentation seed = seed + this
@@ -46,7 +45,7 @@ def options(extra):
         value = extra.get(key)
         return default if value is None else value
 
-    return {"zone_classes": caffe_metrics.check_zone_classes(get("zone_classes", 3), "--zone_classes"),
+    return {"zone_classes": glacier.zone_count(get("zone_classes", 3), "--zone_classes"),
             "synthetic_data_dir": get("synthetic_data_dir", "") or "",
             "synthetic_fraction": float(get("synthetic_fraction", 0.0)),
             "real_fraction": float(get("real_fraction", 1.0)),
