@@ -109,8 +109,6 @@ def define_flags():
     flags.DEFINE_enum("speckle", "none", ["none", "gamma"],
                       "pix2pix output: tanh image (paper), or median backscatter + number of looks with "
                       "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image).")
-    flags.DEFINE_float("speckle_looks", 0.0, "pix2pix --speckle=gamma: initial number of looks L; 0 = estimated "
-                       "from the training images at task start (stored in task.json).")
 
 
 def _valid_chart_weights(values):
@@ -124,8 +122,7 @@ def _valid_chart_weights(values):
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
 ICECHART_FLAGS = SIC_FLAGS + ("composition_loss", "chart_weights")
 GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
-             "generator_filters", "discriminator_filters", "sync_batchnorm", "augment", "gen_upsample", "speckle",
-             "speckle_looks")
+             "generator_filters", "discriminator_filters", "sync_batchnorm", "augment", "gen_upsample", "speckle")
 # glacier data options (tfseaice.data.glacier_mix), saved in task.json's config.extra for the evaluators
 GLACIER_DATA_FLAGS = ("real_fraction", "real_fraction_seed", "zone_classes")
 TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS,
