@@ -50,6 +50,13 @@ def read_records(files, training, seed, cycle_length=4, skip_corrupt=False):
 
 # ------------------------------------------------------------ shard checks
 _SCANNED = {}  # (path, size, mtime) -> scan_shard result: each shard is scanned once per process
+_WARNED = set()  # (path, what): each skipped shard is logged once per process
+
+
+def _warn_once(path, what, *args):
+    if (path, what) not in _WARNED:
+        _WARNED.add((path, what))
+        logging.warning(what, path, *args)
 
 
 def scan_shard(path):
@@ -104,14 +111,14 @@ def check_shards(data_dir, info, split, skip_corrupt=False):
             if not skip_corrupt:
                 raise InputError(path, "TFRecord shard is empty (0 bytes): not data; copy or convert it again, "
                                        "or pass --skip_corrupt to go on without it")
-            logging.warning("--skip_corrupt: skipping the empty (0 bytes) TFRecord shard %s", path)
+            _warn_once(path, "--skip_corrupt: skipping the empty (0 bytes) TFRecord shard %s")
             continue
         if why:
             if not skip_corrupt:
                 raise InputError(path, f"truncated TFRecord shard: {why}; copy or convert it again, or pass "
                                        "--skip_corrupt to read it up to the cut")
-            logging.warning("--skip_corrupt: reading the truncated shard %s up to the cut (%d whole records; %s)",
-                            path, count, why)
+            _warn_once(path, "--skip_corrupt: reading the truncated shard %s up to the cut (%d whole records; %s)",
+                       count, why)
         keep.append(path)
     if paths and not whole and expected != 0:
         raise InputError(paths[0] if len(paths) == 1 else data_dir,
