@@ -479,3 +479,181 @@ def build_world(root):
                  records_nan=records_nan, records_train=records_train, records_glacier=records_glacier, sic_model=sic_model,
                  sic_model_3ch=sic_model_3ch, pix2pix_model=pix2pix_model, export_sic=export_dir,
                  sic_info=info)
+
+
+# ------------------------------------------------ damaged files (issue 24)
+TRAIN_SHARD = "train-00000-of-00001.tfrecord"
+
+
+def records_copy(src, dst):
+    """A copy of the converted folder `src` (a row damages its copy, never the shared one)."""
+    shutil.copytree(src, dst)
+    return dst
+
+
+def empty_file(path):
+    """Cut `path` to 0 bytes: what a copy or sync that stopped at once leaves."""
+    open(path, "wb").close()
+    return path
+
+
+def cut_inside_first_record(path):
+    """Cut a TFRecord file in the middle of its first record (a download that stopped early)."""
+    data = open(path, "rb").read()
+    length = int.from_bytes(data[:8], "little")
+    with open(path, "wb") as f:
+        f.write(data[: 12 + length // 2])
+    return path
+
+
+def two_shards_one_empty(src, dst):
+    """`src`'s training shard twice (train-0000{0,1}-of-00002), the second one emptied: the split
+    lists both and counts both shards' examples, so the empty one lost data."""
+    os.makedirs(dst)
+    info = json.load(open(os.path.join(src, "dataset_info.json")))
+    names = [f"train-0000{i}-of-00002.tfrecord" for i in range(2)]
+    for name in names:
+        shutil.copy(os.path.join(src, TRAIN_SHARD), os.path.join(dst, name))
+    empty_file(os.path.join(dst, names[1]))
+    train = info["splits"]["train"]
+    train.update(shards=names, num_examples=2 * train["num_examples"])
+    with open(os.path.join(dst, "dataset_info.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    return os.path.join(dst, names[1])
+
+
+def lock_file(output):
+    """Where tfseaice.run_lock keeps the lock of `output` (beside it)."""
+    parent, name = os.path.split(os.path.abspath(output))
+    return os.path.join(parent, f".{name}.lock")
+
+
+# Runs `python -m MODULE ARGS...` while this process holds the lock of OUTPUT (another run writing it).
+# argv: OUTPUT MODULE ARGS...
+HOLD_WRAPPER = r"""
+import os, subprocess, sys
+from tfseaice import run_lock
+output, argv = sys.argv[1], sys.argv[2:]
+with run_lock.RunLock(output):
+    print("HOLDER", os.getpid(), flush=True)
+    res = subprocess.run([sys.executable, "-m"] + argv, capture_output=True, text=True)
+sys.stdout.write(res.stdout)
+sys.stderr.write(res.stderr)
+sys.exit(res.returncode)
+"""
+
+# Two `python -m tfseaice.train ARGS` started together into one --model_dir. Each waits at the
+# start of fit until the file GO exists; GO is made when one of them has ended (the refused one),
+# or after 90 s (without a lock neither ends: both then train into the folder at once).
+# argv: GO ARGS...  Prints "RUN <i> pid <pid> rc <rc>" per run; stderr = both runs' stderr.
+RACE_WRAPPER = r"""
+import os, subprocess, sys, time
+go, args = sys.argv[1], sys.argv[2:]
+HOOK = '''
+import os, runpy, sys, time
+go = sys.argv.pop(1)
+import keras
+orig = keras.Model.fit
+def fit(self, *a, **k):
+    for _ in range(1200):
+        if os.path.exists(go):
+            break
+        time.sleep(0.1)
+    return orig(self, *a, **k)
+keras.Model.fit = fit
+sys.argv = ["tfseaice.train"] + sys.argv[1:]
+runpy.run_module("tfseaice.train", run_name="__main__", alter_sys=True)
+'''
+logs = [open(f"{go}.{i}.err", "w+") for i in range(2)]
+procs = [subprocess.Popen([sys.executable, "-c", HOOK, go] + args, stdout=subprocess.DEVNULL, stderr=log)
+         for log in logs]
+for _ in range(900):
+    if any(p.poll() is not None for p in procs):
+        break
+    time.sleep(0.1)
+open(go, "w").close()
+for i, (p, log) in enumerate(zip(procs, logs)):
+    rc = p.wait()
+    print(f"RUN {i} pid {p.pid} rc {rc}", flush=True)
+    log.seek(0)
+    sys.stderr.write(log.read())
+    log.close()
+    os.remove(log.name)
+os.remove(go)
+sys.exit(max(p.returncode for p in procs))
+"""
+
+# `python -m tfseaice.train ARGS` SIGKILLed right after its first epoch is backed up (pre-emption),
+# then the same command again; prints "FIRST rc <rc>" and "LOCK_LEFT <bool>" and passes the second
+# run's output and exit status through.  argv: MODEL_DIR ARGS...
+STALE_WRAPPER = r"""
+import os, signal, subprocess, sys
+model_dir, args = sys.argv[1], sys.argv[2:]
+KILL = '''
+import os, runpy, signal, sys
+from tfseaice.training import callbacks
+orig = callbacks.TrainingBackup.on_epoch_end
+def on_epoch_end(self, epoch, logs=None):
+    orig(self, epoch, logs)
+    os.kill(os.getpid(), signal.SIGKILL)
+callbacks.TrainingBackup.on_epoch_end = on_epoch_end
+sys.argv = ["tfseaice.train"] + sys.argv[1:]
+runpy.run_module("tfseaice.train", run_name="__main__", alter_sys=True)
+'''
+first = subprocess.run([sys.executable, "-c", KILL] + args, capture_output=True, text=True)
+parent, name = os.path.split(os.path.abspath(model_dir))
+print("FIRST rc", first.returncode, flush=True)
+print("LOCK_LEFT", os.path.exists(os.path.join(parent, f".{name}.lock")), flush=True)
+second = subprocess.run([sys.executable, "-m", "tfseaice.train"] + args, capture_output=True, text=True)
+sys.stdout.write(second.stdout)
+sys.stderr.write(second.stderr)
+sys.exit(second.returncode)
+"""
+
+# Two workers of one --strategy=multi_worker job (TF_CONFIG on localhost, worker 0 is the chief)
+# training into one --model_dir. Each records, at the start of fit, its pid and the lock file
+# it sees beside MODEL_DIR into SEEN.<index>.json.  argv: MODEL_DIR SEEN ARGS...
+MULTI_WORKER_WRAPPER = r"""
+import json, os, socket, subprocess, sys
+model_dir, seen, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+HOOK = '''
+import json, os, runpy, sys
+lock, out = sys.argv.pop(1), sys.argv.pop(1)
+import keras
+orig = keras.Model.fit
+def fit(self, *a, **k):
+    text = open(lock).read() if os.path.exists(lock) else None
+    json.dump({"pid": os.getpid(), "lock": json.loads(text) if text else None}, open(out, "w"))
+    return orig(self, *a, **k)
+keras.Model.fit = fit
+sys.argv = ["tfseaice.train"] + sys.argv[1:]
+runpy.run_module("tfseaice.train", run_name="__main__", alter_sys=True)
+'''
+parent, name = os.path.split(os.path.abspath(model_dir))
+lock = os.path.join(parent, f".{name}.lock")
+socks = [socket.socket() for _ in range(2)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in socks]}
+for s in socks:
+    s.close()
+procs, logs = [], []
+for i in range(2):
+    env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}))
+    logs.append(open(f"{seen}.{i}.err", "w+"))
+    procs.append(subprocess.Popen([sys.executable, "-c", HOOK, lock, f"{seen}.{i}.json"] + args, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=logs[-1]))
+try:
+    rcs = [p.wait(timeout=400) for p in procs]
+finally:
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+for i, (p, log) in enumerate(zip(procs, logs)):
+    print(f"WORKER {i} pid {p.pid} rc {p.returncode}", flush=True)
+    log.seek(0)
+    sys.stderr.write(log.read())
+    log.close()
+    os.remove(log.name)
+sys.exit(max(p.returncode for p in procs))
+"""

@@ -431,6 +431,65 @@ def check_skip_corrupt(w, d, res):
     assert sum(1 for _ in batches) == intact
 
 
+def damaged_backup(w, d):
+    """An interrupted run's folder whose resume backup (epoch 1) was cut in half."""
+    copy_model(w.sic_model, f"{d}/model", state="training")
+    backup = f"{d}/model/checkpoints/backup"
+    os.makedirs(backup)
+    shutil.copy(f"{d}/model/checkpoints/latest.weights.h5", f"{backup}/epoch_0001.weights.h5")
+    truncate(f"{backup}/epoch_0001.weights.h5", 0.5)
+    json.dump({"epoch": 1, "weights": "epoch_0001.weights.h5"}, open(f"{backup}/state.json", "w"))
+
+
+def check_empty_shard_skipped(w, d, res):
+    empty = os.path.join(d, "data", "train-00001-of-00002.tfrecord")
+    (line,) = [ln for ln in res.stderr.splitlines() if empty in ln]
+    assert re.search(r"skipping the empty \(0 bytes\) TFRecord shard", line), line
+    assert [r["epoch"] for r in history(d)] == ["1"]
+
+
+def history(d, name="model"):
+    import csv
+
+    path = os.path.join(d, name, "history.csv")
+    return list(csv.DictReader(open(path))) if os.path.exists(path) else []
+
+
+def lock_gone_and_finished(d, epochs):
+    assert not os.path.exists(hf.lock_file(os.path.join(d, "model"))), "the lock outlived its run"
+    assert [int(r["epoch"]) for r in history(d)] == list(range(1, epochs + 1))  # each epoch once, one run's
+    assert json.load(open(os.path.join(d, "model", "task.json")))["state"] == "complete"
+
+
+def check_race(w, d, res):
+    runs = [tuple(map(int, m)) for m in re.findall(r"^RUN (\d) pid (\d+) rc (-?\d+)$", res.stdout, re.M)]
+    assert sorted(rc for _, _, rc in runs) == [0, 1], res.stdout
+    (winner,) = [pid for _, pid, rc in runs if rc == 0]
+    (line,) = error_lines(res.stderr)
+    assert f"pid {winner}," in line, line   # the refusal names the run that holds the folder
+    lock_gone_and_finished(d, 2)
+    events = glob.glob(os.path.join(d, "model", "logs", "**", "events.out.tfevents.*"), recursive=True)
+    assert events and all(f".{winner}." in os.path.basename(e) for e in events)  # no log of the refused run
+
+
+def check_stale_resume(w, d, res):
+    assert "FIRST rc -9" in res.stdout and "LOCK_LEFT True" in res.stdout, res.stdout
+    (line,) = [ln for ln in res.stderr.splitlines() if "taking over the stale lock" in ln]
+    assert re.search(r"pid \d+ is gone", line), line
+    assert "resuming after epoch 1 of 3" in res.stderr
+    lock_gone_and_finished(d, 3)
+
+
+def check_multi_worker_lock(w, d, res):
+    workers = dict((int(i), int(pid)) for i, pid, rc in re.findall(r"^WORKER (\d) pid (\d+) rc (0)$", res.stdout, re.M))
+    assert sorted(workers) == [0, 1], res.stdout
+    for i in (0, 1):
+        seen = json.load(open(os.path.join(d, f"seen.{i}.json")))
+        assert seen["pid"] == workers[i]
+        assert seen["lock"] and seen["lock"]["pid"] == workers[0], seen  # the chief (worker 0) holds it
+    lock_gone_and_finished(d, 2)
+
+
 # ------------------------------------------------------------------- rows
 ROWS = [
     # ---- netCDF scenes through the SIC converter (one broken scene each: every scene failed -> exit 1)
@@ -677,6 +736,81 @@ ROWS = [
         watch=lambda w, d: [],
         message=lambda w, d: (esc(f"{d}/model/checkpoints/"), "No space left on device"),
         check=check_ckpt_fail),
+
+    # ---- issue 24: empty and truncated files; one run per output folder
+    Row(id="train_empty_shard", module="tfseaice.train",
+        setup=lambda w, d: hf.empty_file(os.path.join(hf.records_copy(w.records_train, f"{d}/data"), hf.TRAIN_SHARD)),
+        args=lambda w, d: [f"--data_dir={d}/data", f"--model_dir={d}/model"] + train_flags(image_every=1),
+        message=lambda w, d: (esc(f"{d}/data/{hf.TRAIN_SHARD}"), r"empty \(0 bytes\)", "--skip_corrupt")),
+    Row(id="train_skip_corrupt_skips_an_empty_shard", module="tfseaice.train", slow=True, ok=True,
+        setup=lambda w, d: hf.two_shards_one_empty(w.records_train, f"{d}/data"),
+        args=lambda w, d: [f"--data_dir={d}/data", f"--model_dir={d}/model", "--skip_corrupt"]
+        + train_flags(image_every=1),
+        check=check_empty_shard_skipped),
+    Row(id="train_shard_cut_inside_a_record", module="tfseaice.train",
+        setup=lambda w, d: hf.cut_inside_first_record(
+            os.path.join(hf.records_copy(w.records_train, f"{d}/data"), hf.TRAIN_SHARD)),
+        args=lambda w, d: [f"--data_dir={d}/data", f"--model_dir={d}/model"] + train_flags(image_every=1),
+        message=lambda w, d: (esc(f"{d}/data/{hf.TRAIN_SHARD}"), "truncated", "cut inside record 1",
+                              "--skip_corrupt")),
+    Row(id="train_skip_corrupt_shard_cut_inside_its_first_record", module="tfseaice.train",
+        setup=lambda w, d: hf.cut_inside_first_record(
+            os.path.join(hf.records_copy(w.records_train, f"{d}/data"), hf.TRAIN_SHARD)),
+        args=lambda w, d: [f"--data_dir={d}/data", f"--model_dir={d}/model", "--skip_corrupt"]
+        + train_flags(image_every=1),
+        message=lambda w, d: (esc(f"{d}/data/{hf.TRAIN_SHARD}"), "holds no whole TFRecord record")),
+    Row(id="train_dataset_info_empty", module="tfseaice.train",
+        setup=lambda w, d: hf.empty_file(os.path.join(hf.records_copy(w.records_sic, f"{d}/data"),
+                                                      "dataset_info.json")),
+        args=lambda w, d: [f"--data_dir={d}/data", f"--model_dir={d}/model"] + train_flags(),
+        message=lambda w, d: (esc(f"{d}/data/dataset_info.json"), r"is empty \(0 bytes\)", "convert again")),
+    Row(id="train_task_json_empty", module="tfseaice.train",
+        setup=lambda w, d: (copy_model(w.sic_model, f"{d}/model", state="training"),
+                            hf.empty_file(f"{d}/model/task.json")),
+        args=lambda w, d: [f"--data_dir={w.records_train}", f"--model_dir={d}/model"] + train_flags(),
+        message=lambda w, d: (esc(f"{d}/model/task.json"), r"is empty \(0 bytes\)", "restore it")),
+    Row(id="predict_task_json_empty", module="tfseaice.predict",
+        setup=lambda w, d: (copy_model(w.sic_model, f"{d}/model"), hf.empty_file(f"{d}/model/task.json")),
+        args=lambda w, d: [f"--model_dir={d}/model", f"--scene={w.good[0]}", f"--out={d}/out.nc"] + INFER,
+        message=lambda w, d: (esc(f"{d}/model/task.json"), r"is empty \(0 bytes\)")),
+    Row(id="train_flagfile_not_text", module="tfseaice.train",
+        setup=lambda w, d: open(f"{d}/run.flags", "wb").write(np.random.default_rng(24).bytes(300)),
+        args=lambda w, d: [f"--flagfile={d}/run.flags"],
+        message=lambda w, d: (esc(f"{d}/run.flags"), "is not a text flagfile")),
+    Row(id="train_flagfile_empty", module="tfseaice.train",
+        setup=lambda w, d: hf.empty_file(f"{d}/run.flags"),
+        args=lambda w, d: [f"--flagfile={d}/run.flags"],
+        message=lambda w, d: (esc(f"{d}/run.flags"), r"flagfile is empty \(0 bytes\)", "--task")),
+    Row(id="train_resume_backup_truncated", module="tfseaice.train", setup=damaged_backup,
+        args=lambda w, d: [f"--data_dir={w.records_train}", f"--model_dir={d}/model"] + train_flags(epochs=2),
+        watch=lambda w, d: [f"{d}/model/checkpoints"],
+        message=lambda w, d: (esc(f"{d}/model/checkpoints/backup/epoch_0001.weights.h5"),
+                              "cannot load the resume backup", "delete")),
+    Row(id="train_two_runs_race_into_one_folder", module="tfseaice.train", slow=True, wrapper=hf.RACE_WRAPPER,
+        args=lambda w, d: [f"{d}/go", f"--data_dir={w.records_sic}", f"--model_dir={d}/model"]
+        + train_flags(epochs=2, image_every=1),
+        watch=lambda w, d: [],
+        message=lambda w, d: (esc(f"{d}/model"), "is in use by another run", r"host \S+, pid \d+, started 20\d\d-"),
+        check=check_race),
+    Row(id="train_resumes_after_sigkill_taking_over_the_stale_lock", module="tfseaice.train", slow=True, ok=True,
+        wrapper=hf.STALE_WRAPPER,
+        args=lambda w, d: [f"{d}/model", f"--data_dir={w.records_train}", f"--model_dir={d}/model"]
+        + train_flags(epochs=3, steps_per_epoch=1),
+        check=check_stale_resume),
+    Row(id="train_multi_worker_chief_holds_the_lock", module="tfseaice.train", slow=True, ok=True,
+        wrapper=hf.MULTI_WORKER_WRAPPER,
+        args=lambda w, d: [f"{d}/model", f"{d}/seen", f"--data_dir={w.records_train}", f"--model_dir={d}/model",
+                           "--strategy=multi_worker"] + train_flags(epochs=2),
+        check=check_multi_worker_lock),
+    Row(id="convert_into_a_folder_another_conversion_writes", module="data_prep.ai4arctic_to_tfrecord",
+        wrapper=hf.HOLD_WRAPPER,
+        args=lambda w, d: [f"{d}/records", "data_prep.ai4arctic_to_tfrecord", f"--input_glob={w.good_dir}/*.nc",
+                           f"--output_dir={d}/records"] + SIC_CONVERT,
+        message=lambda w, d: (esc(f"{d}/records"), "is in use by another run", r"pid \d+")),
+    Row(id="predict_into_an_output_another_run_writes", module="tfseaice.predict", wrapper=hf.HOLD_WRAPPER,
+        args=lambda w, d: [f"{d}/out.nc", "tfseaice.predict", f"--model_dir={w.sic_model}", f"--scene={w.good[0]}",
+                           f"--out={d}/out.nc"] + INFER,
+        message=lambda w, d: (esc(f"{d}/out.nc"), "is in use by another run", r"pid \d+")),
 ]
 
 
