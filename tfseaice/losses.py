@@ -15,6 +15,9 @@
 
 import tensorflow as tf  # noqa: E402
 
+from tfseaice.losses_composition import (COMPOSITION_LOSSES, DEFAULT_PLL_FOCAL_GAMMA,  # noqa: E402,F401
+                                         check_composition_options, pair_errors, pixel_channels)
+
 REGIONAL_REDUCTIONS = ("polygon", "patch")
 REGIONAL_WEIGHTINGS = ("polygon", "area")
 PIXEL_LOSSES = ("mse", "bce")
@@ -217,54 +220,57 @@ def regional_sic_loss(pred, polygon_ids, polygon_sic, *, reduction="polygon",
     return (loss, terms) if return_terms else loss
 
 
-COMPOSITION_LOSSES = ("sse", "xent")
-
-
-def composition_terms(probs, polygon_ids, composition_table, *, kind="sse", epsilon=1e-7):
+def composition_terms(probs, polygon_ids, composition_table, *, kind="sse",
+                      gamma=DEFAULT_PLL_FOCAL_GAMMA):
     """Per-(image, polygon) pieces of the composition loss: polygon_terms' keys for class vectors.
 
     pred_mean and target are [B,(K_b),C] (target 0 where absent); count,
     present and error are [B,(K_b)]. A pair is present if it has a usable
     pixel and a finite composition (a NaN row = that chart is unlabelled).
-    error: "sse" sum_c (mean p_c - q_c)**2; "xent" -sum_c q_c log(mean p_c).
+    error: what `kind` compares (tfseaice.losses_composition: "sse", "xent",
+    "pll_focal" with focal exponent `gamma`).
     """
-    if kind not in COMPOSITION_LOSSES:
-        raise ValueError(f"composition loss must be one of {COMPOSITION_LOSSES}, got {kind!r}")
+    kind, gamma = check_composition_options(kind, gamma, what="composition loss")
     table = as_polygon_table(composition_table)
-    pred_mean, count = polygon_means(probs, polygon_ids, table)
-    q, mean, n = table.flat_values, pred_mean.flat_values, count.flat_values
+    num_classes = probs.shape[-1]
+    channels = pixel_channels(probs, kind, gamma)
+    channel_means, count = polygon_means(channels, polygon_ids, table)  # per-channel means, [N, C or 2C]
+    q, n = table.flat_values, count.flat_values
     present = (n > 0) & tf.reduce_all(tf.math.is_finite(q), axis=-1)
     target = tf.where(present[:, None], q, tf.zeros_like(q))
-    if kind == "sse":
-        error = tf.reduce_sum(tf.square(mean - target), axis=-1)
-    else:
-        error = -tf.reduce_sum(target * tf.math.log(tf.maximum(mean, epsilon)), axis=-1)
+    mean, error = pair_errors(channel_means.flat_values, target, kind, num_classes)
     presentf = tf.cast(present, tf.float32)
-    return {"pred_mean": pred_mean, "target": table.with_flat_values(target), "count": count,
+    return {"pred_mean": table.with_flat_values(mean), "target": table.with_flat_values(target), "count": count,
             "present": count.with_flat_values(presentf), "error": count.with_flat_values(error * presentf)}
 
 
 def composition_loss(probs, polygon_ids, composition_table, *, kind="sse", weighting="polygon",
-                     reduction="polygon", global_polygon_count=None, return_terms=False):
-    """Regional class loss: each polygon's mean predicted distribution vs its chart composition.
+                     reduction="polygon", global_polygon_count=None, gamma=DEFAULT_PLL_FOCAL_GAMMA,
+                     return_terms=False):
+    """Regional class loss: each polygon's predicted classes vs its chart composition.
 
     The class analogue of regional_sic_loss (same segments, options and
-    cross-replica denominator): for every (image, polygon) pair, the mean of
-    `probs` over the polygon's usable pixels is compared with the polygon's
-    composition vector q (class shares, e.g. SOD [6]: open water 1 - CT, each
-    stage its partial concentration).
+    cross-replica denominator): for every (image, polygon) pair, the pixels'
+    `probs` over the polygon are compared with the polygon's composition
+    vector q (class shares, e.g. SOD [6]: open water 1 - CT, each stage its
+    partial concentration).
 
     Args:
       probs: [B,H,W,C] class probabilities (softmax).
       polygon_ids: [B,H,W] int32 patch-local ids, -1 = excluded.
       composition_table: tf.RaggedTensor [B,(K_b),C] float32, or padded
         [B,K,C] (see as_polygon_table); NaN rows are unlabelled and ignored.
-      kind: "sse" squared error summed over classes, or "xent" cross-entropy
-        -sum_c q_c log(mean p_c) (its minimum is q's entropy, not 0).
-      weighting, reduction, global_polygon_count: as in regional_sic_loss.
+      kind: "sse" squared error of the polygon's mean distribution, summed over
+        classes; "xent" cross-entropy -sum_c q_c log(mean p_c) (its minimum is
+        q's entropy, not 0); "pll_focal" the polygon mean of each pixel's
+        partial-label focal loss -sum_c q_c (1 - p_c)^gamma log p_c
+        (tfseaice.losses_composition, docs/ice_type_losses.md).
+      weighting, reduction, global_polygon_count: as in regional_sic_loss
+        (pll_focal with weighting="area" is the mean over all labelled pixels).
+      gamma: pll_focal's focal exponent (>= 0; 0 = pixel-wise soft cross-entropy).
       return_terms: also return the `composition_terms` dict.
     """
-    terms = composition_terms(probs, polygon_ids, composition_table, kind=kind)
+    terms = composition_terms(probs, polygon_ids, composition_table, kind=kind, gamma=gamma)
     loss = reduce_regional_loss(terms, reduction=reduction, weighting=weighting,
                                 global_polygon_count=global_polygon_count)
     return (loss, terms) if return_terms else loss

@@ -14,6 +14,7 @@ from absl import flags
 
 from tfseaice import cli, distribute
 from tfseaice.data import glacier, glacier_mix
+from tfseaice.losses_composition import COMPOSITION_LOSSES, DEFAULT_PLL_FOCAL_GAMMA, check_composition_options
 from tfseaice.tasks import TASK_NAMES
 from tfseaice.training.config import TrainConfig
 from tfseaice.training.loop import run_training
@@ -69,9 +70,13 @@ def define_flags():
     flags.DEFINE_bool("augment", True, "Random flips and 90° rotations.")
 
     # --- ice-chart tasks (icechart_regional, icechart_pixel; the SIC flags above apply too)
-    flags.DEFINE_enum("composition_loss", "xent", ["xent", "sse"], "icechart_regional: SOD/FLOE polygon loss, "
-                      "cross-entropy or squared error between the polygon's mean predicted distribution and "
-                      "its egg-code composition (xent measured better, see tasks/icechart.py).")
+    flags.DEFINE_enum("composition_loss", "xent", list(COMPOSITION_LOSSES), "icechart_regional: SOD/FLOE polygon "
+                      "loss: cross-entropy (xent) or squared error (sse) between the polygon's mean predicted "
+                      "distribution and its egg-code composition, or pll_focal, each pixel's focal loss against its "
+                      "polygon's stages/forms weighted by their partial concentrations (docs/ice_type_losses.md).")
+    flags.DEFINE_float("pll_focal_gamma", DEFAULT_PLL_FOCAL_GAMMA, "icechart_regional --composition_loss=pll_focal: "
+                       "the focal exponent gamma (>= 0; 0 = pixel-wise soft cross-entropy).")
+    flags.register_validator("pll_focal_gamma", _valid_gamma, message="--pll_focal_gamma must be a number >= 0")
     flags.DEFINE_list("chart_weights", ["2", "2", "1"], "Ice-chart tasks: weights of the SIC, SOD and FLOE "
                       "losses (default 2:2:1 as the AutoICE score).")
     flags.register_validator("chart_weights", _valid_chart_weights,
@@ -111,6 +116,14 @@ def define_flags():
                       "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image).")
 
 
+def _valid_gamma(value):
+    try:
+        check_composition_options("pll_focal", value)
+    except ValueError:
+        return False
+    return True
+
+
 def _valid_chart_weights(values):
     try:
         weights = [float(v) for v in values]
@@ -120,7 +133,7 @@ def _valid_chart_weights(values):
 
 
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
-ICECHART_FLAGS = SIC_FLAGS + ("composition_loss", "chart_weights")
+ICECHART_FLAGS = SIC_FLAGS + ("composition_loss", "chart_weights", "pll_focal_gamma")
 GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
              "generator_filters", "discriminator_filters", "sync_batchnorm", "augment", "gen_upsample", "speckle")
 # glacier data options (tfseaice.data.glacier_mix), saved in task.json's config.extra for the evaluators

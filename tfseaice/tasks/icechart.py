@@ -30,9 +30,10 @@ import tensorflow as tf
 
 from tfseaice import viz
 from tfseaice.data import pipeline
-from tfseaice.losses import (COMPOSITION_LOSSES, PIXEL_LOSSES, as_polygon_table, composition_loss,
-                             composition_terms, cross_replica_sum, pixel_class_loss, pixel_sic_loss,
-                             polygon_terms, rasterize_polygon_classes, regional_sic_loss)
+from tfseaice.losses import (PIXEL_LOSSES, as_polygon_table, composition_loss, composition_terms,
+                             cross_replica_sum, pixel_class_loss, pixel_sic_loss, polygon_terms,
+                             rasterize_polygon_classes, regional_sic_loss)
+from tfseaice.losses_composition import DEFAULT_PLL_FOCAL_GAMMA, check_composition_options
 from tfseaice.metrics import PooledRegressionMetric
 from tfseaice.models.unet import DEFAULT_FILTERS, build_icechart_unet
 from tfseaice.tasks import ICECHART_TASKS
@@ -122,31 +123,31 @@ class IcechartRegionalModel(_IcechartModel):
     Args:
       unet: `tfseaice.models.unet.build_icechart_unet(...)`.
       reduction, weighting: as SicRegionalModel, for all three charts.
-      composition_loss: "xent" (default) | "sse" (see losses.composition_loss).
+      composition_loss: "xent" (default) | "sse" | "pll_focal" (see losses.composition_loss).
       chart_weights: (SIC, SOD, FLOE) weights of the total loss.
+      pll_focal_gamma: the focal exponent of "pll_focal" (ignored by the others).
     """
 
     def __init__(self, unet, reduction="polygon", weighting="polygon",
-                 composition_loss=DEFAULT_COMPOSITION_LOSS, chart_weights=DEFAULT_CHART_WEIGHTS, **kwargs):
+                 composition_loss=DEFAULT_COMPOSITION_LOSS, chart_weights=DEFAULT_CHART_WEIGHTS,
+                 pll_focal_gamma=DEFAULT_PLL_FOCAL_GAMMA, **kwargs):
         super().__init__(unet, chart_weights=chart_weights, **kwargs)
         self.reduction, self.weighting = check_regional_options(reduction, weighting)
-        if composition_loss not in COMPOSITION_LOSSES:
-            raise ValueError(f"composition_loss must be one of {COMPOSITION_LOSSES}, got {composition_loss!r}")
-        self.composition_loss = composition_loss
+        self.composition_loss, self.pll_focal_gamma = check_composition_options(composition_loss, pll_focal_gamma)
 
     def chart_losses(self, out, polygon_ids, sic_table, compositions, classes):
         options = dict(reduction=self.reduction, weighting=self.weighting, return_terms=True)
         per_chart, terms = {}, {}
         per_chart["sic"], terms["sic"] = regional_sic_loss(out["sic"], polygon_ids, sic_table, **options)
         for c in CHARTS:
-            per_chart[c], terms[c] = composition_loss(out[c], polygon_ids, compositions[c],
-                                                      kind=self.composition_loss, **options)
+            per_chart[c], terms[c] = composition_loss(out[c], polygon_ids, compositions[c], kind=self.composition_loss,
+                                                      gamma=self.pll_focal_gamma, **options)
         return per_chart, terms
 
     def get_config(self):
         config = super().get_config()
         config.update({"reduction": self.reduction, "weighting": self.weighting,
-                       "composition_loss": self.composition_loss})
+                       "composition_loss": self.composition_loss, "pll_focal_gamma": self.pll_focal_gamma})
         return config
 
 
@@ -207,7 +208,8 @@ class IcechartTask(SicTask):
             kind = cfg.extra.get("composition_loss", DEFAULT_COMPOSITION_LOSS)
             model = IcechartRegionalModel(unet, reduction=cfg.extra.get("loss_reduction", "polygon"),
                                           weighting=cfg.extra.get("loss_weighting", "polygon"),
-                                          composition_loss=kind, chart_weights=weights)
+                                          composition_loss=kind, chart_weights=weights,
+                                          pll_focal_gamma=cfg.extra.get("pll_focal_gamma", DEFAULT_PLL_FOCAL_GAMMA))
         else:
             model = IcechartPixelModel(unet, loss=cfg.extra.get("pixel_loss", "mse"), chart_weights=weights)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
