@@ -136,7 +136,8 @@ class NoiseModel:
                 continue
             f = interp1d(b["lines"], b["lut"].astype(np.float64), bounds_error=False,
                          fill_value=(float(b["lut"][0]), float(b["lut"][-1])))
-            n[np.ix_(rows, np.arange(b["first_sample"], b["last_sample"] + 1))] *= f(lines[rows])[:, None]
+            r = np.flatnonzero(rows)                      # lines are consecutive: one slice of rows
+            n[r[0]:r[-1] + 1, b["first_sample"]:b["last_sample"] + 1] *= f(lines[rows])[:, None]
         return n
 
 
