@@ -138,3 +138,16 @@ def test_relative_links_and_anchors_resolve(rel):
         if anchor and path.suffix == ".md":
             headings = re.findall(r"^#+ (.+)$", path.read_text(), re.MULTILINE)
             assert anchor in {_slug(h) for h in headings}, f"{rel}: no heading #{anchor} in {target or rel}"
+
+
+def test_make_results_writes_the_full_table_and_the_glance(tmp_path):
+    """`make results-<table>` (scripts/results.py) rewrites both places from the same documents."""
+    results = _load("results")
+    page = "<!-- results:sic -->\nold\n<!-- /results:sic -->\n"
+    (tmp_path / "results.md").write_text(page)
+    (tmp_path / "README.md").write_text(page)
+    doc = json.loads((ROOT / "results" / "sic_bf16.json").read_text())
+    results.write_outputs(doc, str(tmp_path / "out"), str(tmp_path / "results.md"), str(tmp_path / "README.md"))
+    assert results.markdown(doc) in (tmp_path / "results.md").read_text()
+    glance = (tmp_path / "README.md").read_text()
+    assert docs.glance("sic", [doc]) in glance and "old" not in glance
