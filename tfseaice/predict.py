@@ -4,9 +4,10 @@ r"""Whole-scene SIC products: CF-1.8 netCDF + a Fig. 2-like PNG panel.
   python -m tfseaice.predict --saved_model=export/sic --scene=SCENE.nc --out=OUT.nc
       [--downsample=2] [--raw_glob='raw/*.nc'] [--tile=512 --overlap=64] [--precision=auto|fp32|bf16] [--overwrite]
 
-SCENE is a raw AI4Arctic file (with or without a chart) or a ready-to-train
+SCENE is a raw AI4Arctic file (with or without a chart), a ready-to-train
 `*_prep.nc` (alone, or with its raw twin through --raw_glob for the chart and
-lat/lon). OUT.nc is on the scene grid after downsampling (dims `sar_lines`,
+lat/lon), or a Sentinel-1 GRD product: its `.SAFE` folder or `.zip`, read into
+the raw layout with a GSHHG land mask (docs/sentinel1_pipeline.md). OUT.nc is on the scene grid after downsampling (dims `sar_lines`,
 `sar_samples`; lat/lon auxiliary coordinates interpolated from the raw file's
 GCPs when there is one) with
   sic          pixel SIC (paper Fig. 2e), float32 in [0, 1], NaN = no data
@@ -57,7 +58,8 @@ def define_flags():
     """Define the command-line flags (only when run as a program, so that the
     library functions here can be imported next to other entry points)."""
     cli.define_scene_inference_flags()
-    flags.DEFINE_string("scene", None, "Scene file (raw AI4Arctic, or *_prep.nc with --raw_glob).", required=True)
+    flags.DEFINE_string("scene", None, "Scene file (raw AI4Arctic, or *_prep.nc with --raw_glob), or a "
+                        "Sentinel-1 GRD product (.SAFE folder or .zip).", required=True)
     flags.DEFINE_string("out", None, "Output netCDF path (.nc); the PNG panel is written beside it.", required=True)
     flags.DEFINE_integer("downsample", None, "Output pixel = 40 m x downsample (default: the model's training data).")
     flags.DEFINE_list("channels", None, "Input channels (default: the model's training data).")
