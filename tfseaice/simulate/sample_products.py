@@ -18,12 +18,11 @@ data_prep/make_sample_scenes.py with the same --seed and --size.
 """
 
 import datetime
-import os
 import sys
 
 import numpy as np
 
-from tfseaice.data.scene_grids import gcp_grid, interp_separable
+from tfseaice.data.scene_grids import gcp_grid
 from tfseaice.simulate import scenes
 from tfseaice.simulate.safe_products import MODES, write_safe_product
 
