@@ -99,6 +99,8 @@ def define_flags():
     flags.DEFINE_float("synthetic_fraction", 0.0, "glacier_zones: probability that a training patch is "
                        "synthetic, in [0, 1) (seeded; 0 = real only). Epoch length stays one pass over the "
                        "real training split; validation stays real.")
+    flags.DEFINE_integer("early_stopping", 0, "glacier_zones: stop when validation mean IoU has not improved for "
+                         "this many epochs (0 = train all --epochs); the best epoch's weights are kept as `best`.")
     flags.DEFINE_float("real_fraction", 1.0, "glacier_zones, pix2pix: train on this share of the real training "
                        "IMAGES (by name, seeded by --real_fraction_seed), in (0, 1].")
     flags.DEFINE_integer("real_fraction_seed", 0, "Seed of the --real_fraction image subset (independent of "
@@ -114,6 +116,8 @@ def define_flags():
     flags.DEFINE_enum("speckle", "none", ["none", "gamma"],
                       "pix2pix output: tanh image (paper), or median backscatter + number of looks with "
                       "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image).")
+    flags.DEFINE_float("speckle_looks", 0.0, "pix2pix --speckle=gamma: initial number of looks L; 0 = estimated "
+                       "from the training images at task start (stored in task.json).")
 
 
 def _valid_gamma(value):
@@ -135,13 +139,15 @@ def _valid_chart_weights(values):
 SIC_FLAGS = ("filters", "loss_reduction", "loss_weighting", "pixel_loss", "max_polygons", "augment")
 ICECHART_FLAGS = SIC_FLAGS + ("composition_loss", "chart_weights", "pll_focal_gamma")
 GAN_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight", "beta_1", "checkpoint_every",
-             "generator_filters", "discriminator_filters", "sync_batchnorm", "augment", "gen_upsample", "speckle")
+             "generator_filters", "discriminator_filters", "sync_batchnorm", "augment", "gen_upsample", "speckle",
+             "speckle_looks")
 # glacier data options (tfseaice.data.glacier_mix), saved in task.json's config.extra for the evaluators
 GLACIER_DATA_FLAGS = ("real_fraction", "real_fraction_seed", "zone_classes")
 TASK_FLAGS = {"sic_regional": SIC_FLAGS, "sic_pixel": SIC_FLAGS,
               "icechart_regional": ICECHART_FLAGS, "icechart_pixel": ICECHART_FLAGS,
               "pix2pix": GAN_FLAGS + GLACIER_DATA_FLAGS,
-              "glacier_zones": ("filters", "augment", "synthetic_data_dir", "synthetic_fraction") + GLACIER_DATA_FLAGS}
+              "glacier_zones": ("filters", "augment", "synthetic_data_dir", "synthetic_fraction",
+                                "early_stopping") + GLACIER_DATA_FLAGS}
 
 
 def config_from_flags():

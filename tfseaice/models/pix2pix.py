@@ -45,7 +45,7 @@ import keras
 from keras import layers
 
 from tfseaice.models.batchnorm import FusedBatchNormalization, set_stats_at_inference
-from tfseaice.models.speckle import GammaSpeckle
+from tfseaice.models.speckle import GammaSpeckle, set_initial_looks
 
 NUM_DOWNS = 8
 UPSAMPLE_MODES = ("transpose", "resize_conv")
@@ -131,7 +131,7 @@ def _upsample(x, filters, kernel_size, mode, name, use_bias=False):
 def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1,
                     num_downs=NUM_DOWNS, dropout_rate=0.5, num_dropout=3, sync_batchnorm=False,
                     dropout_at_inference=False, upsample="transpose", speckle="none", speckle_seed=0,
-                    name="generator"):
+                    speckle_looks=None, name="generator"):
     """pix2pix U-Net generator: condition [B,H,W,input_channels] -> image in [-1, 1].
 
     Args:
@@ -146,6 +146,8 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
       speckle: "none" (tanh image, paper) or "gamma" (tfseaice.models.speckle;
         needs output_channels=1).
       speckle_seed: first seed of the Gamma speckle.
+      speckle_looks: initial number of looks of the gamma head (None: 1 + softplus(0) = 1.7;
+        tfseaice.models.speckle.set_initial_looks).
     """
     if num_downs < 2:
         raise ValueError("num_downs must be >= 2")
@@ -181,7 +183,10 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
     else:
         x = _upsample(x, output_channels, kernel_size, upsample, f"up{num_downs}", use_bias=True)
         out = layers.Activation("tanh", dtype="float32", name="sar")(x)
-    return keras.Model(inputs, out, name=name)
+    model = keras.Model(inputs, out, name=name)
+    if speckle == "gamma" and speckle_looks is not None:
+        set_initial_looks(model, speckle_looks)
+    return model
 
 
 def build_discriminator(input_channels, target_channels=1, kernel_size=4, filters=64,

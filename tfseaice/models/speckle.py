@@ -22,6 +22,16 @@ reparameterisation gradients w.r.t. its shape (checked in tests).
 Sampling is stateless: seeds come from a ``keras.random.SeedGenerator`` of the
 layer (seeded by ``seed``; `reset_speckle_seed` restarts it), so the same seed
 gives the same image.
+
+Initial looks. The GAN gradient moves L slowly, so L stays near where it
+starts: `set_initial_looks` sets the head's looks bias so that L starts at a
+given value, and `looks_from_images` estimates that value from real images:
+per class, the median local CV of linear intensity in 7 x 7 windows wholly
+inside the class (tfseaice.sar_stats, the statistic the realism check
+compares), turned into the L whose pure Gamma speckle, quantised to the 8-bit
+dB scale as the images are, has that median CV (`matching_looks`; the median
+window CV of Gamma(L) speckle is below 1/sqrt(L), so ENL = 1/CV^2 would
+start L too high).
 """
 
 import keras
@@ -29,6 +39,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from tfseaice import sar_stats
 from tfseaice.simulate.glaciers import DB_MAX, DB_MIN
 
 MAX_LOOKS = 100.0
@@ -131,3 +142,64 @@ def params_and_image_model(generator):
     if key not in _PARTS or _PARTS[key][0] is not generator:
         _PARTS[key] = (generator, keras.Model(generator.inputs, [layer.input, generator.output]))
     return _PARTS[key][1]
+
+
+# ------------------------------------------------------------ initial looks
+
+def looks_bias(looks):
+    """Raw head value whose L = 1 + softplus(raw) is ``looks`` (> 1)."""
+    looks = float(np.clip(looks, 1.0 + 1e-3, MAX_LOOKS))
+    return float(np.log(np.expm1(looks - 1.0)))
+
+
+def set_initial_looks(generator, looks):
+    """Set the looks channel's bias of the conv feeding GammaSpeckle so L starts at ``looks``
+    (the conv's kernels start near 0, N(0, 0.02)); returns False without a speckle head."""
+    layer = speckle_layer(generator)
+    if layer is None or looks is None:
+        return False
+    head = layer.input._keras_history.operation
+    bias = head.bias.numpy()
+    bias[1] = looks_bias(looks)
+    head.bias.assign(bias)
+    return True
+
+
+def _quantised_speckle_cv(looks, size, window, seed):
+    """Median 7x7 local CV of Gamma(L) speckle on a flat field, after the 8-bit dB quantisation."""
+    rng = np.random.default_rng(seed)
+    level_db = 0.5 * (DB_MIN + DB_MAX)
+    intensity = 10.0 ** (level_db / 10.0) * rng.gamma(looks, 1.0 / looks, size=(size, size))
+    gray = np.clip(np.rint((10.0 * np.log10(intensity) - DB_MIN) / _DB_PER_GRAY + 1.0), 0.0, 255.0)
+    cv = sar_stats.local_cv(sar_stats.unit_to_intensity(gray / 255.0), np.ones((size, size), bool), window)
+    return float(np.median(cv))
+
+
+def matching_looks(target_cv, window=sar_stats.DEFAULT_WINDOW, size=192, seed=0):
+    """L in [1, MAX_LOOKS] whose quantised Gamma speckle has median window CV ``target_cv`` (bisection
+    on log L with one seeded field per L: the same inputs give the same L)."""
+    lo, hi = np.log(1.0), np.log(MAX_LOOKS)
+    if _quantised_speckle_cv(1.0, size, window, seed) <= target_cv:
+        return 1.0
+    if _quantised_speckle_cv(MAX_LOOKS, size, window, seed) >= target_cv:
+        return MAX_LOOKS
+    for _ in range(20):
+        mid = 0.5 * (lo + hi)
+        if _quantised_speckle_cv(float(np.exp(mid)), size, window, seed) > target_cv:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.exp(0.5 * (lo + hi)))
+
+
+def looks_from_images(sar01, mask, class_names, skip=(0,), window=sar_stats.DEFAULT_WINDOW):
+    """{"looks": median over classes, "classes": {name: {"cv", "looks", "windows"}}, "method"} of
+    real images [N,H,W] in [0, 1] with class masks [N,H,W] (module docstring)."""
+    stats = sar_stats.class_statistics(sar01, mask, class_names, window, skip=skip)
+    classes = {name: {"cv": s["cv"], "looks": matching_looks(s["cv"], window), "windows": s["windows"]}
+               for name, s in stats.items() if s["windows"] > 0 and np.isfinite(s["cv"])}
+    if not classes:
+        raise ValueError("no window lies wholly inside one class: cannot estimate the looks")
+    return {"looks": float(np.median([c["looks"] for c in classes.values()])), "classes": classes,
+            "method": f"per class: median {window}x{window} local CV of linear intensity -> L of quantised "
+                      "Gamma(L) speckle with that median CV; L = median over classes"}

@@ -11,6 +11,10 @@ batches may mix in synthetic patches, use a subset of the real images or read
 rock as glacier (--synthetic_fraction, --real_fraction, --zone_classes=2:
 tfseaice.data.glacier_mix).
 Monitor: validation mean IoU over rock, glacier and ocean (no data ignored).
+``--early_stopping=P`` stops training after P epochs without a better one (the
+synthetic-data experiment trains to convergence, not for a fixed count: a
+fixed short budget left the zone models far from converged); the `best`
+weights are the best epoch's either way (training.callbacks.Checkpoints).
 """
 
 import keras
@@ -78,7 +82,10 @@ class GlacierZonesTask:
         return build_zones_model(cfg, info)
 
     def callbacks(self, cfg, model, val_ds, log_dir):
-        return []
+        patience = int((getattr(cfg, "extra", None) or {}).get("early_stopping") or 0)
+        if patience <= 0 or val_ds is None:
+            return []
+        return [keras.callbacks.EarlyStopping(monitor=self.monitor[0], mode=self.monitor[1], patience=patience)]
 
 
 TASK = GlacierZonesTask()

@@ -17,64 +17,32 @@ Batches are the dicts of `tfseaice.data.pipeline.glacier_dataset`:
 in [-1, 1] (= 2 * sar - 1). A (condition, target) tuple is accepted as well.
 
 With ``--speckle=gamma`` (tfseaice.models.speckle) the L1 terms see the
-generator's speckle-free median image, the discriminator the speckled one.
+generator's speckle-free median image, the discriminator the speckled one;
+its number of looks starts at the training images' estimate
+(tfseaice.tasks.pix2pix_options).
 
 Trackers (train): gen_total, gen_gan, gen_l1, disc_loss. Validation
 (test_step): l1 (on the [-1, 1] scale, as gen_l1), dice (non-binary Dice,
 paper Eq. 6, on [0, 1] images) and ssim (tfseaice.metrics.ssim settings).
 """
 
-import math
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
-from absl import logging
 
-from tfseaice import io_utils, losses, metrics, viz
-from tfseaice.data import glacier, glacier_mix, pipeline
+from tfseaice import losses, metrics
+from tfseaice.data import glacier_mix, pipeline
 from tfseaice.models import pix2pix as p2p
 from tfseaice.models import speckle
-from tfseaice.training.model_dir import save_weights_atomic
+# Batches, callbacks and options live in their own modules; their names stay importable from here.
+from tfseaice.tasks.pix2pix_batches import (NUM_CLASSES, classes_from_condition, condition,  # noqa: F401
+                                            split_batch, to_model_range, to_unit_range)
+from tfseaice.tasks.pix2pix_callbacks import (SCORES_FILE, GeneratorCheckpoint, ImageGrid,  # noqa: F401
+                                              checkpoint_path, read_scores, score_generator)
+from tfseaice.tasks.pix2pix_options import DEFAULTS, initial_looks, options  # noqa: F401
 
-NUM_CLASSES = glacier.NUM_CLASSES
-SCORES_FILE = "checkpoint_scores.json"
 VARIANT_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight")
-
-
-# ----------------------------------------------------------------- batches
-
-def condition(mask, extra=None, num_classes=NUM_CLASSES):
-    """one_hot(mask) ++ extra -> float32 [B,H,W,num_classes+E] (the generator input)."""
-    cond = tf.one_hot(tf.cast(mask, tf.int32), num_classes, dtype=tf.float32)
-    if extra is not None:
-        cond = tf.concat([cond, tf.cast(extra, tf.float32)], axis=-1)
-    return cond
-
-
-def classes_from_condition(cond, num_classes=NUM_CLASSES):
-    """Class indices [B,H,W] back from a condition tensor."""
-    return tf.argmax(cond[..., :num_classes], axis=-1, output_type=tf.int32)
-
-
-def to_model_range(sar01):
-    return tf.cast(sar01, tf.float32) * 2.0 - 1.0
-
-
-def to_unit_range(x):
-    return tf.clip_by_value((tf.cast(x, tf.float32) + 1.0) / 2.0, 0.0, 1.0)
-
-
-def split_batch(data, num_classes=NUM_CLASSES):
-    """(condition, target in [-1, 1]) from a glacier batch dict or a (cond, target) tuple."""
-    if isinstance(data, (tuple, list)) and len(data) == 1:
-        data = data[0]
-    if isinstance(data, dict):
-        return condition(data["mask"], data.get("extra"), num_classes), to_model_range(data["sar"])
-    if isinstance(data, (tuple, list)) and len(data) >= 2:
-        return tf.cast(data[0], tf.float32), tf.cast(data[1], tf.float32)
-    raise TypeError("pix2pix batches are glacier dicts (mask, sar[, extra]) or (condition, target)")
 
 
 # ------------------------------------------------------------------- model
@@ -205,24 +173,12 @@ class Pix2Pix(keras.Model):
 
 # ------------------------------------------------------------ construction
 
-DEFAULTS = {"gen_kernel": 4, "disc_kernel": 4, "gan_weight": 1.0, "l1_weight": 100.0, "beta_1": 0.5,
-            "checkpoint_every": 15, "generator_filters": 64, "discriminator_filters": 64,
-            "sync_batchnorm": False, "augment": True, "dropout_at_inference": False,
-            "gen_upsample": "transpose", "speckle": "none"}   # old model folders: the paper's
-
-
-def options(cfg):
-    """Task flags from cfg.extra with the paper's defaults."""
-    opts = dict(DEFAULTS)
-    opts.update({k: v for k, v in (getattr(cfg, "extra", None) or {}).items() if v is not None})
-    return opts
-
-
 def input_channels(info):
     return NUM_CLASSES + len(info.get("extra_channels", []) or [])
 
 
-def build_generator_from(cfg, info, dropout_at_inference=None):
+def build_generator_from(cfg, info, dropout_at_inference=None, looks=None):
+    """The generator of a config; ``looks``: initial L of a gamma-speckle head (None: its default)."""
     opts = options(cfg)
     if dropout_at_inference is None:
         dropout_at_inference = opts["dropout_at_inference"]
@@ -231,13 +187,13 @@ def build_generator_from(cfg, info, dropout_at_inference=None):
                                sync_batchnorm=bool(opts["sync_batchnorm"]),
                                dropout_at_inference=bool(dropout_at_inference),
                                upsample=str(opts["gen_upsample"]), speckle=str(opts["speckle"]),
-                               speckle_seed=int(getattr(cfg, "seed", 0) or 0))
+                               speckle_seed=int(getattr(cfg, "seed", 0) or 0), speckle_looks=looks)
 
 
 def build_pix2pix(cfg, info):
     """Pix2Pix (generator + PatchGAN) from the config, compiled."""
     opts = options(cfg)
-    gen = build_generator_from(cfg, info)
+    gen = build_generator_from(cfg, info, looks=initial_looks(cfg, info))
     disc = p2p.build_discriminator(input_channels(info), target_channels=1,
                                    kernel_size=int(opts["disc_kernel"]),
                                    filters=int(opts["discriminator_filters"]),
@@ -245,115 +201,6 @@ def build_pix2pix(cfg, info):
     model = Pix2Pix(gen, disc, gan_weight=opts["gan_weight"], l1_weight=opts["l1_weight"])
     model.compile(learning_rate=float(cfg.learning_rate), beta_1=float(opts["beta_1"]))
     return model
-
-
-# ----------------------------------------------------------------- scoring
-
-def score_generator(generator, dataset, num_classes=NUM_CLASSES, max_batches=None):
-    """Mean per-image non-binary Dice and SSIM of a generator on a glacier dataset.
-
-    Generated and real images are compared in [0, 1]. The generator runs with
-    training=False (moving BatchNorm statistics; dropout only if its
-    NoiseDropout layers are set to stay on at inference).
-    """
-    @tf.function
-    def step(cond, target):
-        fake01 = to_unit_range(generator(cond, training=False))
-        real01 = to_unit_range(target)
-        return metrics.batch_dice_non_binary(fake01, real01), metrics.batch_ssim(fake01, real01)
-
-    dice, ssim = [], []
-    for i, batch in enumerate(dataset):
-        if max_batches is not None and i >= max_batches:
-            break
-        cond, target = split_batch(batch, num_classes)
-        d, s = step(cond, target)
-        dice.append(d.numpy())
-        ssim.append(s.numpy())
-    if not dice:
-        return {"dice": float("nan"), "ssim": float("nan"), "num_images": 0}
-    dice, ssim = np.concatenate(dice), np.concatenate(ssim)
-    return {"dice": float(dice.mean()), "ssim": float(ssim.mean()), "num_images": int(dice.size)}
-
-
-def read_scores(model_dir):
-    """checkpoint_scores.json of a model folder ({} before the first periodic checkpoint)."""
-    return io_utils.read_json(os.path.join(model_dir, SCORES_FILE), missing={})
-
-
-def checkpoint_path(model_dir, epoch):
-    return os.path.join(model_dir, "checkpoints", f"epoch_{int(epoch):04d}.weights.h5")
-
-
-# --------------------------------------------------------------- callbacks
-
-class GeneratorCheckpoint(keras.callbacks.Callback):
-    """Every `every` epochs: save the generator to checkpoints/epoch_NNNN.weights.h5
-    and score it on the validation set (Dice, SSIM) into checkpoint_scores.json."""
-
-    def __init__(self, model_dir, val_ds, every=15, max_batches=None):
-        super().__init__()
-        self.model_dir = model_dir
-        self.val_ds = val_ds
-        self.every = int(every)
-        self.max_batches = max_batches
-
-    def on_epoch_end(self, epoch, logs=None):
-        done = epoch + 1
-        if self.every <= 0 or done % self.every:
-            return
-        generator = self.model.generator
-        path = checkpoint_path(self.model_dir, done)
-        save_weights_atomic(generator, path)
-        entry = {"epoch": done, "weights": os.path.relpath(path, self.model_dir)}
-        if self.val_ds is not None:
-            entry.update(score_generator(generator, self.val_ds, self.model.num_classes, self.max_batches))
-        scores = read_scores(self.model_dir)
-        scores.setdefault("metric_settings", {
-            "dice": "non-binary Dice, paper Eq. 6, images in [0, 1], mean over validation images",
-            "ssim": f"tf.image.ssim, {metrics.SSIM_FILTER_SIZE}x{metrics.SSIM_FILTER_SIZE} Gaussian "
-                    f"sigma {metrics.SSIM_FILTER_SIGMA}, K1 {metrics.SSIM_K1}, K2 {metrics.SSIM_K2}, range 1",
-            "generator_mode": "training=False (moving BatchNorm statistics, no dropout)"})
-        checkpoints = [c for c in scores.get("checkpoints", []) if c["epoch"] != done]
-        checkpoints.append(entry)
-        scores["checkpoints"] = sorted(checkpoints, key=lambda c: c["epoch"])
-        io_utils.write_json(os.path.join(self.model_dir, SCORES_FILE), scores)
-        logging.info("epoch %d: generator checkpoint %s dice %.4f ssim %.4f", done, path,
-                     entry.get("dice", math.nan), entry.get("ssim", math.nan))
-
-
-class ImageGrid(keras.callbacks.Callback):
-    """TensorBoard image panel (mask | target | generated) of fixed validation examples."""
-
-    def __init__(self, val_ds, log_dir, every=1, num_examples=4):
-        super().__init__()
-        self.every = int(every)
-        self.log_dir = os.path.join(log_dir, "images")
-        self.batch = None
-        if val_ds is not None and self.every > 0:
-            conds, targets, n = [], [], 0
-            for b in val_ds:
-                c, t = split_batch(b)
-                conds.append(c)
-                targets.append(t)
-                n += int(c.shape[0])
-                if n >= num_examples:
-                    break
-            if conds:
-                self.batch = (tf.concat(conds, 0)[:num_examples], tf.concat(targets, 0)[:num_examples])
-        self.writer = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.batch is None or self.every <= 0 or (epoch + 1) % self.every:
-            return
-        if self.writer is None:
-            self.writer = tf.summary.create_file_writer(self.log_dir)
-        cond, target = self.batch
-        fake = self.model.generator(cond, training=False)
-        with self.writer.as_default():
-            grid = viz.pix2pix_grid(classes_from_condition(cond), to_unit_range(target), to_unit_range(fake))
-            tf.summary.image("mask | target | generated", grid, step=epoch + 1)
-        self.writer.flush()
 
 
 # -------------------------------------------------------------------- task
