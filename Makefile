@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-$(shell cat setup.py $(LOCK) | cksum | cut -d' ' -f
 COMPILE = $(VENV)/bin/uv pip compile setup.py --extra test --extra beam --python-version 3.11 \
           --python-platform x86_64-manylinux_2_28 --no-header --quiet
 
-.PHONY: install test quickstart quickstart-glacier quickstart-icechart quickstart-sentinel1 experiment-synthetic results-sic results-glacier results-icechart bench clean beam-engines test-engines lock upgrade-deps
+.PHONY: install test quickstart quickstart-glacier quickstart-icechart quickstart-sentinel1 experiment-synthetic results-sic results-glacier results-icechart bench clean beam-engines test-engines lock upgrade-deps bench-compare torch-env
 
 $(STAMP): setup.py $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
@@ -60,6 +60,22 @@ results-sic results-glacier results-icechart: results-%: $(STAMP)
 # Every benchmark of bench/ (about 10 minutes on 2 cores); results in bench/results/*.json.
 bench: $(STAMP)
 	PY=$(PY) bash bench/run_all.sh
+
+# tfseaice against PyTorch, pair by pair (inference, training, regional loss), interleaved with repeats, on this
+# CPU kind: bench/results/compare_<kind>.json and the bench:compare block of docs/performance.md (~15 min).
+# PyTorch: TORCH_PY=/path/to/python with torch, else a pinned environment built in $(TORCH_VENV) (5 GB, once).
+TORCH_VENV ?= .cache/torchvenv
+TORCH_PY   ?=
+torch-env: $(TORCH_VENV)/.installed-$(shell cksum < bench/torch-requirements.txt | cut -d' ' -f1)
+$(TORCH_VENV)/.installed-%: bench/torch-requirements.txt | $(STAMP)
+	test -x $(TORCH_VENV)/bin/python || $(VENV)/bin/uv venv --quiet --python $(PYTHON) $(TORCH_VENV)
+	$(VENV)/bin/uv pip install --quiet --python $(TORCH_VENV)/bin/python -r bench/torch-requirements.txt
+	rm -f $(TORCH_VENV)/.installed-* && touch $@
+
+bench-compare: $(STAMP)
+	@if [ -z "$(TORCH_PY)" ]; then $(MAKE) --no-print-directory torch-env; fi
+	TF_CPP_MIN_LOG_LEVEL=2 TFSEAICE_TORCH_PYTHON=$${TORCH_PY:-$(TORCH_VENV)/bin/python} $(PY) -m bench.compare $(COMPARE_ARGS)
+	$(PY) scripts/results_docs.py --write
 
 # Beam's Flink and Spark job servers, fetched with Maven into $(ENGINES) (Java 17 + Maven needed).
 ENGINES ?= .cache/beam-engines

@@ -13,7 +13,9 @@ or names the file and command it came from. The blocks:
 - docs/results.md `results:<table>`: the full tables with seeds, machine, ranges, goals and
   comparisons (scripts/results.py `markdown`);
 - docs/performance.md and bench/README.md `bench:report`: `python -m bench.report` over
-  bench/results/*.json.
+  bench/results/*.json;
+- docs/performance.md `bench:compare`: tfseaice against PyTorch per CPU kind (`make bench-compare`,
+  bench/results/compare_*.json).
 
 tests/test_docs_generated.py runs the check, so a hand edit inside a block, or a JSON
 changed without regenerating, fails the suite.
@@ -100,7 +102,10 @@ def expected(root=ROOT, results_dir=None, bench_dir=None):
         readme[f"results:{table}"] = glance(table, docs)
         detail[f"results:{table}"] = full(table, docs)
     bench = bench_block(bench_dir)
-    return {README: readme, RESULTS_DOC: detail, PERFORMANCE_DOC: {"bench:report": bench},
+    from bench.compare import render_block
+
+    return {README: readme, RESULTS_DOC: detail,
+            PERFORMANCE_DOC: {"bench:report": bench, "bench:compare": render_block(bench_dir)},
             BENCH_README: {"bench:report": bench}}
 
 

@@ -26,8 +26,10 @@ def module_argv(name, python=None):
 
 
 def torch_python():
-    """An interpreter with torch ($TFSEAICE_TORCH_PYTHON or /tmp/torchvenv), or None."""
-    for cand in (os.environ.get("TFSEAICE_TORCH_PYTHON"), "/tmp/torchvenv/bin/python"):
+    """An interpreter with torch ($TFSEAICE_TORCH_PYTHON, .cache/torchvenv as `make bench-compare` builds
+    it, or /tmp/torchvenv), or None."""
+    for cand in (os.environ.get("TFSEAICE_TORCH_PYTHON"), os.path.join(REPO_DIR, ".cache", "torchvenv", "bin", "python"),
+                 "/tmp/torchvenv/bin/python"):
         if cand and os.path.exists(cand):
             ok = subprocess.run([cand, "-c", "import torch"], capture_output=True).returncode == 0
             if ok:
