@@ -188,6 +188,13 @@ def test_round_trip_predicts_straight_from_another_products_safe_and_zip(records
     predict_scene_file(model, info, scene_nc, out, tile=32, overlap=8)
     with xr.open_dataset(out) as ds:
         np.testing.assert_allclose(ds["sic"].values, outs["safe"], atol=1e-5)
+    # autoice takes the product too: the upload package's variable is named by its start time.
+    from tfseaice.serving.autoice_submission import write_upload_package
+
+    written = write_upload_package(model, info, [samples["unseen"]["zip"]], str(tmp_path / "upload.nc"), tile=32,
+                                   overlap=8)
+    assert written == {f"{samples['c'].attrs['acquisition_time']}_SIC": (SIZE // 2, SIZE // 2)}
+    assert scene_files.is_scene_path(samples["unseen"]["safe"]) and scene_files.is_scene_path(samples["unseen"]["zip"])
     # The georeference comes from the product's own GCPs.
     latlon, gcps = scene_files.georeference(samples["unseen"]["zip"], None, (SIZE // 2, SIZE // 2), 2)
     assert latlon is not None and gcps is not None and abs(float(np.mean(latlon[0])) - 75.0) < 0.2
