@@ -162,7 +162,7 @@ class RunLock:
             os.fsync(f.fileno())
         return True
 
-    def _wait_readable(self, tries=20):
+    def _wait_readable(self, tries=100):
         """The holder's JSON; a lock created a moment ago may not hold it yet: wait a little for it."""
         for _ in range(tries):
             holder, mtime = _read(self.path)

@@ -3,12 +3,12 @@
 `GeneratorFn(cond)`: one-hot zone condition [N, H, W, C] float32 -> SAR [N, H, W, 1] in [0, 1].
 """
 
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from tfseaice import io_utils
 from tfseaice.data import glacier
 from tfseaice.errors import InputError
 from tfseaice.models.pix2pix import set_bn_at_inference, set_dropout_at_inference
@@ -81,7 +81,11 @@ def load_saved_model(path):
     """GeneratorFn of an exported generator SavedModel (input `mask`, output `sar`)."""
     if not tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         raise InputError(path, "not a SavedModel folder (no saved_model.pb)")
-    loaded = tf.saved_model.load(path)
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as exc:  # noqa: BLE001 - a cut or damaged saved_model.pb / variables: TF raises many kinds
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(path, f"cannot be loaded as a SavedModel ({reason})") from None
     sig = loaded.signatures.get("serving_default")
     if sig is None:
         raise InputError(path, "SavedModel has no serving_default signature")
@@ -91,8 +95,7 @@ def load_saved_model(path):
     extra_names = ()
     sidecar = os.path.join(path, SIDECAR)
     if os.path.exists(sidecar):
-        with open(sidecar) as f:
-            extra_names = tuple(json.load(f).get("extra_channels", []))
+        extra_names = tuple(io_utils.load_json(sidecar, "; export the model again").get("extra_channels", []))
 
     def run(cond):
         return sig(mask=cond)["sar"]
