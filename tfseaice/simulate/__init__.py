@@ -16,6 +16,10 @@ Sea-ice scenes (raw AI4Arctic layout + `sic_truth`, `sod_truth`, `floe_truth`), 
   scenes.py         seeds and file names; make_scene as a sequence of named stages
   ready_to_train.py the 80 m `*_prep.nc` version of a raw scene
   writers.py        atomic netCDF writing
+Sea-ice scenes of family B (`make_sample_scenes --family=B`), a second generator written apart from the above
+(same layout, surface types, chart rules and truth variables; its own coast, floes, leads, polygons and SAR):
+  family_b.py       layout (fjord coast), floes and leads, chart polygons, render, make_scene
+  family_b_sar.py   its swath (incidence falling across samples), backscatter table, wind, texture, speckle
 Glacier scenes (CaFFe layout):
   glacier_masks.py  fjord zone masks (random plausible masks, calving front)
   glaciers.py       SAR backscatter, elevation, names, the sample dataset writer
