@@ -133,6 +133,23 @@ def test_pairs_csv_pairs_a_chart_whatever_its_time(samples, tmp_path):
     assert failed == [] and ok[0]["chart"] == os.path.normpath(samples["chart_a"]) and ok[0]["polygons"] > 0
     # By time alone C has no chart (its acquisition is far from chart A's time stamp).
     assert sentinel1_scenes.chart_candidates(samples["paths"]["C"], [samples["chart_a"]], 24) == []
+    # --overwrite replaces the conversion as a whole: only the new run's scene is left.
+    with open(csv_path, "w", newline="") as f:
+        f.write(f"safe,chart\n{samples['paths']['B']},\n")
+    ok, _ = sentinel1_to_scenes.convert(str(tmp_path / "out"), pairs_csv=str(csv_path), overwrite=True)
+    assert ok[0]["chart"] is None
+    assert sorted(n for n in os.listdir(tmp_path / "out") if n.endswith(".nc")) == [ok[0]["scene"]]
+
+
+def test_an_unreadable_candidate_chart_fails_the_product_naming_the_chart(samples, tmp_path):
+    stem = os.path.splitext(samples["chart_a"])[0]
+    for ext in (".shp", ".shx", ".dbf"):   # no .prj
+        with open(stem + ext, "rb") as src, open(tmp_path / ("noprj" + ext), "wb") as dst:
+            dst.write(src.read())
+    with pytest.raises(InputError) as err:
+        sentinel1_scenes.write_product_scene(samples["paths"]["A"], str(tmp_path / "out"),
+                                             [(str(tmp_path / "noprj.shp"), 1.0)])
+    assert "noprj" in str(err.value) and not os.path.exists(tmp_path / "out" / _report(samples, "A")["scene"])
 
 
 def test_the_time_window_is_the_flag(samples):

@@ -2,7 +2,8 @@
 
 Why one place: predict, evaluate and autoice accept a product wherever they
 accept a scene file (issue 23). A product is read into the raw layout
-(`sentinel1_scenes.product_dataset`: SAR dB at 40 m, GCPs, GSHHG `distance_map`)
+(`sentinel1_scenes.product_dataset`: SAR dB at 40 m, GCPs; the GSHHG `distance_map`
+only when it is a model channel: a product read directly has no chart for it to mask)
 and from there follows the very code path of a raw file
 (`ai4arctic.read_raw_dataset`), so its products are made the same way.
 Why not inside `ai4arctic.read_scene`: the Sentinel-1 modules sit beside it in
@@ -78,7 +79,9 @@ def read_scene(path, channels=ai4arctic.DEFAULT_CHANNELS, downsample=1, raw_path
                                     sod_truth_variable=sod_truth_variable, floe_truth_variable=floe_truth_variable)
     if not os.path.exists(path):
         raise InputError(path, "file does not exist")
-    ds = sentinel1_scenes.product_dataset(path, channels)
+    # A product read directly has no chart, so the land mask would remove nothing: the GSHHG
+    # distance_map (~6 s and ~1.2 GB to load the index) is made only when it is a model channel.
+    ds = sentinel1_scenes.product_dataset(path, channels, with_land="distance_map" in channels)
     _remember(path, ds)
     return ai4arctic.read_raw_dataset(ds, path, channels, downsample, truth_variable, land_mask,
                                       sod_truth_variable, floe_truth_variable)

@@ -67,10 +67,10 @@ def sar_channels(channels):
     return pols or ("hh", "hv")
 
 
-def product_dataset(path, channels=("hh", "hv")):
-    """The product as a raw-layout Dataset at 40 m with `distance_map` (GSHHG)."""
+def product_dataset(path, channels=("hh", "hv"), with_land=True):
+    """The product as a raw-layout Dataset at 40 m, with `distance_map` (GSHHG) unless `with_land` is False."""
     ds = sentinel1.read_product(path, channels=sar_channels(channels))
-    return ds.assign(distance_map=land.distance_map_variable(ds, path))
+    return ds.assign(distance_map=land.distance_map_variable(ds, path)) if with_land else ds
 
 
 def chart_candidates(product_path, chart_paths, max_offset_hours):
