@@ -31,8 +31,10 @@ quickstart: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT) bash scripts/quickstart_sic.sh
 
 # Sample glacier images -> TFRecords -> pix2pix -> evaluate -> generate.
+# REALISM=1: the realism recipe (configs/pix2pix_realism.flags) instead of the paper's variant.
+REALISM ?= 0
 quickstart-glacier: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/glacier bash scripts/quickstart_glacier.sh
+	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/glacier REALISM=$(REALISM) bash scripts/quickstart_glacier.sh
 
 # Ice types: sample scenes -> TFRecords -> SIC + SOD + FLOE U-Net (regional) and the pixel baseline -> evaluate -> products.
 quickstart-icechart: $(STAMP)
@@ -43,11 +45,12 @@ quickstart-icechart: $(STAMP)
 quickstart-sentinel1: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 OUT=$(OUT)/sentinel1 bash scripts/quickstart_sentinel1.sh
 
-# Does synthetic SAR help segmentation? pix2pix -> synthetic pairs -> zone U-Net with and without them
-# (3 seeds, all and 25 % of the real images) -> CaFFe metrics -> $(OUT)/synthetic/synthetic_gain.{md,json,png}.
-# Smaller budgets: the environment variables at the top of scripts/synthetic_gain.sh.
+# Does synthetic SAR help segmentation and the front? pix2pix (paper's and realism recipe) -> synthetic pairs ->
+# zone U-Net to convergence with and without them (5 seeds, 100/25/10 % of the real images) -> CaFFe metrics
+# -> $(OUT)/synthetic/synthetic_gain.{md,json,png}. BUDGET=smoke|small|full (scripts/synthetic_gain.sh).
+BUDGET ?= full
 experiment-synthetic: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 PY=$(PY) OUT=$(OUT)/synthetic bash scripts/synthetic_gain.sh
+	TF_CPP_MIN_LOG_LEVEL=2 PY=$(PY) OUT=$(OUT)/synthetic BUDGET=$(BUDGET) bash scripts/synthetic_gain.sh
 
 # A README results table rerun over seeds (training seed, data fixed) at the quickstart budget: writes
 # results/<table>_<precision>.json and the README block between <!-- results:<table> --> markers.

@@ -108,3 +108,35 @@ def test_zone_task_stops_early_only_when_asked():
     assert glacier_zones.TASK.callbacks(TrainConfig(task="glacier_zones", data_dir="d", model_dir="m"),
                                         None, object(), "l") == []
     assert glacier_zones.TASK.callbacks(zcfg, None, None, "l") == []       # no validation split: nothing to watch
+
+
+def test_speckle_oracle_keeps_the_scene_and_draws_fresh_speckle():
+    from tfseaice.evaluation import pix2pix_realism
+    img, mask = _speckled({1: 4.0, 2: 4.0, 3: 4.0}, size=96, seed=1)
+    real = img[..., None].astype(np.float32)
+    mask[:, :4] = 0                                                          # a no-data strip
+    a = pix2pix_realism.speckle_oracle(real, mask, 4.0, seed=0)
+    assert a.shape == real.shape and np.all(a[:, :4] == 0)
+    np.testing.assert_array_equal(a, pix2pix_realism.speckle_oracle(real, mask, 4.0, seed=0))
+    assert not np.array_equal(a, pix2pix_realism.speckle_oracle(real, mask, 4.0, seed=1))
+    stats = sar_stats.class_statistics(a, mask, glacier.CLASS_NAMES, skip=(0,))
+    truth = sar_stats.class_statistics(real, mask, glacier.CLASS_NAMES, skip=(0,))
+    for name in ("rock", "glacier", "ocean"):
+        assert stats[name]["cv"] == pytest.approx(truth[name]["cv"], rel=0.15)   # same looks, same CV
+        assert stats[name]["mean"] == pytest.approx(truth[name]["mean"], abs=0.02)  # same backscatter
+
+
+def test_gamma_fixed_gives_no_gradient_to_the_looks_and_gamma_does():
+    cond = tf.one_hot(np.random.default_rng(0).integers(0, 4, (1, 32, 32)), 4)
+    grads = {}
+    for mode in ("gamma", "gamma_fixed"):
+        gen = p2p.build_generator(4, filters=4, num_downs=3, speckle=mode, speckle_looks=3.5)
+        head = speckle.speckle_layer(gen).input._keras_history.operation
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(gen(cond, training=True))
+        bias_grad = tape.gradient(loss, head.bias).numpy()
+        grads[mode] = bias_grad
+        assert bias_grad[0] != 0.0                        # the median channel learns either way
+    assert grads["gamma"][1] != 0.0 and grads["gamma_fixed"][1] == 0.0
+    layer = speckle.speckle_layer(p2p.build_generator(4, filters=4, num_downs=3, speckle="gamma_fixed"))
+    assert speckle.GammaSpeckle.from_config(layer.get_config()).learn_looks is False

@@ -113,9 +113,10 @@ def define_flags():
     flags.DEFINE_enum("gen_upsample", "transpose", ["transpose", "resize_conv"],
                       "pix2pix decoder upsampling: Conv2DTranspose (paper) or nearest resize + conv "
                       "(no periodic dot lattice).")
-    flags.DEFINE_enum("speckle", "none", ["none", "gamma"],
+    flags.DEFINE_enum("speckle", "none", ["none", "gamma", "gamma_fixed"],
                       "pix2pix output: tanh image (paper), or median backscatter + number of looks with "
-                      "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image).")
+                      "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image); gamma_fixed: the looks "
+                      "stay at --speckle_looks (no gradient).")
     flags.DEFINE_float("speckle_looks", 0.0, "pix2pix --speckle=gamma: initial number of looks L; 0 = estimated "
                        "from the training images at task start (stored in task.json).")
 

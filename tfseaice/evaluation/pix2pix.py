@@ -19,6 +19,9 @@ sibling folder renamed at the end (a failed evaluation leaves nothing behind):
 Generated images are quantised to 8 bit (as `tfseaice.generate` writes them)
 before scoring. Dice and SSIM: tfseaice.metrics (paper Eq. 6; 11x11 Gaussian
 SSIM, sigma 1.5, K1 0.01, K2 0.03, data range 1), mean over validation images.
+A speckle generator (--speckle=gamma*) adds two rows: its speckle-free median
+image, and the speckle oracle (tfseaice.evaluation.pix2pix_realism): SSIM
+falls with any correct speckle, so its loss is read against that oracle.
 Realism (per-class mean and local speckle CV, lattice peak, `realism.png`):
 tfseaice.evaluation.pix2pix_realism. `bn_at_inference` ("moving" | "batch")
 chooses the generator's BatchNorm statistics (tfseaice.models.pix2pix).
@@ -38,7 +41,7 @@ from tfseaice.data import dataset_info, glacier, pipeline
 from tfseaice.errors import InputError
 from tfseaice.evaluation import pix2pix_realism
 from tfseaice.models.pix2pix import set_bn_at_inference, set_dropout_at_inference
-from tfseaice.models.speckle import reset_speckle_seed
+from tfseaice.models.speckle import params_and_image_model, reset_speckle_seed, split_params
 from tfseaice.serving.loading import load_trained
 from tfseaice.tasks import pix2pix as task
 from tfseaice.tasks.glacier_zones import predict_classes
@@ -90,6 +93,19 @@ def generate_batch(generator, mask, extra, batch_size=8):
         outs.append(run(tf.constant(mask[i:i + batch_size]), e).numpy())
     out = np.concatenate(outs)
     return np.rint(out * 255.0) / 255.0
+
+
+def generate_median_batch(generator, mask, extra, batch_size=8):
+    """A speckle generator's speckle-free median image in [0, 1], quantised, [N,H,W,1]; None without speckle."""
+    parts = params_and_image_model(generator)
+    if parts is None:
+        return None
+    outs = []
+    for i in range(0, len(mask), batch_size):
+        e = None if extra is None else tf.constant(extra[i:i + batch_size])
+        raw, _ = parts(condition(tf.constant(mask[i:i + batch_size]), e), training=False)
+        outs.append(to_unit_range(split_params(raw)[0]).numpy())
+    return np.rint(np.concatenate(outs) * 255.0) / 255.0
 
 
 def image_scores(fake01, real01):
@@ -153,8 +169,12 @@ def table_markdown(result):
              "| images | non-binary Dice | SSIM | FCN pixel acc. | FCN mIoU |",
              "|---|---|---|---|---|"]
     fcn = result.get("fcn_score") or {}
-    for key, label in (("generated", f"pix2pix {result['variant']}"), ("baseline", "trivial baseline"),
-                       ("real", "real images (ceiling)")):
+    for key, label in (("generated", f"pix2pix {result['variant']}"),
+                       ("generated_median", "its speckle-free median image"),
+                       ("speckle_oracle", "real backscatter (15x15 mean) x fresh Gamma speckle"),
+                       ("baseline", "trivial baseline"), ("real", "real images (ceiling)")):
+        if key not in result["image_scores"]:
+            continue
         s = result["image_scores"].get(key, {})
         f = fcn.get(key, {})
         lines.append(f"| {label} | {_fmt(s.get('dice'))} | {_fmt(s.get('ssim'))} | "
@@ -277,6 +297,13 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
     base01 = baseline_images(mask, class_statistics(info, data_dir), seed=seed)
     scores = {"generated": image_scores(fake01, real01), "baseline": image_scores(base01, real01),
               "real": image_scores(real01, real01)}
+    median01 = generate_median_batch(generator, mask, extra, batch_size)
+    if median01 is not None:   # speckle head: its structure without the speckle, and what speckle costs
+        scores["generated_median"] = image_scores(median01, real01)
+        looks = float((cfg.extra or {}).get("speckle_looks") or 0) or 3.5
+        scores["speckle_oracle"] = image_scores(
+            pix2pix_realism.speckle_oracle(real01, mask, looks, seed=seed), real01)
+        scores["speckle_oracle"]["looks"] = looks
     result = {
         "variant": variant, "model_dir": os.path.abspath(model_dir), "data_dir": os.path.abspath(data_dir),
         "split": split, "epoch": chosen, "dropout_at_inference": bool(dropout_at_inference),
@@ -289,6 +316,8 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
             "ssim": f"{metrics.SSIM_FILTER_SIZE}x{metrics.SSIM_FILTER_SIZE} Gaussian window, sigma "
                     f"{metrics.SSIM_FILTER_SIGMA}, K1 {metrics.SSIM_K1}, K2 {metrics.SSIM_K2}, data range 1",
             "baseline": "class mean training intensity x Gamma(L, 1/L), L = mean^2/var per class",
+            "speckle_oracle": "speckle generators: each real image's 15x15 mean linear intensity x a fresh "
+                              "Gamma(L) draw, L = the model's speckle_looks (what correct speckle costs in SSIM)",
             "fcn_score": "zone model on images vs input masks; no-data pixels ignored; mIoU over rock, glacier, ocean"},
     }
     checks = {"ssim_beats_baseline": scores["generated"]["ssim"] > scores["baseline"]["ssim"]}

@@ -13,9 +13,15 @@ Keys added to evaluation.json by `realism_result`:
   above the real one's): early in training the lattice shows at 8 and 16 px.
 
 `save_realism_figure` draws realism.png (spectra and CV bars, tfseaice.viz).
+
+`speckle_oracle` answers "how much SSIM does correct speckle cost?": the real
+images' own local mean backscatter times a fresh Gamma(L) draw scores well
+below 1 against them (the two speckle draws are independent), so a generator
+with realistic speckle cannot keep the SSIM of a smooth one.
 """
 
 import numpy as np
+from scipy import ndimage
 
 from tfseaice import glacier_viz, sar_stats
 from tfseaice.data import glacier
@@ -59,6 +65,23 @@ def realism_result(fake01, real01, mask, period=sar_stats.DEFAULT_PERIOD, window
                             "1 = no peak"},
     }
     return result, spectra
+
+
+ORACLE_WINDOW = 15
+
+
+def speckle_oracle(real01, mask, looks, seed=0, window=ORACLE_WINDOW, no_data=glacier.NO_DATA):
+    """[N,H,W,1] in [0, 1]: each real image's window x window mean linear intensity times Gamma(looks, 1/looks),
+    back on the 8-bit dB scale (quantised, no data 0): a generator that knew the scene's backscatter."""
+    rng = np.random.default_rng(seed)
+    intensity = sar_stats.unit_to_intensity(np.asarray(real01)[..., 0])
+    mean = np.stack([ndimage.uniform_filter(i, window, mode="reflect") for i in intensity])
+    drawn = mean * rng.gamma(looks, 1.0 / looks, mean.shape)
+    gray = np.rint((10.0 * np.log10(np.maximum(drawn, 1e-30)) - sar_stats.DB_MIN) * 254.0
+                   / (sar_stats.DB_MAX - sar_stats.DB_MIN) + 1.0)
+    gray = np.clip(gray, 0.0, 255.0)
+    gray[np.asarray(mask) == no_data] = 0.0
+    return (gray / 255.0)[..., None].astype(np.float32)
 
 
 def save_realism_figure(spectra, result, path, title="pix2pix realism", period=sar_stats.DEFAULT_PERIOD):

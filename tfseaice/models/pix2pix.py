@@ -23,7 +23,8 @@ not divisible by the stride covers output pixels unevenly, and 8 stacked ones
 leave a 2**k-periodic pattern (the quickstart's 32-px dot lattice). With
 ``speckle="gamma"`` the last layer has 2 channels (median backscatter, number
 of looks) and the image is drawn by tfseaice.models.speckle.GammaSpeckle
-instead of the tanh. The decoder's
+instead of the tanh (``"gamma_fixed"``: the looks get no gradient and stay
+where they start, the training images' estimate). The decoder's
 activations follow the paper's text (ReLU in d1-d3, LeakyReLU in d4-d7).
 Inputs of any H, W that are multiples of 2**num_downs (256) work: the model is
 fully convolutional.
@@ -49,7 +50,7 @@ from tfseaice.models.speckle import GammaSpeckle, set_initial_looks
 
 NUM_DOWNS = 8
 UPSAMPLE_MODES = ("transpose", "resize_conv")
-SPECKLE_MODES = ("none", "gamma")
+SPECKLE_MODES = ("none", "gamma", "gamma_fixed")
 
 
 def conv_init():
@@ -143,8 +144,9 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
       sync_batchnorm: synchronized BatchNorm across replicas.
       dropout_at_inference: keep dropout on at inference (see NoiseDropout).
       upsample: "transpose" (paper) or "resize_conv" (module docstring).
-      speckle: "none" (tanh image, paper) or "gamma" (tfseaice.models.speckle;
-        needs output_channels=1).
+      speckle: "none" (tanh image, paper), "gamma" (tfseaice.models.speckle;
+        needs output_channels=1) or "gamma_fixed" (the same with the looks held where they start:
+        no gradient reaches them).
       speckle_seed: first seed of the Gamma speckle.
       speckle_looks: initial number of looks of the gamma head (None: 1 + softplus(0) = 1.7;
         tfseaice.models.speckle.set_initial_looks).
@@ -153,7 +155,7 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
         raise ValueError("num_downs must be >= 2")
     if upsample not in UPSAMPLE_MODES:
         raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
-    if speckle not in SPECKLE_MODES or (speckle == "gamma" and output_channels != 1):
+    if speckle not in SPECKLE_MODES or (speckle != "none" and output_channels != 1):
         raise ValueError(f"speckle must be one of {SPECKLE_MODES} (gamma with 1 output channel), got {speckle!r}")
     init = conv_init()
     enc = generator_filters(filters, num_downs)
@@ -177,14 +179,14 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
         else:
             x = layers.LeakyReLU(negative_slope=0.2, name=f"up{j + 1}_lrelu")(x)
         x = layers.Concatenate(name=f"up{j + 1}_skip")([x, skips[num_downs - 2 - j]])
-    if speckle == "gamma":
+    if speckle != "none":
         x = _upsample(x, 2, kernel_size, upsample, f"up{num_downs}", use_bias=True)
-        out = GammaSpeckle(seed=speckle_seed, name="sar")(x)
+        out = GammaSpeckle(seed=speckle_seed, learn_looks=(speckle == "gamma"), name="sar")(x)
     else:
         x = _upsample(x, output_channels, kernel_size, upsample, f"up{num_downs}", use_bias=True)
         out = layers.Activation("tanh", dtype="float32", name="sar")(x)
     model = keras.Model(inputs, out, name=name)
-    if speckle == "gamma" and speckle_looks is not None:
+    if speckle != "none" and speckle_looks is not None:
         set_initial_looks(model, speckle_looks)
     return model
 

@@ -23,8 +23,10 @@ Sampling is stateless: seeds come from a ``keras.random.SeedGenerator`` of the
 layer (seeded by ``seed``; `reset_speckle_seed` restarts it), so the same seed
 gives the same image.
 
-Initial looks. The GAN gradient moves L slowly, so L stays near where it
-starts: `set_initial_looks` sets the head's looks bias so that L starts at a
+Initial looks. ``learn_looks=False`` (``--speckle=gamma_fixed``) stops the
+gradient to L: trained freely, the GAN term drove L of glacier pixels to ~1.2
+and of ocean pixels to ~6.5 in the sample glaciers (docs/glacier_realism.md),
+away from the data's ~3.5 on both. `set_initial_looks` sets the head's looks bias so that L starts at a
 given value, and `looks_from_images` estimates that value from real images:
 per class, the median local CV of linear intensity in 7 x 7 windows wholly
 inside the class (tfseaice.sar_stats, the statistic the realism check
@@ -87,14 +89,17 @@ def split_params(raw):
 class GammaSpeckle(layers.Layer):
     """[B,H,W,2] generator head -> speckled SAR in [-1, 1] (module docstring)."""
 
-    def __init__(self, seed=0, **kwargs):
+    def __init__(self, seed=0, learn_looks=True, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.seed = int(seed)
+        self.learn_looks = bool(learn_looks)
         self.seed_generator = keras.random.SeedGenerator(self.seed, name="speckle_seed")
 
     def call(self, raw):
         median, looks = split_params(raw)
+        if not self.learn_looks:   # held at their start (the data's estimate): the GAN cannot move them
+            looks = tf.stop_gradient(looks)
         median_intensity = 10.0 ** (model_to_db(median) / 10.0)
         backscatter = median_intensity / gamma_median_factor(looks)
         seed = tf.cast(self.seed_generator.next(), tf.int32)
@@ -108,6 +113,7 @@ class GammaSpeckle(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["seed"] = self.seed
+        config["learn_looks"] = self.learn_looks
         return config
 
 

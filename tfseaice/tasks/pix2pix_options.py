@@ -3,10 +3,10 @@
 `options(cfg)` is cfg.extra over DEFAULTS (the paper's settings, so old model
 folders keep meaning what they meant).
 
-With ``--speckle=gamma`` the generator's number of looks L starts where the
-data's is (`initial_looks`): left at the head's default (1 + softplus(0) =
-1.7) it stayed there in training, because only the GAN term moves L and its
-gradient is weak, while the sample glaciers' images have about 4 looks. The
+With ``--speckle=gamma`` or ``gamma_fixed`` the generator's number of looks L
+starts where the data's is (`initial_looks`) instead of at the head's default
+(1 + softplus(0) = 1.7) while the sample glaciers' images have about 3.5;
+with ``gamma_fixed`` it also stays there (tfseaice.models.speckle). The
 estimate (`--speckle_looks=0`, the default) reads up to LOOKS_PATCHES training
 patches once at task start (tfseaice.models.speckle.looks_from_images) and is
 written into cfg.extra (``speckle_looks``, ``speckle_looks_estimate``), so
@@ -54,7 +54,7 @@ def initial_looks(cfg, info):
     An estimate is stored in cfg.extra (see the module docstring).
     """
     opts = options(cfg)
-    if opts["speckle"] != "gamma" or opts["speckle_looks"] is None:
+    if opts["speckle"] == "none" or opts["speckle_looks"] is None:
         return None
     looks = float(opts["speckle_looks"])
     if looks > 0:
