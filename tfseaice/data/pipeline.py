@@ -7,6 +7,10 @@ rows are real), and prefetched. The SIC models' steps turn the padded table
 into a RaggedTensor [B,(K_b)] (`tasks.sic.polygon_table` says why not here:
 Keras' fit under tf.distribute cannot take ragged batches).
 
+Every pipeline reads the shards that `check_shards` accepts: an empty (0-byte)
+or cut shard is one InputError naming it before any reading, or under
+`skip_corrupt` a warning (empty ones left out, cut ones read up to the cut).
+
 Scaling out (used by `training.run_training`):
 - `shard_across_workers` tells tf.distribute how to split a dataset between
   the workers of a MultiWorkerMirroredStrategy job: by FILE (each worker reads
@@ -71,7 +75,7 @@ def scan_shard(path):
     key = (path, stat.length, stat.mtime_nsec)
     if key not in _SCANNED:
         size, offset, count, why = stat.length, 0, 0, None
-        with tf.io.gfile.GFile(path, "rb") as f:
+        with (tf.io.gfile.GFile(path, "rb") if "://" in path else open(path, "rb", buffering=0)) as f:
             while offset < size:
                 f.seek(offset)
                 head = f.read(12)
