@@ -232,7 +232,7 @@ def composition_terms(probs, polygon_ids, composition_table, *, kind="sse",
     """
     kind, gamma = check_composition_options(kind, gamma, what="composition loss")
     table = as_polygon_table(composition_table)
-    num_classes = probs.shape[-1]
+    num_classes = probs.shape[-1] or table.flat_values.shape[-1]
     channels = pixel_channels(probs, kind, gamma)
     channel_means, count = polygon_means(channels, polygon_ids, table)  # per-channel means, [N, C or 2C]
     q, n = table.flat_values, count.flat_values
