@@ -17,7 +17,8 @@ and evaluation runs unchanged. Everything else is its own:
   cakes as fractional pixels (A: warped Voronoi floes in three layers);
 * leads: 6-14 long, slightly curved leads in two conjugate directions
   cutting the pack, open, nilas or young ice (A: gated noise zero-crossings);
-* stages: a smooth age field, thin ice and young ice commoner than in A;
+* stages: a smooth age field; thin first-year ice commoner than in A, young ice in the
+  marginal zone's youngest parts and in refrozen leads;
 * chart: elongated Voronoi cells stretched 2.5-4 x along the main lead
   direction, no concentration term in the metric (A: concentration-warped);
 * SAR physics, wind and incidence: family_b_sar.py.
