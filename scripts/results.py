@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results_range import cpu_kind, nearest_doc, prediction_half_width  # noqa: E402
 from results_tables import AT_MOST_ONE, TABLES, load_json  # noqa: E402
 from tfseaice import io_utils  # noqa: E402
 from tfseaice.errors import InputError  # noqa: E402
@@ -157,6 +158,11 @@ def markdown(doc):
     ranges = "; ".join(f"{_label(spec, r, c)} {doc['summary'][r][c]['min']:.3f}–{doc['summary'][r][c]['max']:.3f}"
                        for r, c in spec["headline"])
     lines += ["", f"Min–max over the seeds: {ranges}."]
+    one_run = "; ".join(f"{_label(spec, r, c)} {lo:.3f}–{hi:.3f}" for r, c, _, _, lo, hi, _ in
+                        check_run(doc, {r: {c: s["mean"] for c, s in cols.items()} for r, cols in doc["summary"].items()}))
+    lines += ["", f"Range of one new run on this CPU kind ({cpu_kind(m)}) and precision (95 % prediction interval, "
+                  f"mean ± t(0.975, n − 1)·s·√(1 + 1/n), at least min–max; what a quickstart is checked against): "
+                  f"{one_run}."]
     for g in doc.get("goals", ()):
         lines += ["", f"Goal {_label(spec, g['row'], g['column'])} ≥ {g['at_least']}: met on {g['holds_on']} of "
                       f"{g['of']} seeds (mean {doc['summary'][g['row']][g['column']]['mean']:.3f})."]
@@ -182,17 +188,17 @@ def replace_block(text, table, block, source="README.md"):
 
 # ------------------------------------------------------------------ range check
 
-def check_run(doc, figures, sigmas=2.0):
+def check_run(doc, figures):
     """[(row, column, value, summary, lo, hi, inside)] of one run's headline figures against `doc`.
 
-    The documented range is mean ± `sigmas` std of the seeds, widened to their min–max, and
-    capped at 1 for a metric that cannot exceed it (AT_MOST_ONE).
+    The documented range is the 95 % prediction interval of one new run (`prediction_half_width`),
+    widened to the seeds' min–max, and capped at 1 for a metric that cannot exceed it (AT_MOST_ONE).
     """
     spec = TABLES[doc["table"]]
     out = []
     for row, col in spec["headline"]:
         s, value = doc["summary"][row][col], figures[row][col]
-        spread = sigmas * (s["std"] or 0.0)
+        spread = prediction_half_width(s)
         lo, hi = min(s["min"], s["mean"] - spread), max(s["max"], s["mean"] + spread)
         if col in AT_MOST_ONE:
             hi = min(hi, 1.0)
@@ -200,11 +206,12 @@ def check_run(doc, figures, sigmas=2.0):
     return out
 
 
-def report(doc, rows, run_precision=None):
+def report(doc, rows, run_precision=None, note=""):
     """The lines the quickstarts print: each figure beside the documented range, and a plain verdict."""
     spec = TABLES[doc["table"]]
     lines = [f"This run beside the documented range (results/{doc_name(doc)}: {len(doc['seeds'])} seeds, "
-             f"{', '.join(doc['precision'])} on {doc['machine']['cpu']}; range = mean ± 2 std, at least min–max, at most 1):"]
+             f"{', '.join(doc['precision'])} on {doc['machine']['cpu']}, CPU kind {cpu_kind(doc['machine'])}; "
+             "range = 95 % prediction interval of one new run, mean ± t·s·√(1 + 1/n), at least min–max, at most 1):"]
     outside = []
     for row, col, value, s, lo, hi, inside in rows:
         label = _label(spec, row, col)
@@ -212,6 +219,8 @@ def report(doc, rows, run_precision=None):
                      f"{'inside' if inside else 'OUTSIDE'}")
         if not inside:
             outside.append(label)
+    if note:
+        lines.append(note)
     if outside:
         lines.append(f"This run is OUTSIDE the documented range on {len(outside)} of {len(rows)} figures: "
                      + "; ".join(outside) + ".")
@@ -352,8 +361,8 @@ def check(table, run_dir, results_dir):
         run_precision = precisions(spec, run_dir)
     except InputError:
         run_precision = None
-    doc = next((d for d in docs if d["precision"] == run_precision), docs[0])
-    print("\n".join(report(doc, check_run(doc, figures), run_precision)))
+    doc, note = nearest_doc(docs, run_precision, machine())
+    print("\n".join(report(doc, check_run(doc, figures), run_precision, note)))
 
 
 def main(argv=None):
