@@ -215,3 +215,16 @@ def test_round_trip_predicts_straight_from_another_products_safe_and_zip(records
     # The georeference comes from the product's own GCPs.
     latlon, gcps = scene_files.georeference(samples["unseen"]["zip"], None, (SIZE // 2, SIZE // 2), 2)
     assert latlon is not None and gcps is not None and abs(float(np.mean(latlon[0])) - 75.0) < 0.2
+
+
+def test_pairs_csv_paths_are_relative_to_the_csv_and_a_bad_header_is_refused(tmp_path):
+    (tmp_path / "lists").mkdir()
+    good = tmp_path / "lists" / "pairs.csv"
+    good.write_text("SAFE, Chart\n../p/S1A_X.SAFE,../c/chart_20210101T1200Z.shp\n../p/S1A_Y.zip,\n")
+    assert sentinel1_to_scenes.read_pairs(str(good)) == {
+        str(tmp_path / "p" / "S1A_X.SAFE"): str(tmp_path / "c" / "chart_20210101T1200Z.shp"),
+        str(tmp_path / "p" / "S1A_Y.zip"): None}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("product,chart\nS1A_X.SAFE,c.shp\n")
+    with pytest.raises(InputError, match="safe,chart"):
+        sentinel1_to_scenes.read_pairs(str(bad))
