@@ -11,6 +11,8 @@ import csv
 import datetime
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -205,6 +207,16 @@ def test_round_trip_predicts_straight_from_another_products_safe_and_zip(records
     predict_scene_file(model, info, scene_nc, out, tile=32, overlap=8)
     with xr.open_dataset(out) as ds:
         np.testing.assert_allclose(ds["sic"].values, outs["safe"], atol=1e-5)
+    # The entry point takes the .SAFE folder as --scene.
+    cli_out = tmp_path / "cli" / "map.nc"
+    res = subprocess.run([sys.executable, "-m", "tfseaice.predict", f"--model_dir={model_dir}",
+                          f"--scene={samples['unseen']['safe']}", f"--out={cli_out}", "--format=netcdf,geotiff",
+                          "--tile=32", "--overlap=8", "--precision=fp32"], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    with xr.open_dataset(cli_out) as ds:
+        np.testing.assert_allclose(ds["sic"].values, outs["safe"], atol=1e-5)
+    assert os.path.exists(tmp_path / "cli" / "map.png") and os.path.exists(tmp_path / "cli" / "map_sic.tif")
     # autoice takes the product too: the upload package's variable is named by its start time.
     from tfseaice.serving.autoice_submission import write_upload_package
 
