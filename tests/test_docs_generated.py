@@ -83,7 +83,7 @@ def test_check_command_passes_on_the_repository():
 
 
 def _doc_files(rel):
-    """The files git tracks under `rel` (the repository, not another engineer's unfinished file in the tree)."""
+    """The files git tracks under `rel` (what a clone holds, not a file left untracked in the working tree)."""
     out = subprocess.run(["git", "ls-files", "--", rel], cwd=ROOT, capture_output=True, text=True).stdout.split()
     if not out:  # not a git checkout (e.g. an unpacked source archive): every file there
         path = ROOT / rel
