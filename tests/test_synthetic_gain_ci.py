@@ -47,6 +47,7 @@ def test_generators_share_the_real_only_reference_and_get_t_intervals(tmp_path):
     assert "753 / 353 / 184 m" in lines[0]
     md = (tmp_path / "out" / "synthetic_gain.md").read_text()
     assert "| real10 | paper | 0.5 | 3 | 200 (200–200) |" in md
+    assert "| real10 (realism) | 0.5 | 3 |" in md                           # the first table names it too
     assert "| real10 | real only | 0 | 3 | 110 (100–120) | 65.0 ± 12.4 |" in md
     assert (tmp_path / "out" / "synthetic_gain.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -159,7 +159,8 @@ def markdown(rows):
     lines = ["| setting | F | runs | mIoU (%) | MDE (m) | mIoU gain (pp) | MDE change (m) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['setting']} | {r['synthetic_fraction']:g} | {r['runs']} | "
+        label = r["setting"] + (f" ({r['generator']})" if r.get("generator") else "")
+        lines.append(f"| {label} | {r['synthetic_fraction']:g} | {r['runs']} | "
                      f"{_pm(r['miou'], r['miou_std'], '.1f', 100)} | {_pm(r['mde_m'], r['mde_m_std'], '.0f')} | "
                      f"{_pm(r['miou_gain'], r['miou_gain_std'], '.1f', 100, True)} | "
                      f"{_pm(r['mde_m_gain'], r['mde_m_gain_std'], '.0f', 1, True)} |")
