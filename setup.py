@@ -1,9 +1,18 @@
 """tfseaice: TensorFlow/Keras deep learning on SAR images of sea ice and glaciers."""
+import os
+
 from setuptools import find_packages, setup
+
+
+def _version():
+    """tfseaice.__version__, read from the source (the one place it is written) without importing it."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfseaice", "__init__.py")) as f:
+        return next(line.split('"')[1] for line in f if line.startswith("__version__"))
+
 
 setup(
     name="tfseaice",
-    version=[line.split('"')[1] for line in open("tfseaice/__init__.py") if line.startswith("__version__")][0],
+    version=_version(),
     description=(
         "Weakly supervised sea-ice concentration from ice-chart polygons and "
         "pix2pix glacier SAR synthesis, in TensorFlow/Keras."
