@@ -27,6 +27,7 @@ RUNNERS = {
 }
 SIC = ["-m", "data_prep.ai4arctic_to_tfrecord", "--patch_size=64", "--stride=64", "--val_fraction=0.34",
        "--seed=1", "--num_shards=2"]
+SENTINEL1 = ["-m", "data_prep.sentinel1_to_scenes"]
 GLACIER = ["-m", "data_prep.glacier_to_tfrecord", "--patch_size=128", "--val_fraction=0.25", "--seed=4",
            "--num_shards=2"]
 
@@ -128,3 +129,40 @@ def test_glacier_conversion_matches_the_in_process_runner(glaciers, engine):
     missing = [os.path.basename(p) for p in glob.glob(str(d / "raw" / "sar_images" / "train" / "*.png"))
                if not os.path.exists(str(d / "raw" / "zones" / "train" / os.path.basename(p)[:-4]) + "_zones.png")]
     _check_same(d, engine, cli, "failed_images.json", missing[0])
+
+
+@pytest.fixture(scope="module")
+def sentinel1(tmp_path_factory, jars):
+    d = tmp_path_factory.mktemp("sentinel1")
+    run(["-m", "data_prep.make_sample_products", f"--out_dir={d / 'raw'}", "--num_products=3", "--size=256",
+         "--seed=2"], d / "make.log")
+    broken = d / "raw" / "products" / "S1A_EW_GRDM_1SDH_20200101T000000_20200101T000100_030000_036000_ABCD.zip"
+    broken.write_bytes(b"PK\x03\x04 cut short")
+    cli = SENTINEL1 + [f"--safe_glob={d / 'raw' / '*' / 'S1*'}", f"--chart_glob={d / 'raw' / 'charts' / '*'}"]
+    run(cli + [f"--output_dir={d / 'direct'}"], d / "direct.log")
+    return d, cli, broken.name
+
+
+@pytest.mark.parametrize("engine", ["flink", "spark"])
+def test_sentinel1_conversion_matches_the_in_process_runner(sentinel1, engine):
+    """Products (one broken, one without a chart) -> the same scenes and reports on each runner."""
+    import xarray as xr
+
+    d, cli, broken = sentinel1
+    run(cli + [f"--output_dir={d / engine}"] + RUNNERS[engine], d / f"{engine}.log")
+    direct, other = sorted(os.listdir(d / "direct")), sorted(os.listdir(d / engine))
+    assert other == direct
+    scenes = [n for n in direct if n.endswith(".nc")]
+    assert len(scenes) == 3, direct   # two with a chart, one chart-less; the broken product is in the report
+
+    def report(folder):
+        rows = json.loads((d / folder / "scenes.json").read_text())
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert report(engine) == report("direct") and sum(bool(r.get("chart")) for r in report("direct")) == 2
+    failed = json.loads((d / "direct" / "failed_scenes.json").read_text())
+    assert [os.path.basename(f["path"]) for f in failed] == [broken]
+    assert json.loads((d / engine / "failed_scenes.json").read_text()) == failed
+    for name in scenes:
+        with xr.open_dataset(d / "direct" / name) as a, xr.open_dataset(d / engine / name) as b:
+            assert b.identical(a), f"{engine}: {name} differs from the in-process runner's"
