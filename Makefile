@@ -24,7 +24,7 @@ install: $(STAMP)
 
 # The whole test suite (567 tests, about 10-13 minutes on 2 cores; `make test-engines` adds Flink and Spark, ~3-6 min).
 test: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -n 2 --dist=loadfile tests
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -n 2 --dist=loadfile --durations=25 tests
 
 # Sample scenes -> TFRecords -> train regional + pixel baseline -> evaluate -> predict -> export.
 quickstart: $(STAMP)

@@ -25,10 +25,10 @@ import sys
 import tempfile
 import time
 
-from bench import sentinel1_read
 from bench.lib.children import child_env
 from bench.lib.machine import image_peak_rss_mb, loadavg, num_cores
 from bench.lib.results import print_table, progress, summary_line, write_result
+from bench.lib.sentinel1 import CACHE_DIR, cached_product
 
 TARGET_RATIO = 1.3
 
@@ -120,8 +120,8 @@ def main(argv=None):
         return child(args)
     if args.convert_child:
         return convert_child(args.convert_child)
-    os.makedirs(sentinel1_read.CACHE_DIR, exist_ok=True)
-    product, _ = sentinel1_read.cached_product(argparse.Namespace(mode="EW", lines=args.lines, samples=args.samples,
+    os.makedirs(CACHE_DIR, exist_ok=True)
+    product, _ = cached_product(argparse.Namespace(mode="EW", lines=args.lines, samples=args.samples,
                                                                   seed=args.seed, zip=args.zip))
     scene = scene_of(product)
     runs = {"netcdf": [], "product": []}

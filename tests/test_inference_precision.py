@@ -126,10 +126,10 @@ def test_auto_follows_the_cpu_and_a_saved_model_is_fp32(model_dir, tmp_path):
 
 
 def test_unknown_precision_is_refused_naming_the_flag(model_dir):
-    for call in (lambda: resolve_precision("fp16"), lambda: load_sic_model(model_dir, precision="fp16")):
+    for call in (lambda: resolve_precision("fp8"), lambda: load_sic_model(model_dir, precision="fp8")):
         with pytest.raises(InputError) as exc:
             call()
-        assert exc.value.path == "--precision" and "fp16" in exc.value.what
+        assert exc.value.path == "--precision" and "fp8" in exc.value.what
 
 
 def test_cli_refuses_unknown_precision_in_one_line(tmp_path):
