@@ -174,16 +174,21 @@ def markdown(doc):
     return "\n".join(lines)
 
 
-def replace_block(text, table, block, source="README.md"):
-    """`text` with the lines between the table's marker comments replaced by `block` (the rest untouched)."""
-    start, end = f"<!-- results:{table} -->", f"<!-- /results:{table} -->"
+def replace_marked(text, name, block, source):
+    """`text` with the lines between `<!-- name -->` and `<!-- /name -->` replaced by `block` (the rest untouched)."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
     if text.count(start) != 1 or text.count(end) != 1:
-        raise InputError(source, f"needs exactly one '{start}' and one '{end}' line around the {table} results "
+        raise InputError(source, f"needs exactly one '{start}' and one '{end}' line "
                                  f"(found {text.count(start)} and {text.count(end)})")
     i, j = text.index(start) + len(start), text.index(end)
     if j < i:
         raise InputError(source, f"'{end}' comes before '{start}'")
     return text[:i] + "\n" + block.strip("\n") + "\n" + text[j:]
+
+
+def replace_block(text, table, block, source="README.md"):
+    """`replace_marked` for a results table's block (`<!-- results:TABLE -->`)."""
+    return replace_marked(text, f"results:{table}", block, source)
 
 
 # ------------------------------------------------------------------ range check

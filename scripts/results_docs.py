@@ -41,18 +41,6 @@ ANCHORS = {"sic": "sea-ice-concentration-make-quickstart", "icechart": "ice-type
            "glacier": "pix2pix-glacier-synthesis-make-quickstart-glacier"}  # its section in docs/results.md
 
 
-def replace_marked(text, name, block, source):
-    """`text` with the lines between `<!-- name -->` and `<!-- /name -->` replaced by `block`."""
-    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-    if text.count(start) != 1 or text.count(end) != 1:
-        raise InputError(source, f"needs exactly one '{start}' and one '{end}' line "
-                                 f"(found {text.count(start)} and {text.count(end)})")
-    i, j = text.index(start) + len(start), text.index(end)
-    if j < i:
-        raise InputError(source, f"'{end}' comes before '{start}'")
-    return text[:i] + "\n" + block.strip("\n") + "\n" + text[j:]
-
-
 def _short_machine(m):
     isa = "AMX" if m.get("amx_bf16") else "AVX512-BF16" if m.get("avx512_bf16") else \
         "AVX-512" if m.get("avx512f") else "AVX2" if m.get("avx2") else "no AVX2"
@@ -117,7 +105,7 @@ def rewrite(root=ROOT, only=None, **dirs):
             text = f.read()
         for name, block in blocks.items():
             if only is None or name in only:
-                text = replace_marked(text, name, block, path)
+                text = results.replace_marked(text, name, block, path)
         out[path] = text
     return out
 
@@ -129,7 +117,7 @@ def differences(root=ROOT, **dirs):
         with open(os.path.join(root, path)) as f:
             text = f.read()
         for name, block in blocks.items():
-            if replace_marked(text, name, block, path) != text:
+            if results.replace_marked(text, name, block, path) != text:
                 bad.append(f"{path}: {name}")
     return bad
 
