@@ -180,7 +180,9 @@ def _mirrored_batch():
 
 
 @pytest.mark.parametrize("kind,reduction,weighting,local_count", [
-    ("sse", "polygon", "area", False), ("xent", "patch", "polygon", False), ("xent", "polygon", "polygon", True)])
+    ("sse", "polygon", "area", False), ("xent", "patch", "polygon", False), ("xent", "polygon", "polygon", True),
+    ("pll_focal", "polygon", "area", False), ("pll_focal", "patch", "polygon", False),
+    ("pll_focal", "polygon", "polygon", True)])
 def test_mirrored_equals_single_device(kind, reduction, weighting, local_count, monkeypatch):
     """Summed replica losses and their gradients == one device; dividing by the replica's
     own count (local_count, the all-reduce disabled) must break that, so the test can tell."""

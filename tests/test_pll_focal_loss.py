@@ -4,7 +4,7 @@ Each pixel's candidate classes are its polygon's stages (forms), their partial
 concentrations the confidences q; the pixel's loss is -sum_c q_c (1 - p_c)^gamma
 log p_c. Checked against a literal per-image, per-polygon, per-pixel loop
 (value and gradient), against the properties that tell it from xent, under a
-two-replica MirroredStrategy, and through the model, the task and the flags.
+two-replica MirroredStrategy (with the other kinds, in test_composition_loss.py), and through the model, the task and the flags.
 """
 
 import keras
@@ -13,13 +13,12 @@ import pytest
 import tensorflow as tf
 
 from tfseaice import losses
-from tfseaice.distribute import make_strategy
 from tfseaice.losses import composition_loss
 from tfseaice.losses_composition import check_composition_options
 from tfseaice.tasks import get_task
 from tfseaice.tasks.icechart import IcechartRegionalModel
 
-from test_composition_loss import COUNTS, _batch, _mirrored_batch, _ragged, _value_and_grad
+from test_composition_loss import COUNTS, _batch, _ragged, _value_and_grad
 from test_icechart_model import _model, make_batch
 
 B, K = 4, 6
@@ -97,40 +96,6 @@ def test_non_candidate_classes_carry_no_loss():
     c[..., 2] *= 0.5
     c[..., 0] += p[..., 2] * 0.5
     assert float(composition_loss(c, ids, comp, kind="pll_focal")) > a + 1e-3
-
-
-@pytest.mark.parametrize("reduction,weighting,local_count", [
-    ("polygon", "area", False), ("patch", "polygon", False), ("polygon", "polygon", True)])
-def test_pll_focal_mirrored_equals_single_device(reduction, weighting, local_count, monkeypatch):
-    """Two replicas' summed losses and gradients == one device; dividing by the replica's own count
-    (the all-reduce disabled) must break that, so the test can tell."""
-    logits, ids, comp = _mirrored_batch()
-    kwargs = dict(kind="pll_focal", gamma=2.0, reduction=reduction, weighting=weighting)
-    want, want_grad = _value_and_grad(lambda x: composition_loss(tf.nn.softmax(x), ids, comp, **kwargs), logits)
-    strategy = make_strategy("mirrored", 2)
-    assert strategy.num_replicas_in_sync == 2
-    if local_count:
-        monkeypatch.setattr(losses, "cross_replica_sum", lambda x: x)
-
-    def shard(array, ragged=False):
-        def part(ctx):
-            lo = 2 * ctx.replica_id_in_sync_group
-            if ragged:
-                return tf.RaggedTensor.from_tensor(array[lo:lo + 2], lengths=[6, 6, 1, 1][lo:lo + 2])
-            return tf.constant(array[lo:lo + 2])
-        return strategy.experimental_distribute_values_from_function(part)
-
-    def step(x, i, table):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = composition_loss(tf.nn.softmax(x), i, table, **kwargs)
-        return loss, tape.gradient(loss, x)
-
-    per_loss, per_grad = strategy.run(tf.function(step), args=(shard(logits), shard(ids), shard(comp, True)))
-    got = float(strategy.reduce(tf.distribute.ReduceOp.SUM, per_loss, axis=None))
-    got_grad = np.concatenate([g.numpy() for g in strategy.experimental_local_results(per_grad)])
-    same = np.isclose(got, want, rtol=1e-5) and np.allclose(got_grad, want_grad, rtol=1e-4, atol=1e-7)
-    assert same != local_count, (got, want)
 
 
 def test_one_validator_for_kind_and_gamma():
