@@ -4,7 +4,8 @@ Each pixel's candidate classes are its polygon's stages (forms), their partial
 concentrations the confidences q; the pixel's loss is -sum_c q_c (1 - p_c)^gamma
 log p_c. Checked against a literal per-image, per-polygon, per-pixel loop
 (value and gradient), against the properties that tell it from xent, under a
-two-replica MirroredStrategy (with the other kinds, in test_composition_loss.py), and through the model, the task and the flags.
+two-replica MirroredStrategy (with the other kinds, in test_composition_loss.py), and
+through the model, the task and the flags.
 """
 
 import keras
