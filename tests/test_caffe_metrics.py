@@ -1,4 +1,4 @@
-"""CaFFe zone metrics (tfseaice.caffe_metrics) against independent computations."""
+"""CaFFe zone metrics (tfseaice.evaluation.caffe_metrics) against independent computations."""
 
 import numpy as np
 import pytest
@@ -7,11 +7,11 @@ from scipy import ndimage
 from scipy.spatial import distance
 from sklearn.metrics import jaccard_score
 
-from tfseaice import caffe_metrics as cm
+from tfseaice.evaluation import caffe_metrics as cm
 from tfseaice.data import glacier
 from tfseaice.errors import InputError
 from tfseaice.serving.glacier_images import tiled_apply
-from tfseaice.simulate import glacier_masks
+from tfseaice.data import glacier_masks
 
 NO, ROCK, GLACIER, OCEAN = 0, 1, 2, 3
 

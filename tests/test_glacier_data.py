@@ -12,7 +12,8 @@ from PIL import Image
 
 from tfseaice.data import glacier, records
 from tfseaice.errors import InputError
-from tfseaice.simulate import glacier_masks, glaciers
+from tfseaice.data import glacier_masks
+from tfseaice.simulate import glaciers
 
 NAME_RE = re.compile(r"^(SI|DBE|Mapple|COL|JAC)_\d{4}-\d{2}-\d{2}_(ERS|ENVISAT|RSAT|PALSAR|TSX|TDX|S1)_\d+_\d_\d+$")
 

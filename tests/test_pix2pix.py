@@ -329,7 +329,7 @@ def test_segmentation_scores_known_values():
 
 def test_generating_from_a_300x700_mask_returns_300x700(tmp_path):
     from tfseaice.serving import generator, glacier_images
-    from tfseaice.simulate import glacier_masks
+    from tfseaice.data import glacier_masks
 
     gen = generator.from_keras(p2p.build_generator(4, filters=4))
     classes = glacier_masks.random_fjord_mask(300, 700, 3, nodata_probability=1.0)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfseaice import sar_stats
+from tfseaice.data import glacier_speckle
 from tfseaice.data import glacier
 from tfseaice.models import pix2pix as p2p
 from tfseaice.models import speckle
-from tfseaice.simulate.glaciers import DB_MAX, DB_MIN
+from tfseaice.data.glacier_speckle import DB_MAX, DB_MIN
 from tfseaice.tasks import glacier_zones
 from tfseaice.tasks import pix2pix as task
 from tfseaice.tasks import pix2pix_options
@@ -55,7 +55,7 @@ def test_generator_starts_at_the_given_looks_and_the_default_is_unchanged():
 def test_matching_looks_recovers_the_looks_of_quantised_speckle():
     for looks in (2.0, 4.0, 8.0):
         img, _ = _speckled({1: looks, 2: looks, 3: looks}, size=120, seed=3)
-        cv = np.median(sar_stats.local_cv(sar_stats.unit_to_intensity(img[0]), np.ones(img[0].shape, bool)))
+        cv = np.median(glacier_speckle.local_cv(glacier_speckle.unit_to_intensity(img[0]), np.ones(img[0].shape, bool)))
         assert speckle.matching_looks(cv) == pytest.approx(looks, rel=0.15)
     assert speckle.matching_looks(0.3) > speckle.matching_looks(0.5)      # less variation, more looks
     assert speckle.matching_looks(5.0) == 1.0 and speckle.matching_looks(1e-4) == speckle.MAX_LOOKS
@@ -119,8 +119,8 @@ def test_speckle_oracle_keeps_the_scene_and_draws_fresh_speckle():
     assert a.shape == real.shape and np.all(a[:, :4] == 0)
     np.testing.assert_array_equal(a, pix2pix_realism.speckle_oracle(real, mask, 4.0, seed=0))
     assert not np.array_equal(a, pix2pix_realism.speckle_oracle(real, mask, 4.0, seed=1))
-    stats = sar_stats.class_statistics(a, mask, glacier.CLASS_NAMES, skip=(0,))
-    truth = sar_stats.class_statistics(real, mask, glacier.CLASS_NAMES, skip=(0,))
+    stats = glacier_speckle.class_statistics(a, mask, glacier.CLASS_NAMES, skip=(0,))
+    truth = glacier_speckle.class_statistics(real, mask, glacier.CLASS_NAMES, skip=(0,))
     for name in ("rock", "glacier", "ocean"):
         assert stats[name]["cv"] == pytest.approx(truth[name]["cv"], rel=0.15)   # same looks, same CV
         assert stats[name]["mean"] == pytest.approx(truth[name]["mean"], abs=0.02)  # same backscatter

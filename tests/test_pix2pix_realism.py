@@ -7,13 +7,14 @@ import tensorflow as tf
 from keras import layers
 from scipy import ndimage
 
-from tfseaice import sar_stats
+from tfseaice.data import glacier_speckle
+from tfseaice.evaluation import sar_spectrum
 from tfseaice.data import glacier
 from tfseaice.evaluation import pix2pix_realism
 from tfseaice.models import pix2pix as p2p
 from tfseaice.models import speckle
 from tfseaice.models.batchnorm import FusedBatchNormalization, set_stats_at_inference
-from tfseaice.simulate.glaciers import DB_MAX, DB_MIN
+from tfseaice.data.glacier_speckle import DB_MAX, DB_MIN
 from tfseaice.tasks import pix2pix as task
 from tfseaice.training.config import TrainConfig
 
@@ -169,7 +170,7 @@ def test_local_cv_of_gamma_speckle_is_one_over_sqrt_looks():
         inten = 0.1 * rng.gamma(looks, 1.0 / looks, size=(2, 128, 128))
         classes = np.zeros((2, 128, 128), int)
         classes[:, :, 64:] = 1
-        stats = sar_stats.class_statistics(_gray01_from_intensity(inten), classes, ("a", "b"), skip=())
+        stats = glacier_speckle.class_statistics(_gray01_from_intensity(inten), classes, ("a", "b"), skip=())
         for name in ("a", "b"):
             assert abs(stats[name]["cv"] * np.sqrt(looks) - 1.0) < 0.1, (looks, stats)
             assert stats[name]["windows"] == 2 * (128 - 6) * (64 - 6)   # only windows inside a class
@@ -178,14 +179,14 @@ def test_local_cv_of_gamma_speckle_is_one_over_sqrt_looks():
 def test_planted_32px_lattice_gives_a_peak_and_noise_does_not():
     rng = np.random.default_rng(1)
     noise = rng.normal(0.5, 0.1, (16, 256, 256))
-    assert sar_stats.lattice_peak(noise) < 1.3
+    assert sar_spectrum.lattice_peak(noise) < 1.3
     smooth = np.stack([ndimage.gaussian_filter(rng.normal(size=(256, 256)), 6, mode="wrap") for _ in range(8)])
-    assert sar_stats.lattice_peak(smooth) < 1.5
+    assert sar_spectrum.lattice_peak(smooth) < 1.5
     lattice = noise.copy()
     lattice[:, 8::32, 8::32] += 0.5                   # 2 dots per 32 x 32 cell
     lattice[:, 9::32, 8::32] += 0.5
-    assert sar_stats.lattice_peak(lattice) > 3.0
-    assert sar_stats.lattice_peak(lattice, period=64) < 1.3   # not a 64-px pattern
+    assert sar_spectrum.lattice_peak(lattice) > 3.0
+    assert sar_spectrum.lattice_peak(lattice, period=64) < 1.3   # not a 64-px pattern
 
 
 def test_realism_result_of_real_against_itself():

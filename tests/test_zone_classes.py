@@ -8,7 +8,8 @@ task.json, so users' scripts and old model folders keep working, and is stored a
 import pytest
 from absl import flags
 
-from tfseaice import caffe_metrics, train
+from tfseaice import train
+from tfseaice.evaluation import caffe_metrics
 from tfseaice.data import glacier_mix
 from tfseaice.errors import InputError
 

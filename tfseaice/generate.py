@@ -16,7 +16,7 @@ that are no data in the mask are 0 in the image, valid pixels are >= 1 (the
 CaFFe convention).
 
 `--random_masks=N` draws N new plausible fjord masks
-(tfseaice.simulate.glacier_masks.random_fjord_mask) and writes mask + image
+(tfseaice.data.glacier_masks.random_fjord_mask) and writes mask + image
 pairs in the CaFFe layout (`sar_images/train/`, `zones/train/`,
 `fronts/train/`), ready for data_prep.glacier_to_tfrecord.
 

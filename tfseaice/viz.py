@@ -3,7 +3,7 @@
 PNG panels (matplotlib, Agg canvas, written atomically): a sample scene file,
 the SIC/SOD/FLOE products of a scene (paper Fig. 2), confusion matrices.
 TensorBoard strips (TF ops, drawn inside callbacks): SIC and ice-type patches,
-pix2pix triples. Glacier PNGs are in tfseaice.glacier_viz.
+pix2pix triples. Glacier PNGs are in tfseaice.evaluation.glacier_viz.
 """
 
 import numpy as np
@@ -14,11 +14,10 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 
 from tfseaice import io_utils
-from tfseaice.data import glacier
+from tfseaice.data import codes, glacier
+from tfseaice.data.ai4arctic import RAW_SPACING_M
 from tfseaice.data.egg_codes import FLOE_CLASSES, SOD_CLASSES, UNLABELLED
 from tfseaice.data.scene_grids import gcp_grid, interp_separable
-from tfseaice.simulate.charts import chart_sic, parse_rows
-from tfseaice.simulate.grid import PIXEL_SPACING_M
 
 
 # ------------------------------------------------------------- sample scenes
@@ -35,7 +34,7 @@ def save_sample_scene_panel(ds, path, max_pixels=800):
     FigureCanvasAgg(fig)
     _draw_sample_scene(fig, ds, sl, step)
     fig.suptitle(f"{ds.attrs.get('scene_id', '')}  ({size} x {ds.sizes['sar_samples']} px at "
-                 f"{ds.attrs.get('pixel_spacing', PIXEL_SPACING_M)} m, synthetic, seed {ds.attrs.get('seed', '')})")
+                 f"{ds.attrs.get('pixel_spacing', RAW_SPACING_M)} m, synthetic, seed {ds.attrs.get('seed', '')})")
     fig.tight_layout()
     with io_utils.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
@@ -77,14 +76,14 @@ def _draw_sample_scene(fig, ds, sl, step):
     show(axes[0, 1], ds["nersc_sar_secondary"].values[sl], "HV (dB)", cmap=gray, vmin=-32, vmax=-16)
     show(axes[0, 2], _incidence_image(ds, hh.shape, step), "incidence angle (deg)", cmap="viridis")
     show(axes[1, 0], ds["sic_truth"].values[sl], "sic_truth (grey: land / no data)", cmap=blues, vmin=0, vmax=1)
-    chart = chart_sic(ds.isel(sar_lines=sl[0], sar_samples=sl[1]))
+    table = codes.parse_polygon_codes(ds["polygon_codes"].values, source=ds.attrs.get("scene_id", "polygon_codes"))
+    chart = table.lookup(np.nan_to_num(ids, nan=-1).astype(np.int64))
     show(axes[1, 1], np.ma.masked_invalid(chart), "chart SIC + polygon boundaries", cmap=blues, vmin=0, vmax=1)
     edge = _boundaries(ids)
     axes[1, 1].imshow(np.ma.masked_where(~edge, edge), cmap="autumn", interpolation="nearest")
     uniq = np.unique(ids[np.isfinite(ids)]).astype(int)
     remap = np.full(ids.shape, np.nan, np.float32)
     colour = np.random.default_rng(0).permutation(max(len(uniq), 1))
-    rows = parse_rows(ds["polygon_codes"].values)
     for k, pid in enumerate(uniq):
         remap[ids == pid] = colour[k] % 20
     tab = colormaps["tab20"].copy()
@@ -94,8 +93,10 @@ def _draw_sample_scene(fig, ds, sl, step):
         yy, xx = np.nonzero(ids == pid)
         j = len(yy) // 2
         ordr = np.lexsort((xx, yy))
-        water = rows[pid]["POLY_TYPE"] if rows[pid]["POLY_TYPE"] == "W" else ""
-        axes[1, 2].text(xx[ordr[j]], yy[ordr[j]], f"{pid};{rows[pid]['CT']}{water}",
+        row = table.rows(pid)
+        water = "W" if row >= 0 and table.poly_type[row] == "W" else ""
+        ct = table.ct[row] if row >= 0 else "?"
+        axes[1, 2].text(xx[ordr[j]], yy[ordr[j]], f"{pid};{ct}{water}",
                         fontsize=8, ha="center", va="center",
                         bbox={"facecolor": "white", "alpha": 0.7, "pad": 1, "lw": 0})
 

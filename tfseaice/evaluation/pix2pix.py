@@ -36,10 +36,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import glacier_viz, io_utils, metrics
+from tfseaice import io_utils, metrics
 from tfseaice.data import dataset_info, glacier, pipeline
 from tfseaice.errors import InputError
-from tfseaice.evaluation import pix2pix_realism
+from tfseaice.evaluation import glacier_viz, pix2pix_realism
 from tfseaice.models.pix2pix import set_bn_at_inference, set_dropout_at_inference
 from tfseaice.models.speckle import params_and_image_model, reset_speckle_seed, split_params
 from tfseaice.serving.loading import load_trained

@@ -2,7 +2,7 @@
 
 Scores a zone model (or a folder of prediction PNGs) on one split of a
 CaFFe-layout data root with the CaFFe benchmark's metrics
-(tfseaice.caffe_metrics, docs/caffe_metrics.md): per-image zone IoU averaged
+(tfseaice.evaluation.caffe_metrics, docs/caffe_metrics.md): per-image zone IoU averaged
 over images, and the mean distance error of the calving front in metres.
 
 Outputs, for `output` = `DIR/zones.json` (each refused when it exists, unless `overwrite`):
@@ -20,9 +20,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfseaice import caffe_metrics, glacier_viz, io_utils
+from tfseaice import io_utils
 from tfseaice.data import glacier
 from tfseaice.errors import InputError
+from tfseaice.evaluation import caffe_metrics, glacier_viz
 from tfseaice.serving.glacier_images import TILE, tiled_apply
 from tfseaice.serving.loading import load_trained
 

@@ -6,7 +6,7 @@ number of looks). With ``speckle="gamma"`` the generator's last layer has two
 channels, turned by `split_params` into
 
 * ``median`` in the model range [-1, 1] on the images' 8-bit dB scale
-  (tfseaice.simulate.glaciers: dB in [DB_MIN, DB_MAX] -> gray 1..255, model
+  (tfseaice.data.glacier_speckle: dB in [DB_MIN, DB_MAX] -> gray 1..255, model
   value = 2 * gray / 255 - 1): the per-pixel median of the speckled image;
 * ``looks`` L = 1 + softplus(raw), clipped to [1, MAX_LOOKS], per pixel.
 
@@ -29,7 +29,7 @@ and of ocean pixels to ~6.5 in the sample glaciers (docs/glacier_realism.md),
 away from the data's ~3.5 on both. `set_initial_looks` sets the head's looks bias so that L starts at a
 given value, and `looks_from_images` estimates that value from real images:
 per class, the median local CV of linear intensity in 7 x 7 windows wholly
-inside the class (tfseaice.sar_stats, the statistic the realism check
+inside the class (tfseaice.data.glacier_speckle, the statistic the realism check
 compares), turned into the L whose pure Gamma speckle, quantised to the 8-bit
 dB scale as the images are, has that median CV (`matching_looks`; the median
 window CV of Gamma(L) speckle is below 1/sqrt(L), so ENL = 1/CV^2 would
@@ -41,8 +41,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from tfseaice import sar_stats
-from tfseaice.simulate.glaciers import DB_MAX, DB_MIN
+from tfseaice.data import glacier_speckle
+from tfseaice.data.glacier_speckle import DB_MAX, DB_MIN
 
 MAX_LOOKS = 100.0
 _DB_PER_GRAY = (DB_MAX - DB_MIN) / 254.0
@@ -177,11 +177,12 @@ def _quantised_speckle_cv(looks, size, window, seed):
     level_db = 0.5 * (DB_MIN + DB_MAX)
     intensity = 10.0 ** (level_db / 10.0) * rng.gamma(looks, 1.0 / looks, size=(size, size))
     gray = np.clip(np.rint((10.0 * np.log10(intensity) - DB_MIN) / _DB_PER_GRAY + 1.0), 0.0, 255.0)
-    cv = sar_stats.local_cv(sar_stats.unit_to_intensity(gray / 255.0), np.ones((size, size), bool), window)
+    intensity = glacier_speckle.unit_to_intensity(gray / 255.0)
+    cv = glacier_speckle.local_cv(intensity, np.ones((size, size), bool), window)
     return float(np.median(cv))
 
 
-def matching_looks(target_cv, window=sar_stats.DEFAULT_WINDOW, size=192, seed=0):
+def matching_looks(target_cv, window=glacier_speckle.DEFAULT_WINDOW, size=192, seed=0):
     """L in [1, MAX_LOOKS] whose quantised Gamma speckle has median window CV ``target_cv`` (bisection
     on log L with one seeded field per L: the same inputs give the same L)."""
     lo, hi = np.log(1.0), np.log(MAX_LOOKS)
@@ -198,10 +199,10 @@ def matching_looks(target_cv, window=sar_stats.DEFAULT_WINDOW, size=192, seed=0)
     return float(np.exp(0.5 * (lo + hi)))
 
 
-def looks_from_images(sar01, mask, class_names, skip=(0,), window=sar_stats.DEFAULT_WINDOW):
+def looks_from_images(sar01, mask, class_names, skip=(0,), window=glacier_speckle.DEFAULT_WINDOW):
     """{"looks": median over classes, "classes": {name: {"cv", "looks", "windows"}}, "method"} of
     real images [N,H,W] in [0, 1] with class masks [N,H,W] (module docstring)."""
-    stats = sar_stats.class_statistics(sar01, mask, class_names, window, skip=skip)
+    stats = glacier_speckle.class_statistics(sar01, mask, class_names, window, skip=skip)
     classes = {name: {"cv": s["cv"], "looks": matching_looks(s["cv"], window), "windows": s["windows"]}
                for name, s in stats.items() if s["windows"] > 0 and np.isfinite(s["cv"])}
     if not classes:

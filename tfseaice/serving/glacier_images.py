@@ -14,7 +14,7 @@ import numpy as np
 from tfseaice import io_utils
 from tfseaice.data import glacier
 from tfseaice.errors import InputError
-from tfseaice.simulate import glacier_masks
+from tfseaice.data import glacier_masks
 
 TILE = 256
 ROCK, GLACIER = glacier.CLASS_NAMES.index("rock"), glacier.CLASS_NAMES.index("glacier")

@@ -21,8 +21,7 @@ Sea-ice scenes of family B (`make_sample_scenes --family=B`), a second generator
   family_b.py       layout (fjord coast), floes and leads, chart polygons, render, make_scene
   family_b_sar.py   its swath (incidence falling across samples), backscatter table, wind, texture, speckle
 Glacier scenes (CaFFe layout):
-  glacier_masks.py  fjord zone masks (random plausible masks, calving front)
-  glaciers.py       SAR backscatter, elevation, names, the sample dataset writer
+  glaciers.py       SAR backscatter, elevation, names, the sample dataset writer (zone masks: tfseaice.data.glacier_masks)
 
 Nothing is imported here, so importing one simulator stays cheap.
 """

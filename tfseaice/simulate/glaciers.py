@@ -1,6 +1,6 @@
 """Synthetic glacier fjord scenes in the CaFFe layout, with known zone masks.
 
-The geometry comes from glacier_masks.py; here each acquisition gets its
+The geometry comes from tfseaice.data.glacier_masks; here each acquisition gets its
 backscatter, optional elevation channel, name and file:
 
 * **backscatter** (dB, then multiplicative Gamma speckle with L looks):
@@ -28,8 +28,9 @@ from scipy.special import ndtri
 
 from tfseaice import io_utils
 from tfseaice.data import glacier
+from tfseaice.data.glacier_speckle import DB_MAX, DB_MIN
 from tfseaice.errors import InputError
-from tfseaice.simulate.glacier_masks import (GLACIER, OCEAN, ROCK, fjord_classes, fractal_noise, front_line,
+from tfseaice.data.glacier_masks import (GLACIER, OCEAN, ROCK, fjord_classes, fractal_noise, front_line,
                                              glacier_layout, orient, smooth_noise)
 
 GLACIERS = ("SI", "DBE", "Mapple", "COL", "JAC")
@@ -43,7 +44,6 @@ SENSORS = {
     "TDX": (2011, 2020, 7, 3.5),
     "S1": (2015, 2021, 20, 4.5),
 }
-DB_MIN, DB_MAX = -25.0, 7.0
 
 
 # ---------------------------------------------------------------- backscatter
