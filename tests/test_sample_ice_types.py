@@ -196,29 +196,32 @@ def test_charts_name_several_learnable_floe_classes(scenes, captured):
     """Egg-code forms are ones the starter pack labels; >= 3 labelled FLOE classes across 3 scenes."""
     chart_floe, chart_sod = set(), set()
     for ds in (*scenes.values(), captured[0]):
-        rows = charts.parse_rows(ds["polygon_codes"].values)
-        for row in rows.values():
+        entries = [str(e) for e in ds["polygon_codes"].values]
+        header = entries[0].split(";")
+        for row in entries[1:]:
+            fields = dict(zip(header, row.split(";")))
             for col in ("FA", "FB", "FC"):
-                code = int(row[col])
+                code = int(fields[col])
                 assert code == -9 or code in egg_codes.FLOE_OF_FORM, row
-            assert int(row["FA"]) != 1  # brash (01) is unlabelled in the challenge: not used
-            _, sod, floe = charts.labels_of(row)
-            chart_sod.add(sod)
-            chart_floe.add(floe)
+            assert int(fields["FA"]) != 1  # brash (01) is unlabelled in the challenge: not used
+        table = codes.parse_polygon_codes(ds["polygon_codes"].values)
+        chart_sod.update(table.sod_class.tolist())
+        chart_floe.update(table.floe_class.tolist())
     assert len(chart_floe - {0, 255}) >= 3, chart_floe
     assert len(chart_sod - {0, 255}) >= 3, chart_sod
 
 
-def test_labels_of_uses_the_starter_pack_tables():
-    def row(**kw):
+def test_sample_rows_get_the_starter_pack_labels():
+    def labels(**kw):
         base = dict.fromkeys(codes.HEADER.split(";"), "-9")
         base.update(POLY_TYPE="I", poly_id="1", **kw)
-        return base
+        table = codes.parse_polygon_codes([codes.HEADER, ";".join(base[c] for c in codes.HEADER.split(";"))])
+        return int(codes.sic_classes(table.sic)[0]), int(table.sod_class[0]), int(table.floe_class[0])
 
-    assert charts.labels_of(row(CT="90", SA="95", FA="02")) == (9, 5, 1)
-    assert charts.labels_of(row(CT="92", SA="93", FA="08")) == (10, 4, 255)  # fast ice: unlabelled
-    assert charts.labels_of(row(CT="30", SA="83", FA="01")) == (3, 2, 255)   # brash 01: unlabelled
-    assert charts.labels_of(row(CT="80", CA="50", SA="87", FA="04", CB="30", SB="95", FB="06")) == (8, 255, 3)
+    assert labels(CT="90", SA="95", FA="02") == (9, 5, 1)
+    assert labels(CT="92", SA="93", FA="08") == (10, 4, 255)  # fast ice: unlabelled
+    assert labels(CT="30", SA="83", FA="01") == (3, 2, 255)   # brash 01: unlabelled
+    assert labels(CT="80", CA="50", SA="87", FA="04", CB="30", SB="95", FB="06") == (8, 255, 3)
 
 
 def test_ready_to_train_truth_is_the_2x2_majority(captured):

@@ -1,4 +1,4 @@
-"""Ice charts of the sample scenes, drawn as an analyst would, and read back.
+"""Ice charts of the sample scenes, drawn as an analyst would (read back by tfseaice.data.codes).
 
 Why coarse polygons: a real chart is a partition of the sea that follows the
 ice regime (water / MIZ / pack / fast ice), not each floe, and gives each
@@ -13,7 +13,7 @@ classes and the per-pixel `sod_truth`/`floe_truth` (`pixel_classes`) use the sam
 import numpy as np
 from scipy import ndimage
 
-from tfseaice.data import codes, egg_codes
+from tfseaice.data import egg_codes
 from tfseaice.simulate.backscatter import LAND, N_TYPES, TYPE_TABLE, WATER
 from tfseaice.simulate.floes import FORM_CODE, FORM_NONE, N_FORMS
 from tfseaice.simulate.grid import nearest_index, resample
@@ -223,39 +223,3 @@ def _polygon_rows(rng, poly_ids, present, sum_truth, count, comp, kind, touches_
         rows.append(";".join(fields))
     return rows
 
-
-# ------------------------------------------------------------------ reading back
-
-def parse_rows(polygon_codes):
-    """poly_id -> dict of the SIGRID columns (strings) from a polygon_codes array."""
-    entries = [str(e) for e in np.asarray(polygon_codes).ravel()]
-    header = entries[0].split(";")
-    return {int(r.split(";")[0]): dict(zip(header, r.split(";"))) for r in entries[1:] if r}
-
-
-def ct_class(ct, ptype):
-    """SIC class 0..10 of a polygon (CT x 10 by tfseaice.data.codes), CHART_FILL when unlabelled."""
-    sic = 0.0 if ptype == "W" else codes.ct_to_sic(ct)
-    return CHART_FILL if np.isnan(sic) else int(round(sic * 10))
-
-
-def labels_of(row):
-    """(SIC, SOD, FLOE) classes of one polygon, by the AutoICE rules of tfseaice.data.egg_codes."""
-    sic = ct_class(int(row["CT"]), row["POLY_TYPE"])
-    if sic == CHART_FILL:
-        return CHART_FILL, CHART_FILL, CHART_FILL
-    egg = [int(row[c]) for c in egg_codes.EGG_COLUMNS]
-    _, _, sod, floe = egg_codes.polygon_labels(np.array([sic / 10.0]), np.array([egg]))
-    return sic, int(sod[0]), int(floe[0])
-
-
-def chart_sic(ds):
-    """The rasterised chart SIC (NaN = no label) of a raw scene, for panels and checks."""
-    rows = parse_rows(ds["polygon_codes"].values)
-    ids = ds["polygon_icechart"].values
-    out = np.full(ids.shape, np.nan, np.float32)
-    for pid, row in rows.items():
-        cls = ct_class(int(row["CT"]), row["POLY_TYPE"])
-        if cls != CHART_FILL:
-            out[ids == pid] = cls / 10.0
-    return out

@@ -8,9 +8,10 @@ global scaling, class rasters from the chart) lets the quickstart run on both.
 import numpy as np
 import xarray as xr
 
+from tfseaice.data import codes
 from tfseaice.data.downsampling import block_majority, block_mean
 from tfseaice.data.scene_grids import incidence_angle
-from tfseaice.simulate.charts import CHART_FILL, labels_of, parse_rows
+from tfseaice.simulate.charts import CHART_FILL
 
 RTT_PIXEL_SPACING_M = 80
 HH_STATS = (-14.5, 5.7)  # dB mean, std of the real raw files (ready-to-train scaling)
@@ -29,7 +30,7 @@ def make_ready_to_train(raw_ds):
     (NaN in either channel) written as 0; `sar_incidenceangle` likewise
     (34 +- 8 degrees). SIC/SOD/FLOE:
     uint8 classes rasterised from the chart (majority id per 2 x 2 block; SOD/FLOE
-    the AutoICE dominant class, charts.labels_of by tfseaice.data.egg_codes), 255
+    the AutoICE dominant class, parsed by tfseaice.data.codes), 255
     where unknown, on land or where the SAR is NaN. No polygon ids: regional
     training needs the matching raw file. `sic_truth` is the 2 x 2 mean truth,
     `sod_truth`/`floe_truth` the 2 x 2 majority class (never averaged).
@@ -43,9 +44,10 @@ def _downsample(raw_ds):
     src = {name: raw_ds[name].values for name in
            ("nersc_sar_primary", "nersc_sar_secondary", "polygon_icechart", "distance_map", "sic_truth")
            + TYPE_TRUTH if name in raw_ds}
-    rows = parse_rows(raw_ds["polygon_codes"].values)
-    keys = np.array(sorted(rows), np.float32)  # poly_ids < 1000: exact in float32
-    table = np.array([labels_of(rows[k]) for k in sorted(rows)], np.uint8).reshape(-1, 3)
+    chart = codes.parse_polygon_codes(raw_ds["polygon_codes"].values, raw_ds.attrs.get("scene_id", "sample scene"))
+    order = np.argsort(chart.ids)
+    keys = chart.ids[order].astype(np.float32)  # poly_ids < 1000: exact in float32
+    table = np.stack([codes.sic_classes(chart.sic), chart.sod_class, chart.floe_class], -1)[order].astype(np.uint8)
     table = np.concatenate([table, np.full((1, 3), CHART_FILL, np.uint8)])  # last row: not found
     classes = ("SIC", "SOD", "FLOE") + tuple(name for name in TYPE_TRUTH if name in src)
     res = {name: np.empty((h, w), np.float32) for name in src if name not in classes + ("polygon_icechart",)}
