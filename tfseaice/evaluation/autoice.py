@@ -18,7 +18,7 @@ as the upload package holds it.
 
 from tfseaice.data import autoice
 from tfseaice.data.egg_codes import FLOE_CLASSES, SOD_CLASSES
-from tfseaice.metrics import ClassConfusion, autoice_scores
+from tfseaice.metrics.autoice import ClassConfusion, autoice_scores
 from tfseaice.serving.autoice_submission import CHALLENGE_SPACING_M, challenge_classes
 
 

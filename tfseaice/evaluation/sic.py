@@ -41,7 +41,8 @@ from tfseaice.serving.loading import inference_network, load_trained
 from tfseaice.serving.scene_inference import finite_mask, model_channels, predict_scene_charts
 from tfseaice.serving.sic_products import ICE_THRESHOLD, polygon_means
 from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS
-from tfseaice.metrics import ClassConfusion, RegressionAccumulator
+from tfseaice.metrics.autoice import ClassConfusion
+from tfseaice.metrics.regression import RegressionAccumulator
 from tfseaice.precision import model_precision
 
 METRIC_KEYS = ("pixel_rmse", "pixel_r2", "polygon_rmse", "polygon_r2",
