@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tfseaice import losses
 from tfseaice.losses import composition_loss
-from tfseaice.losses_composition import check_composition_options
+from tfseaice.losses.options import check_composition_options
 from tfseaice.tasks import get_task
 from tfseaice.tasks.icechart import IcechartRegionalModel
 

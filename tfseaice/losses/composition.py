@@ -1,0 +1,137 @@
+"""The SOD/FLOE composition losses: what each `--composition_loss` compares, per (image, polygon) pair.
+
+Why a module of its own: the kinds are the part of the ice-type method that
+papers disagree on (docs/ice_type_losses.md maps each kind to its paper), while
+the polygon plumbing they share (segments, polygon means, the cross-replica
+denominator, the reduction) is the SIC loss's, in `tfseaice.losses.regional`.
+
+Notation: q is a polygon's composition (its share of each class: open water
+1 - SIC, each stage or form its partial concentration; sums to 1), p a pixel's
+softmax, and mean_k(.) the mean over polygon k's usable pixels.
+
+  sse        sum_c (mean_k(p_c) - q_c)^2: the regional squared error of the
+             polygon's mean distribution (the class analogue of the SIC loss,
+             Eq. 1 of Patel et al., "Region-level Ground Truth can produce
+             Pixel-level Segmentation for Sea Ice Concentration").
+  xent       -sum_c q_c log mean_k(p_c): cross-entropy of the polygon's mean
+             distribution against the composition (minimum: q's entropy).
+  pll_focal  mean_k( -sum_c q_c (1 - p_c)^gamma log p_c ): partial-label
+             learning with focal loss (Vahedi et al. 2024, "Partial Label
+             Learning with Focal Loss for Sea Ice Classification Based on Ice
+             Charts", arXiv 2406.03645): every pixel's candidate classes are
+             its polygon's stages (forms), each with its partial concentration
+             as confidence, scored pixel by pixel with the focal term; gamma = 0
+             is the pixel-wise soft cross-entropy.
+
+Every kind needs only per-class polygon means of per-pixel quantities, so one
+`unsorted_segment_mean` over `pixel_channels` serves them all: the focal
+loss's polygon error is -sum_c q_c mean_k((1 - p_c)^gamma log p_c), the mean
+taken before the sum over classes (a polygon's pixels share one q).
+"""
+
+import tensorflow as tf
+
+from tfseaice.losses.options import DEFAULT_PLL_FOCAL_GAMMA, check_composition_options
+from tfseaice.losses.regional import as_polygon_table, polygon_means, reduce_regional_loss
+
+EPSILON = 1e-7
+
+
+def focal_log_terms(probs, gamma, epsilon=EPSILON):
+    """(1 - p)^gamma log p per pixel and class, [..., C] float32 (log of p clipped at `epsilon`).
+
+    gamma == 0 skips the power: d/dx x^0 at x = 0 is 0 * inf in TF's gradient.
+    The base 1 - p is clipped at `epsilon` too, so 0 < gamma < 1 keeps a finite
+    gradient where a softmax rounds to exactly 1.
+    """
+    probs = tf.cast(probs, tf.float32)
+    log_p = tf.math.log(tf.maximum(probs, epsilon))
+    if gamma == 0:
+        return log_p
+    return tf.pow(tf.maximum(1.0 - probs, epsilon), gamma) * log_p
+
+
+def pixel_channels(probs, kind, gamma=DEFAULT_PLL_FOCAL_GAMMA):
+    """The per-pixel quantities whose polygon means `pair_errors` reads, [..., C] or [..., 2C] float32.
+
+    sse, xent: the probabilities. pll_focal: the probabilities (for the
+    trackers' polygon-mean distribution) and the focal log terms, concatenated
+    on the class axis, so that one segment mean serves both.
+    """
+    probs = tf.cast(probs, tf.float32)
+    if kind != "pll_focal":
+        return probs
+    return tf.concat([probs, focal_log_terms(probs, gamma)], axis=-1)
+
+
+def pair_errors(channel_means, target, kind, num_classes, epsilon=EPSILON):
+    """(pred_mean [N, C], error [N]) of every (image, polygon) pair from its channel means.
+
+    `channel_means` [N, C] or [N, 2C] are the polygon means of `pixel_channels`;
+    `target` [N, C] the compositions (0 rows where a pair is absent, so an
+    absent pair's error is 0 with a zero gradient).
+    """
+    pred_mean = channel_means[:, :num_classes]
+    if kind == "sse":
+        error = tf.reduce_sum(tf.square(pred_mean - target), axis=-1)
+    elif kind == "xent":
+        error = -tf.reduce_sum(target * tf.math.log(tf.maximum(pred_mean, epsilon)), axis=-1)
+    else:  # pll_focal: the polygon mean of each pixel's confidence-weighted focal loss
+        error = -tf.reduce_sum(target * channel_means[:, num_classes:], axis=-1)
+    return pred_mean, error
+
+
+def composition_terms(probs, polygon_ids, composition_table, *, kind="sse",
+                      gamma=DEFAULT_PLL_FOCAL_GAMMA):
+    """Per-(image, polygon) pieces of the composition loss: polygon_terms' keys for class vectors.
+
+    pred_mean and target are [B,(K_b),C] (target 0 where absent); count,
+    present and error are [B,(K_b)]. A pair is present if it has a usable
+    pixel and a finite composition (a NaN row = that chart is unlabelled).
+    error: what `kind` compares (this module: "sse", "xent",
+    "pll_focal" with focal exponent `gamma`).
+    """
+    kind, gamma = check_composition_options(kind, gamma, what="composition loss")
+    table = as_polygon_table(composition_table)
+    num_classes = probs.shape[-1] or table.flat_values.shape[-1]
+    channels = pixel_channels(probs, kind, gamma)
+    channel_means, count = polygon_means(channels, polygon_ids, table)  # per-channel means, [N, C or 2C]
+    q, n = table.flat_values, count.flat_values
+    present = (n > 0) & tf.reduce_all(tf.math.is_finite(q), axis=-1)
+    target = tf.where(present[:, None], q, tf.zeros_like(q))
+    mean, error = pair_errors(channel_means.flat_values, target, kind, num_classes)
+    presentf = tf.cast(present, tf.float32)
+    return {"pred_mean": table.with_flat_values(mean), "target": table.with_flat_values(target), "count": count,
+            "present": count.with_flat_values(presentf), "error": count.with_flat_values(error * presentf)}
+
+
+def composition_loss(probs, polygon_ids, composition_table, *, kind="sse", weighting="polygon",
+                     reduction="polygon", global_polygon_count=None, gamma=DEFAULT_PLL_FOCAL_GAMMA,
+                     return_terms=False):
+    """Regional class loss: each polygon's predicted classes vs its chart composition.
+
+    The class analogue of regional_sic_loss (same segments, options and
+    cross-replica denominator): for every (image, polygon) pair, the pixels'
+    `probs` over the polygon are compared with the polygon's composition
+    vector q (class shares, e.g. SOD [6]: open water 1 - CT, each stage its
+    partial concentration).
+
+    Args:
+      probs: [B,H,W,C] class probabilities (softmax).
+      polygon_ids: [B,H,W] int32 patch-local ids, -1 = excluded.
+      composition_table: tf.RaggedTensor [B,(K_b),C] float32, or padded
+        [B,K,C] (see as_polygon_table); NaN rows are unlabelled and ignored.
+      kind: "sse" squared error of the polygon's mean distribution, summed over
+        classes; "xent" cross-entropy -sum_c q_c log(mean p_c) (its minimum is
+        q's entropy, not 0); "pll_focal" the polygon mean of each pixel's
+        partial-label focal loss -sum_c q_c (1 - p_c)^gamma log p_c
+        (docs/ice_type_losses.md).
+      weighting, reduction, global_polygon_count: as in regional_sic_loss
+        (pll_focal with weighting="area" is the mean over all labelled pixels).
+      gamma: pll_focal's focal exponent (>= 0; 0 = pixel-wise soft cross-entropy).
+      return_terms: also return the `composition_terms` dict.
+    """
+    terms = composition_terms(probs, polygon_ids, composition_table, kind=kind, gamma=gamma)
+    loss = reduce_regional_loss(terms, reduction=reduction, weighting=weighting,
+                                global_polygon_count=global_polygon_count)
+    return (loss, terms) if return_terms else loss
