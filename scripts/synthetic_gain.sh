@@ -96,7 +96,7 @@ with open(os.path.join(model_dir, "history.csv")) as f:
     epochs = sum(1 for _ in csv.DictReader(f))
 with open(os.path.join(model_dir, "checkpoints", "best.json")) as f:
     best = json.load(f)
-# an epoch is one pass over the real training split whatever the subset or mix (tfseaice.training.loop)
+# an epoch is one pass over the real training split whatever the subset or mix (tfseaice.train_lib)
 steps = cfg.get("steps_per_epoch") or default_steps(dataset_info.load(data_dir, kind="glacier"), "train",
                                                      cfg["batch_size"])
 print(json.dumps({"epochs_run": epochs, "best_epoch": best["epoch"], "best_val_mean_iou": best["value"],

@@ -21,7 +21,7 @@ import tensorflow as tf
 from data_prep.ai4arctic_to_tfrecord import convert
 from tfseaice.training.callbacks import HistoryCSV, TrainingBackup
 from tfseaice.training.config import TrainConfig
-from tfseaice.training.loop import run_training
+from tfseaice.train_lib import run_training
 from tfseaice.training.model_dir import read_backup, restore_backup, save_weights_atomic
 from tfseaice.data import dataset_info, pipeline
 from tfseaice.errors import InputError
@@ -284,7 +284,7 @@ def test_resumed_training_starts_from_the_backup_and_continues_as_if_never_inter
     """Resumed from the folder a kill after epoch 1 leaves, a run ends epoch 2 in the state of an uninterrupted run.
 
     A resumed run reseeds its input pipeline (seed + 7919 * start_epoch, see
-    tfseaice.training.loop._input_pipelines) and no flag turns the training shuffle off, so
+    tfseaice.train_lib._input_pipelines) and no flag turns the training shuffle off, so
     on varied data its epoch 2 sees other batches than the uninterrupted run's
     epoch 2. Here the data order cannot matter: the training split is one
     example 8 times and augmentation is off. What remains is the state: model

@@ -16,7 +16,7 @@ from tfseaice.data import ai4arctic
 from tfseaice.serving.loading import load_trained
 from tfseaice.serving.scene_inference import predict_scene_charts
 from tfseaice.training.config import TrainConfig
-from tfseaice.training.loop import run_training
+from tfseaice.train_lib import run_training
 
 from sic_fixtures import convert_tiny
 

@@ -105,7 +105,7 @@ import json, os, sys
 import numpy as np
 from absl import logging
 from tfseaice.training.config import TrainConfig
-from tfseaice.training.loop import run_training
+from tfseaice.train_lib import run_training
 logging.set_verbosity(logging.INFO)
 out, specs = sys.argv[1], json.loads(sys.argv[2])
 print("PID", os.getpid(), flush=True)

@@ -13,6 +13,7 @@ from tfseaice import losses, metrics
 from tfseaice.data import glacier
 from tfseaice.models import pix2pix as p2p
 from tfseaice.tasks import pix2pix as task
+from tfseaice.tasks import pix2pix_batches as batches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = ("orig", "gen5", "dis3", "l1_1_gan_100", "l1_50_gan_50")
@@ -142,7 +143,7 @@ def test_one_train_step_changes_both_networks_and_matches_hand_computation():
     keras.utils.set_random_seed(3)
     model = _tiny(gan_weight=2.0, l1_weight=7.0, dropout_rate=0.0)  # no dropout: deterministic forward
     batch = _batch(2)
-    cond, target = task.split_batch(batch)
+    cond, target = batches.split_batch(batch)
     fake = model.generator(cond, training=True)
     d_real = model.discriminator([cond, target], training=True).numpy()
     d_fake = model.discriminator([cond, fake], training=True).numpy()
@@ -203,9 +204,9 @@ def test_extra_channels_condition_the_generator():
     model = task.build_pix2pix(cfg, info)
     assert model.generator.input_shape[-1] == 5 and model.discriminator.input_shape[0][-1] == 5
     batch = dict(_batch(2), extra=tf.random.uniform([2, 256, 256, 1]))
-    cond, _ = task.split_batch(batch)
+    cond, _ = batches.split_batch(batch)
     np.testing.assert_array_equal(cond[..., 4], batch["extra"][..., 0])
-    np.testing.assert_array_equal(task.classes_from_condition(cond), batch["mask"])
+    np.testing.assert_array_equal(batches.classes_from_condition(cond), batch["mask"])
     logs = model.train_step(batch)
     assert np.isfinite(float(logs["gen_total"]))
 
@@ -214,7 +215,7 @@ def test_test_step_reports_l1_dice_ssim():
     model = _tiny()
     batch = _batch(2)
     logs = model.test_step(batch)
-    fake01 = task.to_unit_range(model.generator(task.split_batch(batch)[0], training=False)).numpy()
+    fake01 = batches.to_unit_range(model.generator(batches.split_batch(batch)[0], training=False)).numpy()
     real = batch["sar"].numpy()
     assert float(logs["dice"]) == pytest.approx(np.mean([metrics.dice_non_binary(f, r) for f, r in zip(fake01, real)]),
                                                 rel=1e-4)
@@ -276,7 +277,7 @@ def test_gan_and_l1_weights_enter_the_generator_loss():
     a = _tiny(gan_weight=1.0, l1_weight=100.0, dropout_rate=0.0)
     b = _tiny(gan_weight=100.0, l1_weight=1.0, dropout_rate=0.0)
     b.set_weights(a.get_weights())
-    cond, target = task.split_batch(batch)
+    cond, target = batches.split_batch(batch)
     la, lb = a.compute_losses(cond, target), b.compute_losses(cond, target)
     np.testing.assert_allclose(la["gen_gan"], lb["gen_gan"], rtol=1e-6)
     np.testing.assert_allclose(la["gen_total"], la["gen_gan"] + 100 * la["gen_l1"], rtol=1e-5)

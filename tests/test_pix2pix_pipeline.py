@@ -20,7 +20,7 @@ TINY = {"generator_filters": 2, "discriminator_filters": 2, "checkpoint_every": 
 def trained(tmp_path_factory):
     from data_prep import glacier_to_tfrecord as g2t
     from tfseaice.training.config import TrainConfig
-    from tfseaice.training.loop import run_training
+    from tfseaice.train_lib import run_training
 
     root = tmp_path_factory.mktemp("p2p")
     glaciers.make_sample_dataset(str(root / "raw"), 3, seed=1, test_fraction=0.34,

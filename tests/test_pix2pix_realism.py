@@ -1,6 +1,5 @@
 """pix2pix realism: resize-conv decoder, Gamma speckle head, BatchNorm at inference, SAR statistics."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf

@@ -9,7 +9,7 @@ import pytest
 
 from tfseaice import precision
 from tfseaice.serving.loading import load_trained
-from tfseaice.training.loop import run_training
+from tfseaice.train_lib import run_training
 from tfseaice.errors import InputError
 
 from sic_fixtures import convert_tiny

@@ -16,7 +16,7 @@ import pytest
 from tfseaice import precision
 from tfseaice.serving.loading import load_trained, resolve_precision
 from tfseaice.errors import InputError
-from tfseaice.training.loop import run_training
+from tfseaice.train_lib import run_training
 
 from sic_fixtures import convert_tiny
 from test_training import read_history, tiny_config

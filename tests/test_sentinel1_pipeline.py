@@ -180,7 +180,7 @@ def test_round_trip_predicts_straight_from_another_products_safe_and_zip(records
     from tfseaice.serving.loading import load_trained
     from tfseaice.serving.sic_scene import predict_scene_file
     from tfseaice.training.config import TrainConfig
-    from tfseaice.training.loop import run_training
+    from tfseaice.train_lib import run_training
 
     data_dir, _, _ = records
     model_dir = str(tmp_path / "model")

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfseaice.data import dataset_info, glacier, glacier_mix, pipeline, records
+from tfseaice.data import dataset_info, glacier_mix, pipeline, records
 from tfseaice.errors import InputError
 from tfseaice.evaluation import synthetic_gain
 from tfseaice.serving import glacier_images
 from tfseaice.tasks import glacier_zones, pix2pix
+from tfseaice.tasks.glacier_zones import ZonesOptions
 
 P = 16
 ROCK, GLACIER = 1, 2
@@ -75,8 +76,8 @@ def test_mixed_batches_hold_the_synthetic_fraction_and_repeat_with_the_seed(data
 
 
 def test_fraction_zero_is_the_real_only_pipeline_element_by_element(data):
-    got = glacier_mix.training_dataset(_cfg(data, synthetic_fraction=0.0, synthetic_data_dir=data.syn),
-                                       data.real_info)
+    cfg = _cfg(data, synthetic_fraction=0.0, synthetic_data_dir=data.syn)
+    got = glacier_mix.training_dataset(cfg, ZonesOptions.from_extra(cfg.extra), data.real_info)
     # The pipeline as it was before the mixing options, built from its parts.
     old = pipeline.read_records(dataset_info.shard_paths(data.real, data.real_info, "train"), True, 3).map(
         records.decode_glacier)
@@ -95,7 +96,8 @@ def test_real_fraction_picks_the_same_images_for_a_seed_and_only_trains_on_them(
     assert glacier_mix.choose_images(names[::-1], 0.25, seed=5) == pick
     assert len({tuple(glacier_mix.choose_images(names, 0.25, s)) for s in range(6)}) > 1
     assert len(glacier_mix.choose_images(names, 0.01, seed=5)) == 1
-    ds = glacier_mix.training_dataset(_cfg(data, real_fraction=0.25, real_fraction_seed=5), data.real_info)
+    cfg = _cfg(data, real_fraction=0.25, real_fraction_seed=5)
+    ds = glacier_mix.training_dataset(cfg, ZonesOptions.from_extra(cfg.extra), data.real_info)
     assert set(np.unique(_values(ds, 10))) == {data.real_images[n] for n in pick}
 
 
@@ -121,10 +123,10 @@ def test_bad_options_are_one_line_input_errors(data):
               "patch_size 8 differs from --data_dir's 16")]
     for extra, path, what in cases:
         with pytest.raises(InputError, match=what) as err:
-            glacier_mix.check_options(extra, data.real, data.real_info)
+            glacier_mix.check_options(ZonesOptions.from_extra(extra), data.real, data.real_info)
         assert path in err.value.path and "\n" not in str(err.value)
-    assert glacier_mix.check_options({"synthetic_fraction": 0.5, "synthetic_data_dir": data.syn},
-                                     data.real, data.real_info)["patch_size"] == P
+    opts = ZonesOptions.from_extra({"synthetic_fraction": 0.5, "synthetic_data_dir": data.syn})
+    assert glacier_mix.check_options(opts, data.real, data.real_info)["patch_size"] == P
 
 
 def test_train_cli_refuses_a_bad_fraction_before_making_the_model_folder(data, tmp_path):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tfseaice.training.config import TrainConfig
-from tfseaice.training.loop import run_training
+from tfseaice.train_lib import run_training
 from tfseaice.training.model_dir import read_task_file
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfseaice.serving.loading import load_trained
 from tfseaice.training.config import TrainConfig
-from tfseaice.training.loop import run_training
+from tfseaice.train_lib import run_training
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError
 

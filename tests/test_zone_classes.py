@@ -9,9 +9,10 @@ import pytest
 from absl import flags
 
 from tfseaice import train
-from tfseaice.evaluation import caffe_metrics
 from tfseaice.data import glacier_mix
 from tfseaice.errors import InputError
+from tfseaice.evaluation import caffe_metrics
+from tfseaice.tasks.shared_options import GlacierDataOptions
 
 FLAGS = flags.FLAGS
 
@@ -19,11 +20,11 @@ FLAGS = flags.FLAGS
 @pytest.mark.parametrize("given, zones", [(2, 2), (3, 3), (4, 3), ("2", 2), ("3", 3), ("4", 3)])
 def test_one_meaning_old_spelling_kept(given, zones):
     assert caffe_metrics.check_zone_classes(given) == zones                     # evaluate, task.json
-    assert glacier_mix.options({"zone_classes": given})["zone_classes"] == zones  # train's data options
+    assert GlacierDataOptions.from_extra({"zone_classes": given}).zone_classes == zones  # train's data options
 
 
 def test_default_is_three_zones_and_the_pipeline_gets_its_own_count():
-    assert glacier_mix.options({})["zone_classes"] == 3
+    assert GlacierDataOptions.from_extra({}).zone_classes == 3
     assert glacier_mix.pipeline_zone_classes(3) == 4   # the tf.data masks' classes, no data included
     assert glacier_mix.pipeline_zone_classes(2) == 2
 
@@ -31,7 +32,7 @@ def test_default_is_three_zones_and_the_pipeline_gets_its_own_count():
 @pytest.mark.parametrize("bad", [1, 5, "x", None])
 def test_other_values_are_refused_naming_the_flag(bad):
     with pytest.raises(InputError, match="2 or 3") as err:
-        glacier_mix.options({"zone_classes": bad if bad is not None else "none"})
+        GlacierDataOptions.from_extra({"zone_classes": bad if bad is not None else "none"})
     assert err.value.path == "--zone_classes"
 
 

@@ -16,7 +16,6 @@ Score predictions against the reference files with
 import tfseaice.onednn  # noqa: F401  isort: skip
 
 import glob
-import os
 
 from absl import flags
 

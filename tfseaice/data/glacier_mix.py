@@ -1,6 +1,9 @@
 """Glacier training data options: synthetic mixing, a small real subset, 2-class zones.
 
-The flags (`python -m tfseaice.train`, stored in task.json's config.extra):
+The flags (`python -m tfseaice.train`, stored in task.json's config.extra; declared with the
+glacier tasks, tfseaice.tasks.shared_options and tasks/glacier_zones.py). Functions here take the
+task's typed options (`opts`: attributes real_fraction, real_fraction_seed, zone_classes and, for
+glacier_zones, synthetic_data_dir and synthetic_fraction):
 
   --synthetic_data_dir=SYN --synthetic_fraction=F
       Each training example is drawn from SYN (a glacier_to_tfrecord folder of
@@ -31,44 +34,28 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfseaice.data import dataset_info, glacier, pipeline
+from tfseaice.data import dataset_info, pipeline
 from tfseaice.errors import InputError
 
 SYNTHETIC_SEED_OFFSET = 104729   # the synthetic stream's shuffle/augmentation seed = seed + this
 
 
-def options(extra):
-    """The data options from a task's flags (cfg.extra), with their defaults."""
-    extra = extra or {}
-
-    def get(key, default):
-        value = extra.get(key)
-        return default if value is None else value
-
-    return {"zone_classes": glacier.zone_count(get("zone_classes", 3), "--zone_classes"),
-            "synthetic_data_dir": get("synthetic_data_dir", "") or "",
-            "synthetic_fraction": float(get("synthetic_fraction", 0.0)),
-            "real_fraction": float(get("real_fraction", 1.0)),
-            "real_fraction_seed": int(get("real_fraction_seed", 0))}
-
-
-def check_options(extra, data_dir=None, info=None):
+def check_options(opts, data_dir=None, info=None):
     """One-line InputError for a bad option; with `data_dir`, also that SYN matches the real data.
 
-    Returns the synthetic folder's dataset_info (None without mixing).
+    Returns the synthetic folder's dataset_info (None without mixing; pix2pix never mixes).
     """
-    opts = options(extra)
-    f = opts["synthetic_fraction"]
+    f, syn_dir = getattr(opts, "synthetic_fraction", 0.0), getattr(opts, "synthetic_data_dir", "")
     if not 0.0 <= f < 1.0:
         raise InputError("--synthetic_fraction", f"must be in [0, 1), got {f:g}")
-    if f > 0 and not opts["synthetic_data_dir"]:
+    if f > 0 and not syn_dir:
         raise InputError("--synthetic_data_dir", f"is needed with --synthetic_fraction={f:g} (a glacier_to_tfrecord "
                                                  "folder of generated pairs)")
-    if not 0.0 < opts["real_fraction"] <= 1.0:
-        raise InputError("--real_fraction", f"must be in (0, 1], got {opts['real_fraction']:g}")
+    if not 0.0 < opts.real_fraction <= 1.0:
+        raise InputError("--real_fraction", f"must be in (0, 1], got {opts.real_fraction:g}")
     if f == 0 or data_dir is None:
         return None
-    return check_synthetic(data_dir, info or dataset_info.load(data_dir, kind="glacier"), opts["synthetic_data_dir"])
+    return check_synthetic(data_dir, info or dataset_info.load(data_dir, kind="glacier"), syn_dir)
 
 
 def check_synthetic(data_dir, info, syn_dir):
@@ -112,30 +99,28 @@ def pipeline_zone_classes(zone_classes):
     return 2 if zone_classes == 2 else 4
 
 
-def dataset_options(extra, data_dir, info, training=True):
-    """Keyword arguments of `pipeline.glacier_dataset` for a task's flags: zone_classes, and in
+def dataset_options(opts, data_dir, info, training=True):
+    """Keyword arguments of `pipeline.glacier_dataset` for a task's options: zone_classes, and in
     training the real image subset of --real_fraction."""
-    opts = options(extra)
-    kwargs = {"zone_classes": pipeline_zone_classes(opts["zone_classes"])}
-    if training and opts["real_fraction"] < 1.0:
+    kwargs = {"zone_classes": pipeline_zone_classes(opts.zone_classes)}
+    if training and opts.real_fraction < 1.0:
         names = image_names(data_dir, info, "train")
-        kwargs["images"] = choose_images(names, opts["real_fraction"], opts["real_fraction_seed"])
-        logging.info("--real_fraction=%g: training on %d of %d real images (seed %d): %s", opts["real_fraction"],
-                     len(kwargs["images"]), len(names), opts["real_fraction_seed"], ", ".join(kwargs["images"]))
+        kwargs["images"] = choose_images(names, opts.real_fraction, opts.real_fraction_seed)
+        logging.info("--real_fraction=%g: training on %d of %d real images (seed %d): %s", opts.real_fraction,
+                     len(kwargs["images"]), len(names), opts.real_fraction_seed, ", ".join(kwargs["images"]))
     return kwargs
 
 
-def training_dataset(cfg, info, augment=True):
+def training_dataset(cfg, opts, info, augment=True):
     """The training batches of a glacier task: real only (F = 0: `pipeline.glacier_dataset` as
     without these options) or real and synthetic patches mixed (see the module docstring)."""
-    opts = options(cfg.extra)
-    syn_info = check_options(cfg.extra, cfg.data_dir, info)
+    syn_info = check_options(opts, cfg.data_dir, info)
     skip = getattr(cfg, "skip_corrupt", False)
-    kwargs = dataset_options(cfg.extra, cfg.data_dir, info)
+    kwargs = dataset_options(opts, cfg.data_dir, info)
     if syn_info is None:
         return pipeline.glacier_dataset(cfg.data_dir, "train", cfg.batch_size, training=True, seed=cfg.seed,
                                         info=info, augment=augment, skip_corrupt=skip, **kwargs)
-    return mixed_dataset(cfg.data_dir, opts["synthetic_data_dir"], opts["synthetic_fraction"], cfg.batch_size,
+    return mixed_dataset(cfg.data_dir, opts.synthetic_data_dir, opts.synthetic_fraction, cfg.batch_size,
                          cfg.seed, info, syn_info, augment=augment, skip_corrupt=skip, **kwargs)
 
 

@@ -69,7 +69,7 @@ def scan_shard(path):
     Each record is uint64 length, uint32 CRC, data, uint32 CRC: the scan reads the
     12-byte headers and seeks over the data, so a cut (a copy or download that
     stopped, a full disk) is found without reading the data. CRCs are checked
-    by TF while reading (a DataLossError, named by `training.loop`).
+    by TF while reading (a DataLossError, named by `tfseaice.train_lib`).
     """
     stat = tf.io.gfile.stat(path)
     key = (path, stat.length, stat.mtime_nsec)

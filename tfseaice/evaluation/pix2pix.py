@@ -42,12 +42,12 @@ from tfseaice.errors import InputError
 from tfseaice.evaluation import glacier_viz, pix2pix_realism
 from tfseaice.models.pix2pix import set_bn_at_inference, set_dropout_at_inference
 from tfseaice.models.speckle import params_and_image_model, reset_speckle_seed, split_params
+from tfseaice.serving.generator import pix2pix_config
 from tfseaice.serving.loading import load_trained
 from tfseaice.tasks import pix2pix as task
 from tfseaice.tasks.glacier_zones import predict_classes
-from tfseaice.tasks.pix2pix import condition, to_unit_range
-from tfseaice.training.config import TrainConfig
-from tfseaice.training.model_dir import read_task_file
+from tfseaice.tasks.pix2pix_batches import condition, to_unit_range
+from tfseaice.tasks.pix2pix_callbacks import read_scores
 
 PAPER_TABLE_I = {  # epoch 210, paper Table I
     "orig": {"dice": 0.2638, "ssim": 0.8409},
@@ -246,10 +246,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
                    max_examples=None, bn_at_inference="moving"):
     """`evaluate` writing into the folder `output`, which exists (see `evaluate`)."""
     keras.utils.set_random_seed(seed)
-    meta = read_task_file(model_dir)
-    if meta.get("task") != "pix2pix":
-        raise InputError(model_dir, f"holds a {meta.get('task')!r} model, not pix2pix")
-    cfg = TrainConfig.from_json(meta["config"])
+    meta, cfg = pix2pix_config(model_dir)
     data_dir = data_dir or cfg.data_dir
     info = dataset_info.load(data_dir, kind="glacier")
     variant = _variant_name(cfg, model_dir)
@@ -257,7 +254,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
     real01 = sar
 
     # per-checkpoint curves (paper Fig. 3)
-    stored = {c["epoch"]: c for c in task.read_scores(model_dir).get("checkpoints", [])}
+    stored = {c["epoch"]: c for c in read_scores(model_dir).get("checkpoints", [])}
     ckpts = list_checkpoints(model_dir)
     reuse = (not recompute_curves and not dropout_at_inference and split == "val" and not max_examples
              and bn_at_inference == "moving" and os.path.abspath(data_dir) == os.path.abspath(cfg.data_dir))

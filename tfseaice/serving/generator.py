@@ -16,6 +16,7 @@ from tfseaice.models.speckle import reset_speckle_seed
 from tfseaice.serving.loading import load_trained
 from tfseaice.serving.pix2pix_export import SIDECAR, generator_of
 from tfseaice.tasks import pix2pix as task
+from tfseaice.tasks.pix2pix_callbacks import checkpoint_path
 from tfseaice.training.config import TrainConfig
 from tfseaice.training.model_dir import read_task_file
 
@@ -45,6 +46,14 @@ def from_keras(generator, extra_names=()):
     return GeneratorFn(run, generator.input_shape[-1], extra_names=extra_names)
 
 
+def pix2pix_config(model_dir):
+    """(task.json, TrainConfig) of a pix2pix model folder; InputError naming it when it holds another task."""
+    meta = read_task_file(model_dir)
+    if meta.get("task") != "pix2pix":
+        raise InputError(model_dir, f"holds a {meta.get('task')!r} model, not pix2pix")
+    return meta, TrainConfig.from_json(meta["config"])
+
+
 def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False, bn_at_inference="moving",
                         seed=None):
     """GeneratorFn of a trained pix2pix model folder (weights: best|latest|EPOCH|path).
@@ -53,16 +62,13 @@ def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False
     tfseaice.models.pix2pix.set_bn_at_inference). seed: first seed of a
     Gamma-speckle generator's draws (None: the training seed's state as saved).
     """
-    meta = read_task_file(model_dir)
-    if meta.get("task") != "pix2pix":
-        raise InputError(model_dir, f"holds a {meta.get('task')!r} model, not pix2pix")
+    meta, cfg = pix2pix_config(model_dir)
     info = meta["dataset_info"]
     checkpoint = str(checkpoint)
     if checkpoint.isdigit() or checkpoint.endswith(".weights.h5") and "epoch_" in os.path.basename(checkpoint):
-        path = task.checkpoint_path(model_dir, int(checkpoint)) if checkpoint.isdigit() else checkpoint
+        path = checkpoint_path(model_dir, int(checkpoint)) if checkpoint.isdigit() else checkpoint
         if not os.path.exists(path):
             raise InputError(path, "generator checkpoint not found")
-        cfg = TrainConfig.from_json(meta["config"])
         generator = task.build_generator_from(cfg, info)
         generator.load_weights(path)
     else:

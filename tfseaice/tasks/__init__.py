@@ -1,29 +1,29 @@
-"""Task registry: each task ties data, model, loss, metrics and callbacks together.
+"""Task registry: each task ties its options, data, model, loss, metrics and callbacks together.
 
-The registry owns the task names. A task module defines `get(name)` returning
-an object with the contract in docs/architecture.md; export and inference of a
-trained task live one layer up, in `tfseaice.serving`.
+A task is one module of this folder: an object with the contract in docs/architecture.md
+(`name`, `data_kind`, `monitor`, `options` (a tfseaice.training.options.TaskOptions dataclass),
+`make_datasets`, `build_model`, `callbacks`) and one entry in TASKS below. The train flags,
+task.json and the task itself read its options from that one declaration. Export and inference
+of a trained task live one layer up, in `tfseaice.serving`.
 """
 
-import importlib
+from tfseaice.tasks import glacier_zones, icechart, pix2pix, sic
 
-_MODULES = {
-    "sic_regional": "tfseaice.tasks.sic",
-    "sic_pixel": "tfseaice.tasks.sic",
-    "pix2pix": "tfseaice.tasks.pix2pix",
-    "glacier_zones": "tfseaice.tasks.glacier_zones",
-    "icechart_regional": "tfseaice.tasks.icechart",
-    "icechart_pixel": "tfseaice.tasks.icechart",
-}
+TASKS = (*sic.TASKS, *icechart.TASKS, pix2pix.TASK, glacier_zones.TASK)
 
-TASK_NAMES = tuple(_MODULES)
-SIC_TASKS = ("sic_regional", "sic_pixel")   # tasks whose models map sea-ice concentration
-ICECHART_TASKS = ("icechart_regional", "icechart_pixel")  # SIC + stage of development + floe size
+REGISTRY = {task.name: task for task in TASKS}
+TASK_NAMES = tuple(REGISTRY)
+SIC_TASKS = tuple(task.name for task in sic.TASKS)             # tasks whose models map sea-ice concentration
+ICECHART_TASKS = tuple(task.name for task in icechart.TASKS)   # SIC + stage of development + floe size
 
 
 def get_task(name):
-    """Return the task object registered under `name` (its module is imported on demand)."""
-    if name not in _MODULES:
-        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
-    module = importlib.import_module(_MODULES[name])
-    return module.get(name)
+    """The task registered under `name`."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown task {name!r}; choose one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def option_classes():
+    """Every registered task's options dataclass (the train CLI defines their flags)."""
+    return [task.options for task in REGISTRY.values()]

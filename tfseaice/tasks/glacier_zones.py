@@ -17,13 +17,28 @@ fixed short budget left the zone models far from converged); the `best`
 weights are the best epoch's either way (training.callbacks.Checkpoints).
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from tfseaice.data import glacier, glacier_mix, pipeline
 from tfseaice.models.zones import build_zones_unet
+from tfseaice.tasks.shared_options import GlacierDataOptions, UnetOptions
+from tfseaice.training.options import option
 
-DEFAULT_FILTERS = (16, 32, 64, 64)
+
+@dataclasses.dataclass(frozen=True)
+class ZonesOptions(UnetOptions, GlacierDataOptions):
+    """The options of --task=glacier_zones (`python -m tfseaice.train` flags, task.json's config.extra)."""
+
+    synthetic_data_dir: str = option("", "glacier_zones: converter output folder of synthetic pairs (e.g. from "
+                                     "generate --random_masks) mixed into the training batches.")
+    synthetic_fraction: float = option(0.0, "glacier_zones: probability that a training patch is synthetic, in "
+                                       "[0, 1) (seeded; 0 = real only). Epoch length stays one pass over the real "
+                                       "training split; validation stays real.")
+    early_stopping: int = option(0, "glacier_zones: stop when validation mean IoU has not improved for this many "
+                                 "epochs (0 = train all --epochs); the best epoch's weights are kept as `best`.")
 
 
 def _xy(batch):
@@ -36,10 +51,8 @@ def _static(ds, info):
 
 
 def build_zones_model(cfg, info=None):
-    extra = getattr(cfg, "extra", None) or {}
-    filters = tuple(int(f) for f in (extra.get("filters") or DEFAULT_FILTERS))
-    model = build_zones_unet(1, glacier.NUM_CLASSES, filters=filters,
-                             sync_batchnorm=bool(extra.get("sync_batchnorm", False)))
+    opts = ZonesOptions.from_extra(getattr(cfg, "extra", None))
+    model = build_zones_unet(1, glacier.NUM_CLASSES, filters=opts.filters)
     model.compile(
         optimizer=keras.optimizers.Adam(float(cfg.learning_rate)),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -63,16 +76,17 @@ class GlacierZonesTask:
     name = "glacier_zones"
     data_kind = "glacier"
     monitor = ("val_mean_iou", "max")
+    options = ZonesOptions
 
     def make_datasets(self, cfg, info, strategy=None):
-        extra = getattr(cfg, "extra", None) or {}
+        opts = self.options.from_extra(cfg.extra)
         skip = getattr(cfg, "skip_corrupt", False)
         # Real only, or mixed with synthetic patches / a real subset / 2-class zones (glacier_mix flags).
-        train = glacier_mix.training_dataset(cfg, info, augment=bool(extra.get("augment", True))).map(_xy)
+        train = glacier_mix.training_dataset(cfg, opts, info, augment=opts.augment).map(_xy)
         train = _static(train, info)
         val = None
         if info["splits"].get("val", {}).get("num_examples", 0) > 0:
-            options = glacier_mix.dataset_options(extra, cfg.data_dir, info, training=False)
+            options = glacier_mix.dataset_options(opts, cfg.data_dir, info, training=False)
             val = pipeline.glacier_dataset(cfg.data_dir, "val", cfg.batch_size, training=False, info=info,
                                            skip_corrupt=skip, **options).map(_xy)
             val = _static(val, info)
@@ -82,16 +96,10 @@ class GlacierZonesTask:
         return build_zones_model(cfg, info)
 
     def callbacks(self, cfg, model, val_ds, log_dir):
-        patience = int((getattr(cfg, "extra", None) or {}).get("early_stopping") or 0)
+        patience = self.options.from_extra(cfg.extra).early_stopping
         if patience <= 0 or val_ds is None:
             return []
         return [keras.callbacks.EarlyStopping(monitor=self.monitor[0], mode=self.monitor[1], patience=patience)]
 
 
 TASK = GlacierZonesTask()
-
-
-def get(name):
-    if name != TASK.name:
-        raise ValueError(f"tfseaice.tasks.glacier_zones has no task {name!r}")
-    return TASK

@@ -25,21 +25,23 @@ Both models report the same trackers, so they compare:
 All are pooled over the epoch (exact across batches and replicas).
 """
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from tfseaice import viz
 from tfseaice.data import pipeline
-from tfseaice.losses import (PIXEL_LOSSES, as_polygon_table, composition_loss, composition_terms,
-                             cross_replica_sum, pixel_class_loss, pixel_sic_loss, polygon_terms,
-                             rasterize_polygon_classes, regional_sic_loss)
-from tfseaice.losses_composition import DEFAULT_PLL_FOCAL_GAMMA, check_composition_options
-from tfseaice.metrics import PooledRegressionMetric
-from tfseaice.models.unet import DEFAULT_FILTERS, build_icechart_unet
-from tfseaice.tasks import ICECHART_TASKS
-from tfseaice.tasks.sic import (REQUIRED_KEYS, SicImagePanels, SicTask, _SicModel,
-                                check_regional_options, polygon_table)
+from tfseaice.losses.composition import composition_loss, composition_terms
+from tfseaice.losses.options import (COMPOSITION_LOSSES, DEFAULT_PLL_FOCAL_GAMMA, check_composition_options,
+                                     check_pixel_loss, check_regional_options)
+from tfseaice.losses.pixel import pixel_class_loss, pixel_sic_loss, rasterize_polygon_classes
+from tfseaice.losses.regional import as_polygon_table, cross_replica_sum, polygon_terms, regional_sic_loss
+from tfseaice.metrics.trackers import PooledRegressionMetric
+from tfseaice.models.unet import build_icechart_unet
+from tfseaice.tasks.sic import REQUIRED_KEYS, SicImagePanels, SicModelBase, SicOptions, SicTask, polygon_table
 from tfseaice.training.config import learning_rate
+from tfseaice.training.options import option
 
 CHARTS = ("sod", "floe")
 ICECHART_KEYS = REQUIRED_KEYS + ("polygon_sod", "polygon_floe", "polygon_sod_class", "polygon_floe_class")
@@ -58,7 +60,7 @@ def check_chart_weights(weights):
     return weights
 
 
-class _IcechartModel(_SicModel):
+class _IcechartModel(SicModelBase):
     """Three-head U-Net wrapper: the SIC model's steps, the chart losses and trackers."""
 
     required_keys = ICECHART_KEYS
@@ -160,9 +162,7 @@ class IcechartPixelModel(_IcechartModel):
 
     def __init__(self, unet, loss="mse", chart_weights=DEFAULT_CHART_WEIGHTS, **kwargs):
         super().__init__(unet, chart_weights=chart_weights, **kwargs)
-        if loss not in PIXEL_LOSSES:
-            raise ValueError(f"loss must be one of {PIXEL_LOSSES}, got {loss!r}")
-        self.pixel_loss = loss
+        self.pixel_loss = check_pixel_loss(loss)
 
     def chart_losses(self, out, polygon_ids, sic_table, compositions, classes):
         per_chart = {"sic": pixel_sic_loss(out["sic"], polygon_ids, sic_table, loss=self.pixel_loss)}
@@ -192,31 +192,46 @@ class IcechartImagePanels(SicImagePanels):
                              viz.class_panels(chart_classes, predicted, n), step=step, max_outputs=4)
 
 
+def _gamma(value):
+    return check_composition_options("pll_focal", value)[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class IcechartOptions(SicOptions):
+    """The SIC tasks' options and the ice-type losses' (`python -m tfseaice.train` flags, task.json)."""
+
+    composition_loss: str = option(
+        DEFAULT_COMPOSITION_LOSS, "icechart_regional: SOD/FLOE polygon loss: cross-entropy (xent) or squared error "
+        "(sse) between the polygon's mean predicted distribution and its egg-code composition, or pll_focal, each "
+        "pixel's focal loss against its polygon's stages/forms weighted by their partial concentrations "
+        "(docs/ice_type_losses.md).", choices=COMPOSITION_LOSSES)
+    pll_focal_gamma: float = option(DEFAULT_PLL_FOCAL_GAMMA, "icechart_regional --composition_loss=pll_focal: the "
+                                    "focal exponent gamma (>= 0; 0 = pixel-wise soft cross-entropy).", parse=_gamma)
+    chart_weights: tuple = option(DEFAULT_CHART_WEIGHTS, "Ice-chart tasks: weights of the SIC, SOD and FLOE losses "
+                                  "(default 2:2:1 as the AutoICE score).", parse=lambda v: check_chart_weights(v))
+
+
 class IcechartTask(SicTask):
     """Task glue for `icechart_regional` and `icechart_pixel` (the SIC tasks' data)."""
 
     monitor = ("val_loss", "min")
+    options = IcechartOptions
     panels = IcechartImagePanels
     batch_keys = pipeline.ICECHART_TRAIN_KEYS
 
     def build_model(self, cfg, info):
+        opts = self.options.from_extra(cfg.extra)
         norm = info.get("normalization", {})
-        unet = build_icechart_unet(len(info["channels"]), filters=cfg.extra.get("filters", DEFAULT_FILTERS),
+        unet = build_icechart_unet(len(info["channels"]), filters=opts.filters,
                                    norm_mean=norm.get("mean"), norm_std=norm.get("std"))
-        weights = cfg.extra.get("chart_weights") or DEFAULT_CHART_WEIGHTS
         if self.name == "icechart_regional":
-            kind = cfg.extra.get("composition_loss", DEFAULT_COMPOSITION_LOSS)
-            model = IcechartRegionalModel(unet, reduction=cfg.extra.get("loss_reduction", "polygon"),
-                                          weighting=cfg.extra.get("loss_weighting", "polygon"),
-                                          composition_loss=kind, chart_weights=weights,
-                                          pll_focal_gamma=cfg.extra.get("pll_focal_gamma", DEFAULT_PLL_FOCAL_GAMMA))
+            model = IcechartRegionalModel(unet, reduction=opts.loss_reduction, weighting=opts.loss_weighting,
+                                          composition_loss=opts.composition_loss, chart_weights=opts.chart_weights,
+                                          pll_focal_gamma=opts.pll_focal_gamma)
         else:
-            model = IcechartPixelModel(unet, loss=cfg.extra.get("pixel_loss", "mse"), chart_weights=weights)
+            model = IcechartPixelModel(unet, loss=opts.pixel_loss, chart_weights=opts.chart_weights)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
         return model
 
 
-def get(name):
-    if name not in ICECHART_TASKS:
-        raise ValueError(f"not an ice-chart task: {name!r}")
-    return IcechartTask(name)
+TASKS = (IcechartTask("icechart_regional"), IcechartTask("icechart_pixel"))

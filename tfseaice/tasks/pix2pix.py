@@ -31,16 +31,14 @@ import os
 import keras
 import tensorflow as tf
 
-from tfseaice import losses, metrics
+from tfseaice.losses import gan as gan_losses
+from tfseaice.metrics import images as image_metrics
 from tfseaice.data import glacier_mix, pipeline
 from tfseaice.models import pix2pix as p2p
 from tfseaice.models import speckle
-# Batches, callbacks and options live in their own modules; their names stay importable from here.
-from tfseaice.tasks.pix2pix_batches import (NUM_CLASSES, classes_from_condition, condition,  # noqa: F401
-                                            split_batch, to_model_range, to_unit_range)
-from tfseaice.tasks.pix2pix_callbacks import (SCORES_FILE, GeneratorCheckpoint, ImageGrid,  # noqa: F401
-                                              checkpoint_path, read_scores, score_generator)
-from tfseaice.tasks.pix2pix_options import DEFAULTS, initial_looks, options  # noqa: F401
+from tfseaice.tasks.pix2pix_batches import NUM_CLASSES, condition, split_batch, to_unit_range
+from tfseaice.tasks.pix2pix_callbacks import GeneratorCheckpoint, ImageGrid
+from tfseaice.tasks.pix2pix_options import Pix2PixOptions, initial_looks
 
 VARIANT_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight")
 
@@ -112,14 +110,14 @@ class Pix2Pix(keras.Model):
         fake, l1_view = self.generate_with_l1_view(cond, training=training)
         real_logits = self.discriminator([cond, target], training=training)
         fake_logits = self.discriminator([cond, fake], training=training)
-        gen_gan = losses.gan_generator_loss(fake_logits, reduce=False)
-        gen_l1 = losses.l1_loss(target, l1_view, reduce=False)
+        gen_gan = gan_losses.gan_generator_loss(fake_logits, reduce=False)
+        gen_l1 = gan_losses.l1_loss(target, l1_view, reduce=False)
         return {
             "fake": fake,
             "gen_gan": gen_gan,
             "gen_l1": gen_l1,
             "gen_total": self.gan_weight * gen_gan + self.l1_weight * gen_l1,
-            "disc_loss": losses.gan_discriminator_loss(real_logits, fake_logits, reduce=False),
+            "disc_loss": gan_losses.gan_discriminator_loss(real_logits, fake_logits, reduce=False),
         }
 
     def train_step(self, data):
@@ -143,10 +141,10 @@ class Pix2Pix(keras.Model):
     def test_step(self, data):
         cond, target = split_batch(data, self.num_classes)
         fake, l1_view = self.generate_with_l1_view(cond, training=False)
-        self.val_l1_tracker.update_state(losses.l1_loss(target, l1_view, reduce=False))
+        self.val_l1_tracker.update_state(gan_losses.l1_loss(target, l1_view, reduce=False))
         fake01, real01 = to_unit_range(fake), to_unit_range(target)
-        self.dice_tracker.update_state(metrics.batch_dice_non_binary(fake01, real01))
-        self.ssim_tracker.update_state(metrics.batch_ssim(fake01, real01))
+        self.dice_tracker.update_state(image_metrics.batch_dice_non_binary(fake01, real01))
+        self.ssim_tracker.update_state(image_metrics.batch_ssim(fake01, real01))
         return {m.name: m.result() for m in self.metrics[4:]}
 
     def predict_step(self, data):
@@ -177,29 +175,23 @@ def input_channels(info):
     return NUM_CLASSES + len(info.get("extra_channels", []) or [])
 
 
-def build_generator_from(cfg, info, dropout_at_inference=None, looks=None):
+def build_generator_from(cfg, info, dropout_at_inference=False, looks=None):
     """The generator of a config; ``looks``: initial L of a gamma-speckle head (None: its default)."""
-    opts = options(cfg)
-    if dropout_at_inference is None:
-        dropout_at_inference = opts["dropout_at_inference"]
-    return p2p.build_generator(input_channels(info), kernel_size=int(opts["gen_kernel"]),
-                               filters=int(opts["generator_filters"]),
-                               sync_batchnorm=bool(opts["sync_batchnorm"]),
-                               dropout_at_inference=bool(dropout_at_inference),
-                               upsample=str(opts["gen_upsample"]), speckle=str(opts["speckle"]),
+    opts = Pix2PixOptions.from_extra(getattr(cfg, "extra", None))
+    return p2p.build_generator(input_channels(info), kernel_size=opts.gen_kernel, filters=opts.generator_filters,
+                               sync_batchnorm=opts.sync_batchnorm, dropout_at_inference=bool(dropout_at_inference),
+                               upsample=opts.gen_upsample, speckle=opts.speckle,
                                speckle_seed=int(getattr(cfg, "seed", 0) or 0), speckle_looks=looks)
 
 
 def build_pix2pix(cfg, info):
     """Pix2Pix (generator + PatchGAN) from the config, compiled."""
-    opts = options(cfg)
+    opts = Pix2PixOptions.from_extra(cfg.extra)
     gen = build_generator_from(cfg, info, looks=initial_looks(cfg, info))
-    disc = p2p.build_discriminator(input_channels(info), target_channels=1,
-                                   kernel_size=int(opts["disc_kernel"]),
-                                   filters=int(opts["discriminator_filters"]),
-                                   sync_batchnorm=bool(opts["sync_batchnorm"]))
-    model = Pix2Pix(gen, disc, gan_weight=opts["gan_weight"], l1_weight=opts["l1_weight"])
-    model.compile(learning_rate=float(cfg.learning_rate), beta_1=float(opts["beta_1"]))
+    disc = p2p.build_discriminator(input_channels(info), target_channels=1, kernel_size=opts.disc_kernel,
+                                   filters=opts.discriminator_filters, sync_batchnorm=opts.sync_batchnorm)
+    model = Pix2Pix(gen, disc, gan_weight=opts.gan_weight, l1_weight=opts.l1_weight)
+    model.compile(learning_rate=float(cfg.learning_rate), beta_1=opts.beta_1)
     return model
 
 
@@ -211,13 +203,14 @@ class Pix2PixTask:
     name = "pix2pix"
     data_kind = "glacier"
     monitor = ("val_ssim", "max")
+    options = Pix2PixOptions
     loss_keys = ("gen_total", "disc_loss")   # logged losses that must stay finite (StopOnNaN)
 
     def make_datasets(self, cfg, info, strategy=None):
-        opts = options(cfg)
+        opts = self.options.from_extra(cfg.extra)
         skip = getattr(cfg, "skip_corrupt", False)
         train = pipeline.glacier_dataset(cfg.data_dir, "train", cfg.batch_size, training=True,
-                                         seed=cfg.seed, info=info, augment=bool(opts["augment"]),
+                                         seed=cfg.seed, info=info, augment=opts.augment,
                                          skip_corrupt=skip, **glacier_mix.dataset_options(opts, cfg.data_dir, info))
         val = None
         if info["splits"].get("val", {}).get("num_examples", 0) > 0:
@@ -229,18 +222,12 @@ class Pix2PixTask:
         return build_pix2pix(cfg, info)
 
     def callbacks(self, cfg, model, val_ds, log_dir):
-        opts = options(cfg)
+        opts = self.options.from_extra(cfg.extra)
         model_dir = os.path.dirname(os.path.normpath(log_dir))
-        cbs = [GeneratorCheckpoint(model_dir, val_ds, every=int(opts["checkpoint_every"]))]
+        cbs = [GeneratorCheckpoint(model_dir, val_ds, every=opts.checkpoint_every)]
         if cfg.image_every:
             cbs.append(ImageGrid(val_ds, log_dir, every=cfg.image_every))
         return cbs
 
 
 TASK = Pix2PixTask()
-
-
-def get(name):
-    if name != TASK.name:
-        raise ValueError(f"tfseaice.tasks.pix2pix has no task {name!r}")
-    return TASK

@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import io_utils, metrics, viz
+from tfseaice import io_utils, viz
+from tfseaice.metrics import images as image_metrics
 from tfseaice.tasks.pix2pix_batches import NUM_CLASSES, classes_from_condition, split_batch, to_unit_range
 from tfseaice.training.model_dir import save_weights_atomic
 
@@ -32,7 +33,7 @@ def score_generator(generator, dataset, num_classes=NUM_CLASSES, max_batches=Non
     def step(cond, target):
         fake01 = to_unit_range(generator(cond, training=False))
         real01 = to_unit_range(target)
-        return metrics.batch_dice_non_binary(fake01, real01), metrics.batch_ssim(fake01, real01)
+        return image_metrics.batch_dice_non_binary(fake01, real01), image_metrics.batch_ssim(fake01, real01)
 
     dice, ssim = [], []
     for i, batch in enumerate(dataset):
@@ -83,8 +84,8 @@ class GeneratorCheckpoint(keras.callbacks.Callback):
         scores = read_scores(self.model_dir)
         scores.setdefault("metric_settings", {
             "dice": "non-binary Dice, paper Eq. 6, images in [0, 1], mean over validation images",
-            "ssim": f"tf.image.ssim, {metrics.SSIM_FILTER_SIZE}x{metrics.SSIM_FILTER_SIZE} Gaussian "
-                    f"sigma {metrics.SSIM_FILTER_SIGMA}, K1 {metrics.SSIM_K1}, K2 {metrics.SSIM_K2}, range 1",
+            "ssim": f"tf.image.ssim, {image_metrics.SSIM_FILTER_SIZE}x{image_metrics.SSIM_FILTER_SIZE} Gaussian "
+                    f"sigma {image_metrics.SSIM_FILTER_SIGMA}, K1 {image_metrics.SSIM_K1}, K2 {image_metrics.SSIM_K2}, range 1",
             "generator_mode": "training=False (moving BatchNorm statistics, no dropout)"})
         checkpoints = [c for c in scores.get("checkpoints", []) if c["epoch"] != done]
         checkpoints.append(entry)

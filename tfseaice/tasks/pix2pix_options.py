@@ -1,7 +1,5 @@
-"""pix2pix task options: the flags' defaults, and the speckle looks estimated from the training images.
-
-`options(cfg)` is cfg.extra over DEFAULTS (the paper's settings, so old model
-folders keep meaning what they meant).
+"""pix2pix task options (`Pix2PixOptions`, the paper's settings by default), and the speckle looks
+estimated from the training images.
 
 With ``--speckle=gamma`` or ``gamma_fixed`` the generator's number of looks L
 starts where the data's is (`initial_looks`) instead of at the head's default
@@ -13,25 +11,40 @@ written into cfg.extra (``speckle_looks``, ``speckle_looks_estimate``), so
 task.json records it and a finished model never reads the data again.
 """
 
+import dataclasses
+
 import numpy as np
 from absl import logging
 
 from tfseaice.data import glacier, pipeline
 from tfseaice.models import speckle
+from tfseaice.tasks.shared_options import AugmentOptions, GlacierDataOptions
+from tfseaice.training.options import option
 
-DEFAULTS = {"gen_kernel": 4, "disc_kernel": 4, "gan_weight": 1.0, "l1_weight": 100.0, "beta_1": 0.5,
-            "checkpoint_every": 15, "generator_filters": 64, "discriminator_filters": 64,
-            "sync_batchnorm": False, "augment": True, "dropout_at_inference": False,
-            "gen_upsample": "transpose", "speckle": "none",
-            "speckle_looks": None}   # old model folders: the paper's; None = the head's default L (1.7)
 LOOKS_PATCHES = 64
 
 
-def options(cfg):
-    """Task flags from cfg.extra with the paper's defaults."""
-    opts = dict(DEFAULTS)
-    opts.update({k: v for k, v in (getattr(cfg, "extra", None) or {}).items() if v is not None})
-    return opts
+@dataclasses.dataclass(frozen=True)
+class Pix2PixOptions(AugmentOptions, GlacierDataOptions):
+    """The options of --task=pix2pix (`python -m tfseaice.train` flags, task.json's config.extra)."""
+
+    gen_kernel: int = option(4, "pix2pix generator kernel size (gen5 variant: 5).")
+    disc_kernel: int = option(4, "PatchGAN kernel size (dis3 variant: 3).")
+    gan_weight: float = option(1.0, "Weight of the GAN term in the generator loss.")
+    l1_weight: float = option(100.0, "Weight of the L1 term in the generator loss.")
+    beta_1: float = option(0.5, "Adam beta_1 (pix2pix).")
+    checkpoint_every: int = option(15, "Epochs between scored generator checkpoints.")
+    generator_filters: int = option(64, "Filters of the first generator layer (paper: 64).")
+    discriminator_filters: int = option(64, "Filters of the first PatchGAN layer (paper: 64).")
+    sync_batchnorm: bool = option(False, "Synchronized BatchNorm across replicas.")
+    gen_upsample: str = option("transpose", "pix2pix decoder upsampling: Conv2DTranspose (paper) or nearest resize "
+                               "+ conv (no periodic dot lattice).", choices=("transpose", "resize_conv"))
+    speckle: str = option("none", "pix2pix output: tanh image (paper), or median backscatter + number of looks with "
+                          "Gamma speckle drawn on top (L1 on the median, GAN on the speckled image); gamma_fixed: the "
+                          "looks stay at --speckle_looks (no gradient).", choices=("none", "gamma", "gamma_fixed"))
+    # A model folder from before this option: None, the head's default L (1.7).
+    speckle_looks: float = option(0.0, "pix2pix --speckle=gamma: initial number of looks L; 0 = estimated from the "
+                                  "training images at task start (stored in task.json).", absent=None)
 
 
 def training_patches(data_dir, info, max_examples=LOOKS_PATCHES):
@@ -53,10 +66,10 @@ def initial_looks(cfg, info):
     None (an old model folder, or no speckle head) leaves the head's bias at 0.
     An estimate is stored in cfg.extra (see the module docstring).
     """
-    opts = options(cfg)
-    if opts["speckle"] == "none" or opts["speckle_looks"] is None:
+    opts = Pix2PixOptions.from_extra(getattr(cfg, "extra", None))
+    if opts.speckle == "none" or opts.speckle_looks is None:
         return None
-    looks = float(opts["speckle_looks"])
+    looks = float(opts.speckle_looks)
     if looks > 0:
         return looks
     try:

@@ -26,21 +26,24 @@ symbolic build reduces it across replicas): batch training data with
 drop_remainder=True.
 """
 
+import dataclasses
 import os
 
 import keras
 import tensorflow as tf
 
-from tfseaice.losses import (PIXEL_LOSSES, REGIONAL_REDUCTIONS, REGIONAL_WEIGHTINGS,
-                             as_polygon_table, cross_replica_sum, pixel_sic_loss, polygon_terms,
-                             regional_sic_loss)
 from tfseaice import viz
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError
-from tfseaice.metrics import PooledRegressionMetric
-from tfseaice.models.unet import DEFAULT_FILTERS, build_sic_unet
-from tfseaice.tasks import SIC_TASKS
+from tfseaice.losses.options import (PIXEL_LOSSES, REGIONAL_REDUCTIONS, REGIONAL_WEIGHTINGS, check_pixel_loss,
+                                     check_regional_options)
+from tfseaice.losses.pixel import pixel_sic_loss
+from tfseaice.losses.regional import as_polygon_table, cross_replica_sum, polygon_terms, regional_sic_loss
+from tfseaice.metrics.trackers import PooledRegressionMetric
+from tfseaice.models.unet import build_sic_unet
+from tfseaice.tasks.shared_options import UnetOptions
 from tfseaice.training.config import learning_rate
+from tfseaice.training.options import option
 
 REQUIRED_KEYS = ("sar", "polygon_ids", "polygon_sic")
 
@@ -80,18 +83,8 @@ def _flat(x):
     return x.flat_values if isinstance(x, tf.RaggedTensor) else x
 
 
-def check_regional_options(reduction, weighting):
-    """(reduction, weighting) of a regional loss, checked; weighting None -> "polygon"."""
-    weighting = weighting or "polygon"
-    if reduction not in REGIONAL_REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REGIONAL_REDUCTIONS}, got {reduction!r}")
-    if weighting not in REGIONAL_WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {REGIONAL_WEIGHTINGS}, got {weighting!r}")
-    return reduction, weighting
-
-
-class _SicModel(keras.Model):
-    """U-Net wrapper with custom train/test steps and polygon trackers.
+class SicModelBase(keras.Model):
+    """U-Net wrapper with custom train/test steps and polygon trackers: the base of every SIC and ice-chart model.
 
     Subclasses set `required_keys` and implement `task_loss` (or override
     `_forward` and `_update_metrics`, as tasks/icechart.py does).
@@ -169,7 +162,7 @@ class _SicModel(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="tfseaice")
-class SicRegionalModel(_SicModel):
+class SicRegionalModel(SicModelBase):
     """The paper's weakly supervised model: U-Net + regional (per-polygon) loss.
 
     Args:
@@ -193,7 +186,7 @@ class SicRegionalModel(_SicModel):
 
 
 @keras.saving.register_keras_serializable(package="tfseaice")
-class SicPixelModel(_SicModel):
+class SicPixelModel(SicModelBase):
     """The paper's benchmark: the same U-Net trained on the rasterised chart.
 
     Every usable pixel's target is its polygon's SIC; loss "mse" (default) or
@@ -203,9 +196,7 @@ class SicPixelModel(_SicModel):
 
     def __init__(self, unet, loss="mse", **kwargs):
         super().__init__(unet, **kwargs)
-        if loss not in PIXEL_LOSSES:
-            raise ValueError(f"loss must be one of {PIXEL_LOSSES}, got {loss!r}")
-        self.pixel_loss = loss
+        self.pixel_loss = check_pixel_loss(loss)
 
     def task_loss(self, pred, polygon_ids, table):
         loss = pixel_sic_loss(pred, polygon_ids, table, loss=self.pixel_loss)
@@ -241,10 +232,23 @@ class SicImagePanels(keras.callbacks.Callback):
                          step=step, max_outputs=4)
 
 
+@dataclasses.dataclass(frozen=True)
+class SicOptions(UnetOptions):
+    """The options of sic_regional and sic_pixel (`python -m tfseaice.train` flags, task.json's config.extra)."""
+
+    loss_reduction: str = option("polygon", "Regional loss: mean over all polygons of the batch, or per patch first.",
+                                 choices=REGIONAL_REDUCTIONS)
+    loss_weighting: str = option("polygon", "Regional loss: every polygon weighted equally (paper), or by its pixels.",
+                                 choices=REGIONAL_WEIGHTINGS)
+    pixel_loss: str = option("mse", "sic_pixel baseline loss on the rasterised chart.", choices=PIXEL_LOSSES)
+    max_polygons: int = option(0, "Pad polygon tables to this width (0 = dataset maximum).")
+
+
 class SicTask:
     """Task glue for `sic_regional` (the paper) and `sic_pixel` (its benchmark)."""
 
     data_kind = "sic"
+    options = SicOptions
     monitor = ("val_polygon_rmse", "min")
     panels = SicImagePanels
     batch_keys = pipeline.SIC_TRAIN_KEYS
@@ -252,14 +256,12 @@ class SicTask:
     def __init__(self, name):
         self.name = name
 
-    def _max_polygons(self, cfg, info):
-        return int(cfg.extra.get("max_polygons") or info.get("max_polygons_per_patch") or 0) or None
-
     def make_datasets(self, cfg, info, strategy):
-        k = self._max_polygons(cfg, info)
+        opts = self.options.from_extra(cfg.extra)
+        k = int(opts.max_polygons or info.get("max_polygons_per_patch") or 0) or None
         skip = getattr(cfg, "skip_corrupt", False)
         train = pipeline.sic_dataset(cfg.data_dir, "train", cfg.batch_size, training=True, seed=cfg.seed,
-                                     info=info, augment=cfg.extra.get("augment", True), max_polygons=k,
+                                     info=info, augment=opts.augment, max_polygons=k,
                                      skip_corrupt=skip, keys=self.batch_keys)
         val = None
         if info["splits"].get("val", {}).get("num_examples", 0):
@@ -268,14 +270,14 @@ class SicTask:
         return train, val
 
     def build_model(self, cfg, info):
+        opts = self.options.from_extra(cfg.extra)
         norm = info.get("normalization", {})
-        unet = build_sic_unet(len(info["channels"]), filters=cfg.extra.get("filters", DEFAULT_FILTERS),
+        unet = build_sic_unet(len(info["channels"]), filters=opts.filters,
                               norm_mean=norm.get("mean"), norm_std=norm.get("std"))
         if self.name == "sic_regional":
-            model = SicRegionalModel(unet, reduction=cfg.extra.get("loss_reduction", "polygon"),
-                                     weighting=cfg.extra.get("loss_weighting", "polygon"))
+            model = SicRegionalModel(unet, reduction=opts.loss_reduction, weighting=opts.loss_weighting)
         else:
-            model = SicPixelModel(unet, loss=cfg.extra.get("pixel_loss", "mse"))
+            model = SicPixelModel(unet, loss=opts.pixel_loss)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
         return model
 
@@ -293,7 +295,4 @@ class SicTask:
         return [self.panels(batch, log_dir, every=cfg.image_every)]
 
 
-def get(name):
-    if name not in SIC_TASKS:
-        raise ValueError(f"not a SIC task: {name!r}")
-    return SicTask(name)
+TASKS = (SicTask("sic_regional"), SicTask("sic_pixel"))
