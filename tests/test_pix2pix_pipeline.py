@@ -46,8 +46,8 @@ def test_task_object_follows_the_contract():
         assert task.name == name and task.monitor == monitor and task.data_kind == "glacier"
         for attr in ("make_datasets", "build_model", "callbacks"):
             assert callable(getattr(task, attr))
-        # Export is the serving layer's: one export module per task family, chosen by name.
-        assert not hasattr(task, "export") and callable(EXPORTERS[name])
+        # Export is the serving layer's: one export module per task family, chosen by its serving kind.
+        assert not hasattr(task, "export") and callable(EXPORTERS[task.serving_kind])
 
 
 def test_training_writes_scored_generator_checkpoints(trained):

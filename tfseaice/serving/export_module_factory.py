@@ -1,4 +1,4 @@
-"""One export module per task family, chosen by task name (as Model Garden's serving factory).
+"""One export module per task family, chosen by the task's `serving_kind` (as Model Garden's serving factory).
 
 `export_trained(task, model, export_dir, info)` writes the task's SavedModel
 atomically and returns `saved_model_cli show --all`-like text of its signatures.
@@ -13,7 +13,7 @@ from tfseaice.serving.pix2pix_export import export_generator
 from tfseaice.serving.saved_model import describe_saved_model
 from tfseaice.serving.sic_export import export_sic
 from tfseaice.serving.zones_export import export_zones
-from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS, TASK_NAMES
+from tfseaice.tasks import TASKS, get_task
 
 
 def _sic(model, export_dir, info, extra_meta):
@@ -28,19 +28,20 @@ def _zones(model, export_dir, info, extra_meta):
     return export_zones(model, export_dir)
 
 
-# The ice-chart tasks share the SIC export (sic_export adds their sod/floe outputs). Entries for
-# tasks not registered (yet) are harmless; a registered task without an exporter is not.
-EXPORTERS = {**{name: _sic for name in SIC_TASKS + ICECHART_TASKS}, "pix2pix": _pix2pix, "glacier_zones": _zones}
-assert set(TASK_NAMES) <= set(EXPORTERS), "every registered task needs an exporter"
+# serving_kind -> exporter. The ice-chart tasks share the SIC export (sic_export adds their sod/floe outputs).
+EXPORTERS = {"sic": _sic, "icechart": _sic, "generator": _pix2pix, "zones": _zones}
+assert {task.serving_kind for task in TASKS} <= set(EXPORTERS), "every registered task needs an exporter"
 
 
 def export_trained(task, model, export_dir, info=None, overwrite=False, extra_meta=None):
     """Export `model` of task `task` to `export_dir` (refused if it exists, unless `overwrite`)."""
-    if task not in EXPORTERS:
-        raise InputError(export_dir, f"no SavedModel export for task {task!r}")
+    try:
+        exporter = EXPORTERS[get_task(task).serving_kind]
+    except ValueError:
+        raise InputError(export_dir, f"no SavedModel export for task {task!r}") from None
     io_utils.refuse_existing(export_dir, overwrite)
     with io_utils.atomic_path(export_dir) as tmp:
-        EXPORTERS[task](model, tmp, dict(info or {}), extra_meta)
+        exporter(model, tmp, dict(info or {}), extra_meta)
         if not os.path.isfile(os.path.join(tmp, "saved_model.pb")):
             shutil.rmtree(tmp, ignore_errors=True)
             raise InputError(export_dir, f"the {task} export wrote no saved_model.pb")

@@ -76,6 +76,7 @@ class GlacierZonesTask:
     name = "glacier_zones"
     data_kind = "glacier"
     monitor = ("val_mean_iou", "max")
+    serving_kind = "zones"
     options = ZonesOptions
 
     def make_datasets(self, cfg, info, strategy=None):

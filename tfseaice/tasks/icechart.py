@@ -215,6 +215,7 @@ class IcechartTask(SicTask):
     """Task glue for `icechart_regional` and `icechart_pixel` (the SIC tasks' data)."""
 
     monitor = ("val_loss", "min")
+    serving_kind = "icechart"
     options = IcechartOptions
     panels = IcechartImagePanels
     batch_keys = pipeline.ICECHART_TRAIN_KEYS

@@ -202,6 +202,7 @@ class Pix2PixTask:
 
     name = "pix2pix"
     data_kind = "glacier"
+    serving_kind = "generator"
     monitor = ("val_ssim", "max")
     options = Pix2PixOptions
     loss_keys = ("gen_total", "disc_loss")   # logged losses that must stay finite (StopOnNaN)

@@ -248,6 +248,7 @@ class SicTask:
     """Task glue for `sic_regional` (the paper) and `sic_pixel` (its benchmark)."""
 
     data_kind = "sic"
+    serving_kind = "sic"       # exported and served as a SIC model (tfseaice.serving)
     options = SicOptions
     monitor = ("val_polygon_rmse", "min")
     panels = SicImagePanels
