@@ -2,7 +2,7 @@
 
 `IcechartRegionalModel` trains only on polygon labels: the regional SIC loss
 (paper Eq. 1) and, for SOD and FLOE, the composition loss (each polygon's mean
-predicted class distribution against its egg-code composition; losses.py).
+predicted class distribution against its egg-code composition; tfseaice.losses.composition).
 `IcechartPixelModel` is the AutoICE/MMSeaIce-style baseline on the same
 network: pixel MSE on the rasterised SIC and cross-entropy on each polygon's
 dominant SOD/FLOE class (unlabelled polygons masked). The total loss is the
