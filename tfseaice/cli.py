@@ -41,29 +41,9 @@ def _flagfiles(argv):
     return out
 
 
-def find_in_flagfiles(argv, name, seen=None):
-    """(flagfile, line number) where `--name` is set, following nested flagfiles; None if not found."""
-    seen = set() if seen is None else seen
-    for path in _flagfiles(argv):
-        if path in seen:
-            continue
-        seen.add(path)
-        try:
-            with open(path) as f:
-                lines = [line.strip() for line in f]
-        except OSError:
-            continue
-        for no, line in enumerate(lines, 1):
-            if re.match(rf"^--?(no)?{re.escape(name)}(=|$)", line):
-                return path, no
-        nested = find_in_flagfiles(lines, name, seen)
-        if nested:
-            return nested
-    return None
-
-
-def damaged_flagfile(argv, seen=None):
-    """(path, what) of the first flagfile named in argv (or nested) that is not UTF-8 text, else None."""
+def _walk_flagfiles(argv, seen=None):
+    """(path, stripped lines or None, read error or None) of every flagfile named in argv, nested ones
+    right after the file naming them, each once."""
     seen = set() if seen is None else seen
     for path in _flagfiles(argv):
         if path in seen:
@@ -72,13 +52,27 @@ def damaged_flagfile(argv, seen=None):
         try:
             with open(path, encoding="utf-8") as f:
                 lines = [line.strip() for line in f]
-        except UnicodeDecodeError as exc:
-            return path, f"is not a text flagfile (byte {exc.start}: {exc.reason}); a damaged or binary file?"
-        except OSError:
+        except (OSError, UnicodeDecodeError) as exc:
+            yield path, None, exc
             continue
-        found = damaged_flagfile(lines, seen)
-        if found:
-            return found
+        yield path, lines, None
+        yield from _walk_flagfiles(lines, seen)
+
+
+def find_in_flagfiles(argv, name):
+    """(flagfile, line number) where `--name` is set, following nested flagfiles; None if not found."""
+    for path, lines, _ in _walk_flagfiles(argv):
+        for no, line in enumerate(lines or (), 1):
+            if re.match(rf"^--?(no)?{re.escape(name)}(=|$)", line):
+                return path, no
+    return None
+
+
+def damaged_flagfile(argv):
+    """(path, what) of the first flagfile named in argv (or nested) that is not UTF-8 text, else None."""
+    for path, _, error in _walk_flagfiles(argv):
+        if isinstance(error, UnicodeDecodeError):
+            return path, f"is not a text flagfile (byte {error.start}: {error.reason}); a damaged or binary file?"
     return None
 
 
