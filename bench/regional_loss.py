@@ -12,8 +12,9 @@ gradient with respect to the logits:
   tf.boolean_mask + tf.reduce_mean, squared error, all under a GradientTape.
   (Algorithm 1's pseudo-code writes |c - c_hat| and a plain sum; we use Eq. 1's
   square and mean so that both sides compute the same number.)
-* vectorised: tfseaice.losses.regional_sic_loss (one unsorted_segment_sum over
-  the batch), traced once with tf.function as in the train step; also timed eagerly.
+* vectorised: tfseaice.losses.regional_sic_loss (one segment sum of [pred, 1] over
+  the batch, XLA-compiled: tfseaice/losses_segments.py), traced once with tf.function as in
+  the train step; also timed eagerly.
 
 Polygons: each patch is a Voronoi partition of 20-60 random seeds (distorted so
 that boundaries are irregular), with a land blob (excluded pixels) and a few
