@@ -6,8 +6,9 @@ reference, pair by pair, interleaved, with repeats, on this machine's CPU kind.
 
 Pairs (targets from the performance issue; each ratio is ours / theirs, measured in one repeat):
 - inference: `predict_scene` on a `--scene` (2-channel, 80 m, tiling and blending included; the
-  package default: --precision=auto, oneDNN on, BatchNorm folded) in Mpx/s, against PyTorch's
-  fastest forward pass of the same U-Net on `--batch_size` tiles of `--tile`² (no tiling on its side).
+  package default: --precision=auto, oneDNN on, BatchNorm folded, its default tiling
+  `--our_batch_size` x `--our_tile`) in Mpx/s, against PyTorch's fastest forward pass of the same
+  U-Net, the best of `--batch_size` tiles of `--tile`² and of our tiling (no tiling on its side).
   Target 1.3.
 - training: the package-default SIC train step (bench/train_step.py, batch 16 x 256²) against
   PyTorch's best mode (bench/torch_unet_reference.py), images/s. Target 2.
@@ -33,6 +34,7 @@ from bench.lib.children import torch_python
 from bench.lib.compare import PAIRS, TARGETS, cpu_kind, inference_once, ratio_summary, regional_once, training_once
 from bench.lib.machine import cpu_flags, machine_line
 from bench.lib.results import RESULTS_DIR, progress, summary_line, write_result
+from tfseaice.serving.scene_inference import DEFAULT_BATCH_SIZE, DEFAULT_TILE  # numpy only: no TF in the parent
 
 UNITS = {"inference": "Mpx/s", "training": "images/s", "regional_loss": "calls/s"}
 THEIRS = {"inference": "PyTorch forward pass", "training": "PyTorch train step", "regional_loss": "per-polygon loop"}
@@ -43,8 +45,11 @@ def parse_args(argv):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--pairs", default=",".join(PAIRS))
     ap.add_argument("--scene", default="2500x2600", help="HxW of the inference scene")
-    ap.add_argument("--tile", type=int, default=512)
-    ap.add_argument("--batch_size", type=int, default=4, help="tiles per call (inference)")
+    ap.add_argument("--tile", type=int, default=512, help="PyTorch's forward pass: tile side (inference)")
+    ap.add_argument("--batch_size", type=int, default=4, help="PyTorch's forward pass: tiles per call (inference)")
+    ap.add_argument("--our_tile", type=int, default=DEFAULT_TILE,
+                    help="ours: predict_scene's tile (the package default); PyTorch also runs at it, best kept")
+    ap.add_argument("--our_batch_size", type=int, default=DEFAULT_BATCH_SIZE, help="ours: tiles per call")
     ap.add_argument("--torch_python", default=None)
     ap.add_argument("--torch_inference_modes", default="fp32_cl,bf16_cl")
     ap.add_argument("--torch_training_modes", default="fp32_cl,bf16_cl")
@@ -60,6 +65,7 @@ def parse_args(argv):
 def measure(args):
     if args.tiny:
         args.scene, args.tile, args.batch_size, args.train_steps, args.torch_steps = "96x130", 64, 2, 1, 1
+        args.our_tile, args.our_batch_size = args.tile, args.batch_size
     pairs = [p for p in args.pairs.split(",") if p]
     unknown = sorted(set(pairs) - set(PAIRS))
     if unknown:

@@ -61,25 +61,35 @@ def _json_child(argv, timeout, tag):
     return json.loads(lines[-1])
 
 
-def _scene_args(args):
+def _scene_args(args, batch_size, tile):
     """The namespace bench.lib.scene's helpers read (scene_inference.py's flags)."""
     return types.SimpleNamespace(
         overlap=16 if args.tiny else 64, onednn=1, fold_batchnorm=1, retries=0, quiet_load=99.0, quiet_wait=0, no_torch=False,
-        batch_size=args.batch_size, tile=args.tile, torch_filters="4,4,8,8" if args.tiny else "16,32,64,64", torch_steps=args.torch_steps,
+        batch_size=batch_size, tile=tile, torch_filters="4,4,8,8" if args.tiny else "16,32,64,64", torch_steps=args.torch_steps,
         child_timeout=args.child_timeout)
 
 
 def inference_once(args, torch_py):
-    """(ours Mpx/s: whole predict_scene incl. tiling and blending, PyTorch's fastest forward pass Mpx/s, detail)."""
+    """(ours Mpx/s: whole predict_scene incl. tiling and blending, PyTorch's fastest forward pass Mpx/s, detail).
+
+    Ours runs the package's default tiling (--our_batch_size x --our_tile); PyTorch runs every mode on
+    --batch_size x --tile² and, if different, on our tiling too (one tile of it), and its fastest is kept.
+    """
     h, w = (int(v) for v in args.scene.lower().split("x"))
-    ours = run_size(_scene_args(args), h, w, args.tile, args.batch_size, "auto", 0)
+    ours = run_size(_scene_args(args, args.our_batch_size, args.our_tile), h, w, args.our_tile, args.our_batch_size,
+                    "auto", 0)
     os.environ["TFSEAICE_TORCH_PYTHON"] = torch_py
-    rows, _, failures = torch_forward(_scene_args(args), args.torch_inference_modes.split(","))
-    if failures or not rows:
-        raise RuntimeError(f"PyTorch forward pass failed: {failures}")
+    shapes = dict.fromkeys([(args.batch_size, args.tile), (args.our_batch_size, min(args.our_tile, max(h, w)))])
+    rows = []
+    for batch, tile in shapes:
+        got, _, failures = torch_forward(_scene_args(args, batch, tile), args.torch_inference_modes.split(","))
+        if failures or not got:
+            raise RuntimeError(f"PyTorch forward pass failed: {failures}")
+        rows += [dict(r, mode=f"{r['mode']}@{batch}x{tile}") for r in got]
     best = max(rows, key=lambda r: r["mpx_per_s"])
     return ours["pixels_per_s"] / 1e6, best["mpx_per_s"], {
-        "ours_detail": {"precision": ours["precision"], "seconds": ours["seconds"], "stall": ours["cpu_stall_fraction"]},
+        "ours_detail": {"precision": ours["precision"], "seconds": ours["seconds"], "stall": ours["cpu_stall_fraction"],
+                        "tile": args.our_tile, "batch_size": args.our_batch_size, "tile_shape": ours["tile_shape"]},
         "torch_modes": {r["mode"]: r["mpx_per_s"] for r in rows}, "torch_best_mode": best["mode"]}
 
 

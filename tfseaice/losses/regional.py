@@ -7,8 +7,9 @@ image b's charted SIC per polygon (NaN = unknown, ignored). A padded [B,K]
 tensor is accepted too and read as K polygons per image (padding rows have no
 pixel, so they never count). Segments are (image, polygon) pairs: image b's
 polygon k is segment row_splits[b] + k, unusable pixels get segment -1 (the
-segment ops drop negative ids), so one unsorted_segment_mean over the whole
-batch replaces the paper's per-image, per-polygon loop (Algorithm 1).
+segment ops drop negative ids), so one segment sum over the whole batch
+(tfseaice.losses.segments) replaces the paper's per-image, per-polygon loop
+(Algorithm 1).
 A table of class compositions is a RaggedTensor [B,(K_b),C] (padded [B,K,C]):
 the same segments, the per-class means of a [B,H,W,C] prediction.
 """
@@ -16,6 +17,7 @@ the same segments, the per-class means of a [B,H,W,C] prediction.
 import tensorflow as tf
 
 from tfseaice.losses.options import check_regional_options
+from tfseaice.losses.segments import pixel_segments, segment_sums
 
 
 def cross_replica_sum(x):
@@ -56,12 +58,7 @@ def polygon_segments(polygon_ids, table):
     Pixel (b, y, x) with id k in 0..K_b-1 is segment row_splits[b] + k; any
     other pixel is -1 and not usable.
     """
-    ids = tf.cast(tf.convert_to_tensor(polygon_ids), tf.int32)
-    splits = tf.cast(table.row_splits, tf.int32)
-    starts = tf.reshape(splits[:-1], [-1, 1, 1])
-    lengths = tf.reshape(splits[1:], [-1, 1, 1]) - starts
-    usable = (ids >= 0) & (ids < lengths)
-    segments = tf.where(usable, ids + starts, -1)
+    segments, usable = pixel_segments(polygon_ids, table.row_splits)
     return tf.reshape(segments, [-1]), tf.reshape(usable, [-1])
 
 
@@ -98,24 +95,19 @@ def polygon_means(pred, polygon_ids, polygon_sic):
 
     Returns:
       (pred_mean, count) RaggedTensors with the table's row splits: the mean
-      (tf.math.unsorted_segment_mean; 0 where count is 0), [B,(K_b)] float32
+      (segment sum / count; 0 where count is 0), [B,(K_b)] float32
       or, for a composition table, [B,(K_b),C]; and the number of usable
       pixels of each pair, [B,(K_b)].
     """
     table = as_polygon_table(polygon_sic)
-    segments, _ = polygon_segments(polygon_ids, table)
     pred = tf.cast(pred, tf.float32)
-    if table.flat_values.shape.rank == 2:  # class compositions: per-class means
-        pred = tf.reshape(pred, [-1, pred.shape[-1] or tf.shape(pred)[-1]])
-    else:
-        pred = tf.reshape(pred, [-1])
-    n = _num_segments(table)
-    means = tf.math.unsorted_segment_mean(pred, segments, n)
-    # Ones over all pixels (segment -1 is dropped): the very op unsorted_segment_mean
-    # runs for its divisor, so in a tf.function Grappler computes it once (a sum of
-    # the usable mask instead would be a third pass over the pixels, ~+25 % loss time).
-    counts = tf.math.unsorted_segment_sum(tf.ones(tf.shape(segments), pred.dtype), segments, n)
-    return table.with_flat_values(means), table.with_flat_values(counts)
+    composition = table.flat_values.shape.rank == 2  # class compositions: per-class means
+    channels = (pred.shape[-1] or tf.shape(pred)[-1]) if composition else 1
+    # one pass over the pixels for the sums and the counts (tfseaice.losses.segments)
+    sums, counts = segment_sums(tf.reshape(pred, [-1, channels]), polygon_ids, table.row_splits,
+                                _num_segments(table))
+    means = tf.math.divide_no_nan(sums, counts[:, None])
+    return table.with_flat_values(means if composition else means[:, 0]), table.with_flat_values(counts)
 
 
 def polygon_terms(pred, polygon_ids, polygon_sic):

@@ -43,6 +43,7 @@ Tiling (what the blending guarantees)
 
 import dataclasses
 import math
+import weakref
 
 import numpy as np
 
@@ -50,6 +51,10 @@ from tfseaice.data.egg_codes import NUM_FLOE, NUM_SOD, UNLABELLED
 
 ALIGN = 16
 ROW_CHUNK = 1024   # rows per chunk of the [H, W] passes: bounded temporaries
+# Default: one 1024-px tile a call, 1.11 computed pixels per scene pixel (4 x 512: 1.32) and still
+# cache-sized activations; fastest in bench/scene_inference.py runs (docs/performance.md).
+DEFAULT_TILE, DEFAULT_BATCH_SIZE = 1024, 1
+_KERAS_CALLS = weakref.WeakKeyDictionary()   # Keras model -> {channels: its inference tf.function}
 CLASS_HEADS = {"sod": NUM_SOD, "floe": NUM_FLOE}   # class heads of an ice-chart model: class count
 CLASS_FILL = UNLABELLED                             # class maps: no data
 
@@ -178,12 +183,15 @@ def _as_predict_fn(model, num_channels):
         def call(x):
             return sig(sar=x)
     elif isinstance(model, (keras.Model, keras.layers.Layer)):
-        spec = tf.TensorSpec([None, None, None, num_channels], tf.float32)
-        is_tfsm = isinstance(model, keras.layers.TFSMLayer)
+        call = _KERAS_CALLS.setdefault(model, {}).get(num_channels)
+        if call is None:   # once per model: a new tf.function per scene traces again (~0.2 s on 2 cores)
+            ref, is_tfsm = weakref.ref(model), isinstance(model, keras.layers.TFSMLayer)  # weak: no model kept alive
 
-        @tf.function(input_signature=[spec], autograph=False)
-        def call(x):
-            return model(x) if is_tfsm else model(x, training=False)
+            @tf.function(input_signature=[tf.TensorSpec([None, None, None, num_channels], tf.float32)], autograph=False)
+            def call(x):
+                return ref()(x) if is_tfsm else ref()(x, training=False)
+
+            _KERAS_CALLS[model][num_channels] = call
     else:
         call = model
 
@@ -248,7 +256,7 @@ def iter_tiles(rows, cols):
             yield i, j
 
 
-def predict_scene(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=True):
+def predict_scene(model, sar, tile=DEFAULT_TILE, overlap=64, batch_size=DEFAULT_BATCH_SIZE, mask_nodata=True):
     """Pixel SIC [H, W] float32 of a whole scene by overlapping tiles.
 
     Args:
@@ -273,7 +281,8 @@ def predict_scene(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=Tr
     return _predict_heads(model, sar, tile, overlap, batch_size, mask_nodata, heads=("sic",))["sic"]
 
 
-def predict_scene_charts(model, sar, tile=512, overlap=64, batch_size=4, mask_nodata=True, probabilities=False):
+def predict_scene_charts(model, sar, tile=DEFAULT_TILE, overlap=64, batch_size=DEFAULT_BATCH_SIZE, mask_nodata=True,
+                         probabilities=False):
     """Every head of a whole-scene prediction: {"sic": float32 [H, W]} and, for an ice-chart model,
     "sod"/"floe": uint8 [H, W] class maps.
 

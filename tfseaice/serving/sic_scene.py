@@ -10,7 +10,7 @@ from tfseaice import io_utils, viz
 from tfseaice.precision import model_precision
 from tfseaice.data import ai4arctic, scene_files
 from tfseaice.errors import InputError
-from tfseaice.serving.scene_inference import model_channels
+from tfseaice.serving.scene_inference import DEFAULT_BATCH_SIZE, DEFAULT_TILE, model_channels
 from tfseaice.serving.sic_netcdf import products_dataset, write_netcdf
 from tfseaice.serving.sic_geotiff import geotiff_path, write_geotiffs
 from tfseaice.serving.sic_products import predict_products
@@ -43,7 +43,7 @@ def output_paths(out, formats):
 
 
 def predict_scene_file(model, info, scene_path, out, downsample=None, channels=None, raw_glob=None,
-                       tile=512, overlap=64, batch_size=4, threshold=0.5, overwrite=False,
+                       tile=DEFAULT_TILE, overlap=64, batch_size=DEFAULT_BATCH_SIZE, threshold=0.5, overwrite=False,
                        history=None, land_mask="distance_map", formats=("netcdf",)):
     """Read a scene (with or without a chart), predict, write OUT.nc (and/or OUT_<product>.tif) and
     OUT.png. Returns the products Dataset."""
