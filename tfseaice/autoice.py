@@ -22,6 +22,7 @@ from absl import flags
 from tfseaice import cli, io_utils, run_lock
 from tfseaice.data import scene_files
 from tfseaice.errors import InputError
+from tfseaice.serving import scene_inference
 from tfseaice.serving.autoice_submission import write_upload_package
 from tfseaice.serving.loading import load_sic_model
 
@@ -29,7 +30,7 @@ FLAGS = flags.FLAGS
 
 
 def define_flags():
-    cli.define_scene_inference_flags()
+    cli.define_scene_inference_flags(scene_inference.DEFAULT_TILE, scene_inference.DEFAULT_BATCH_SIZE)
     flags.DEFINE_string("scenes_glob", None, "The test scenes (ready-to-train *_prep.nc, or raw files).", required=True)
     flags.DEFINE_string("out", "upload_package.nc", "The upload package to write.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")

@@ -155,15 +155,15 @@ def run(main, flags_parser=None):
     app.run(wrapped, flags_parser=_parser(flags_parser))
 
 
-def define_scene_inference_flags():
+def define_scene_inference_flags(tile, batch_size):
     """The flags of every entry point that runs a SIC model over whole scenes (predict, autoice):
-    the model (a model folder or a SavedModel), the tiling and the precision."""
+    the model (a model folder or a SavedModel), the tiling (defaults: serving.scene_inference's) and the precision."""
     flags.DEFINE_string("model_dir", None, "Trained SIC model folder (task.json, checkpoints/).")
     flags.DEFINE_string("saved_model", None, "Exported SavedModel folder (python -m tfseaice.export).")
     flags.DEFINE_string("weights", "best", "--model_dir weights: best, latest, or a .weights.h5 path.")
-    flags.DEFINE_integer("tile", 512, "Inference tile size in pixels (multiple of 16).")
+    flags.DEFINE_integer("tile", tile, "Inference tile size in pixels (multiple of 16).")
     flags.DEFINE_integer("overlap", 64, "Minimum overlap of neighbouring tiles, blended.")
-    flags.DEFINE_integer("batch_size", 4, "Tiles per model call.")
+    flags.DEFINE_integer("batch_size", batch_size, "Tiles per model call.")
     flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
                       "Inference precision: bf16 (Keras mixed_bfloat16, --model_dir only), fp32, or auto = bf16 "
                       "where the CPU has AMX/AVX512-BF16, else fp32. SIC is float32 either way.")

@@ -5,7 +5,7 @@ SIC (paper Table 1 on whole scenes, tiled inference; pooled and per scene):
   python -m tfseaice.evaluate --task=sic --model_dir=runs/regional \
       --scenes_glob='scenes/test/*.nc' [--downsample=2] [--truth_variable=sic_truth] \
       [--raw_glob='raw/*.nc'] [--reference_glob='ref/*_reference.nc'] [--land_mask=distance_map|none] \
-      [--tile=512 --overlap=64] [--precision=auto|fp32|bf16] --output=metrics.json [--overwrite] [--weights=best]
+      [--tile=1024 --overlap=64] [--precision=auto|fp32|bf16] --output=metrics.json [--overwrite] [--weights=best]
 
   writes metrics.json (pooled keys pixel_rmse, pixel_r2, polygon_rmse, polygon_r2,
   truth_pixel_rmse, truth_pixel_r2, truth_ice_water_f1 + counts, "autoice" with the
@@ -47,9 +47,13 @@ from tfseaice.data import scene_files
 from tfseaice.errors import InputError
 from tfseaice.evaluation import pix2pix, sic
 from tfseaice.evaluation import zones as zones_eval
+from tfseaice.serving import scene_inference
 
 FLAGS = flags.FLAGS
 TASKS = ("sic", "pix2pix", "glacier_zones")
+
+GLACIER_BATCH = 4   # images per call (pix2pix, glacier_zones) when --batch_size is 0
+
 
 def define_flags():
     """Define the command-line flags (only when run as a program, so that the
@@ -61,7 +65,8 @@ def define_flags():
                         "for --task=glacier_zones with --predictions_dir.")
     flags.DEFINE_string("weights", "best", "Weights to load: best, latest, or a .weights.h5 path.")
     flags.DEFINE_bool("overwrite", False, "Replace existing outputs.")
-    flags.DEFINE_integer("batch_size", 4, "Tiles (sic, glacier_zones) / images (pix2pix) per model call.")
+    flags.DEFINE_integer("batch_size", 0, "Tiles (sic, glacier_zones) / images (pix2pix) per model call; 0 = the task's "
+                         f"default (sic: {scene_inference.DEFAULT_BATCH_SIZE} tile of --tile, the others: {GLACIER_BATCH}).")
 
     # --- sic
     flags.DEFINE_string("scenes_glob", None, "sic: scene files to evaluate (raw AI4Arctic, or *_prep.nc with --raw_glob).")
@@ -70,7 +75,7 @@ def define_flags():
     flags.DEFINE_string("sod_truth_variable", "sod_truth", "sic: SOD class-truth variable (ice-chart models; '' = none).")
     flags.DEFINE_string("floe_truth_variable", "floe_truth", "sic: FLOE class-truth variable (ice-chart models; '' = none).")
     flags.DEFINE_string("raw_glob", None, "sic: raw files holding the polygon ids of ready-to-train scenes.")
-    flags.DEFINE_integer("tile", 512, "sic: inference tile size in pixels (multiple of 16).")
+    flags.DEFINE_integer("tile", scene_inference.DEFAULT_TILE, "sic: inference tile size in pixels (multiple of 16).")
     flags.DEFINE_integer("overlap", 64, "sic: minimum overlap of neighbouring tiles, blended.")
     flags.DEFINE_float("threshold", 0.5, "sic: ice/water threshold for the F1 score (ice = SIC >= threshold).")
     flags.DEFINE_string("output", None, "sic: metrics JSON path; the Markdown table goes beside it (.md). "
@@ -123,7 +128,8 @@ def main_sic():
     text = sic.evaluate_model_dir(FLAGS.model_dir, _scene_paths(FLAGS.scenes_glob), FLAGS.output,
                                   weights=FLAGS.weights, downsample=FLAGS.downsample,
                                   truth_variable=FLAGS.truth_variable, raw_glob=FLAGS.raw_glob,
-                                  tile=FLAGS.tile, overlap=FLAGS.overlap, batch_size=FLAGS.batch_size,
+                                  tile=FLAGS.tile, overlap=FLAGS.overlap,
+                                  batch_size=FLAGS.batch_size or scene_inference.DEFAULT_BATCH_SIZE,
                                   threshold=FLAGS.threshold, overwrite=FLAGS.overwrite,
                                   reference_glob=FLAGS.reference_glob, land_mask=FLAGS.land_mask,
                                   precision=FLAGS.precision, sod_truth_variable=FLAGS.sod_truth_variable,
@@ -137,7 +143,7 @@ def main_pix2pix():
     io_utils.refuse_existing(out_dir, FLAGS.overwrite)   # before any work
     result = pix2pix.evaluate(model_dir=FLAGS.model_dir, data_dir=FLAGS.data_dir,
                      zones_model_dir=FLAGS.zones_model_dir, epoch=FLAGS.epoch, output=out_dir,
-                     split=FLAGS.split, batch_size=FLAGS.batch_size,
+                     split=FLAGS.split, batch_size=FLAGS.batch_size or GLACIER_BATCH,
                      dropout_at_inference=FLAGS.dropout_at_inference,
                      recompute_curves=FLAGS.recompute_curves, bn_at_inference=FLAGS.bn_at_inference)
     print(pix2pix.table_markdown(result))
@@ -149,7 +155,8 @@ def main_glacier_zones():
             raise InputError(f"--{name}", "is required for --task=glacier_zones")
     result = zones_eval.evaluate(FLAGS.data_root, FLAGS.split, FLAGS.output, model_dir=FLAGS.model_dir,
                                  predictions_dir=FLAGS.predictions_dir, predictions_out=FLAGS.predictions_out,
-                                 weights=FLAGS.weights, batch_size=FLAGS.batch_size, overwrite=FLAGS.overwrite,
+                                 weights=FLAGS.weights, batch_size=FLAGS.batch_size or GLACIER_BATCH,
+                                 overwrite=FLAGS.overwrite,
                                  zone_classes=FLAGS.zone_classes or None)
     print(zones_eval.summary_text(result))
     print(f"Wrote {FLAGS.output}")

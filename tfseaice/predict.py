@@ -2,7 +2,7 @@ r"""Whole-scene SIC products: CF-1.8 netCDF + a Fig. 2-like PNG panel.
 
   python -m tfseaice.predict --model_dir=runs/regional --scene=SCENE.nc --out=OUT.nc
   python -m tfseaice.predict --saved_model=export/sic --scene=SCENE.nc --out=OUT.nc
-      [--downsample=2] [--raw_glob='raw/*.nc'] [--tile=512 --overlap=64] [--precision=auto|fp32|bf16] [--overwrite]
+      [--downsample=2] [--raw_glob='raw/*.nc'] [--tile=1024 --overlap=64] [--precision=auto|fp32|bf16] [--overwrite]
 
 SCENE is a raw AI4Arctic file (with or without a chart), a ready-to-train
 `*_prep.nc` (alone, or with its raw twin through --raw_glob for the chart and
@@ -48,6 +48,7 @@ from absl import flags
 
 from tfseaice import cli, io_utils, run_lock
 from tfseaice.errors import InputError
+from tfseaice.serving import scene_inference
 from tfseaice.serving.loading import load_sic_model
 from tfseaice.serving.sic_scene import output_paths, predict_scene_file
 
@@ -57,7 +58,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Define the command-line flags (only when run as a program, so that the
     library functions here can be imported next to other entry points)."""
-    cli.define_scene_inference_flags()
+    cli.define_scene_inference_flags(scene_inference.DEFAULT_TILE, scene_inference.DEFAULT_BATCH_SIZE)
     flags.DEFINE_string("scene", None, "Scene file (raw AI4Arctic, or *_prep.nc with --raw_glob), or a "
                         "Sentinel-1 GRD product (.SAFE folder or .zip).", required=True)
     flags.DEFINE_string("out", None, "Output netCDF path (.nc); the PNG panel is written beside it.", required=True)

@@ -38,12 +38,13 @@ from tfseaice.data.egg_codes import FLOE_CLASSES, SOD_CLASSES, UNLABELLED
 from tfseaice.errors import InputError
 from tfseaice.evaluation.autoice import AutoiceEvaluation
 from tfseaice.serving.loading import inference_network, load_trained
-from tfseaice.serving.scene_inference import finite_mask, model_channels, predict_scene_charts
+from tfseaice.serving.scene_inference import (DEFAULT_BATCH_SIZE, DEFAULT_TILE, finite_mask, model_channels,
+                                             predict_scene_charts)
 from tfseaice.serving.sic_products import ICE_THRESHOLD, polygon_means
-from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS
 from tfseaice.metrics.autoice import ClassConfusion
 from tfseaice.metrics.regression import RegressionAccumulator
 from tfseaice.precision import model_precision
+from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS
 
 METRIC_KEYS = ("pixel_rmse", "pixel_r2", "polygon_rmse", "polygon_r2",
                "truth_pixel_rmse", "truth_pixel_r2", "truth_ice_water_f1")
@@ -182,7 +183,7 @@ def evaluate_arrays(pred, chart_ids, table, sar_finite, truth=None, threshold=IC
 
 
 def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, downsample=2,
-                    truth_variable="sic_truth", raw_glob=None, tile=512, overlap=64, batch_size=4,
+                    truth_variable="sic_truth", raw_glob=None, tile=DEFAULT_TILE, overlap=64, batch_size=DEFAULT_BATCH_SIZE,
                     threshold=ICE_THRESHOLD, reference_glob=None, land_mask="distance_map",
                     sod_truth_variable="sod_truth", floe_truth_variable="floe_truth"):
     """Paper Table 1 (and truth metrics) per scene and pooled, plus the AutoICE scores; returns the JSON dict.
@@ -267,7 +268,7 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
 
 
 def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsample=None,
-                       truth_variable="sic_truth", raw_glob=None, tile=512, overlap=64, batch_size=4,
+                       truth_variable="sic_truth", raw_glob=None, tile=DEFAULT_TILE, overlap=64, batch_size=DEFAULT_BATCH_SIZE,
                        threshold=ICE_THRESHOLD, overwrite=False, reference_glob=None, land_mask="distance_map",
                        precision="auto", sod_truth_variable="sod_truth", floe_truth_variable="floe_truth"):
     """Evaluate the SIC model of `model_dir` on scene files; write OUTPUT (.json) and .md.

@@ -22,7 +22,7 @@ from tfseaice.data import ai4arctic, autoice, scene_files
 from tfseaice.data.codes import sic_classes
 from tfseaice.errors import InputError
 from tfseaice.precision import model_precision
-from tfseaice.serving.scene_inference import predict_scene_charts
+from tfseaice.serving.scene_inference import DEFAULT_BATCH_SIZE, DEFAULT_TILE, predict_scene_charts
 
 CHALLENGE_SPACING_M = 80.0
 MAX_GRID_MISMATCH = 2   # pixels a prediction grid may fall short of the target's (edge cropping)
@@ -71,7 +71,8 @@ def _scene_names(paths):
     return list(names)
 
 
-def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=512, overlap=64, batch_size=4):
+def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=DEFAULT_TILE, overlap=64,
+                         batch_size=DEFAULT_BATCH_SIZE):
     """Predict every scene and write the upload package `out`; returns {variable: shape}."""
     scene_paths = sorted(scene_paths)
     if not scene_paths:

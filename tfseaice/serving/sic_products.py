@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from tfseaice.serving.scene_inference import ROW_CHUNK, predict_scene_charts
+from tfseaice.serving.scene_inference import DEFAULT_BATCH_SIZE, DEFAULT_TILE, ROW_CHUNK, predict_scene_charts
 
 ICE_THRESHOLD = 0.5
 ICE_WATER_FILL = 255
@@ -100,7 +100,7 @@ CHART_PRODUCTS = ("polygon_sic", "chart_sic", "polygon_id")   # only for a scene
 CLASS_PRODUCTS = ("sod", "floe", "sod_truth", "floe_truth")   # uint8 classes, CLASS_FILL = none
 
 
-def predict_products(model, scene, tile=512, overlap=64, batch_size=4, threshold=0.5):
+def predict_products(model, scene, tile=DEFAULT_TILE, overlap=64, batch_size=DEFAULT_BATCH_SIZE, threshold=0.5):
     """dict of [H, W] arrays: sic, ice_water; sod, floe (uint8 classes, 255 = no data) for an
     ice-chart model; polygon_sic, chart_sic, polygon_id when the scene has a chart; sic_truth
     when it carries one, and sod_truth/floe_truth too for an ice-chart model."""
