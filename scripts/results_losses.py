@@ -53,7 +53,7 @@ CONFIGS = ("configs/quickstart_icechart.flags", "configs/icechart_regional.flags
 KNOWN_LOSSES = ("xent", "sse", "pll_focal")   # tfseaice.losses_composition.COMPOSITION_LOSSES
 SOD_NAMES = {"open_water": "open water", "new_ice": "new", "young_ice": "young", "thin_first_year_ice": "thin FYI",
              "thick_first_year_ice": "thick FYI", "old_ice": "old"}
-MAIN = (("truth_sod_f1", "SOD weighted F1"), ("truth_floe_f1", "FLOE weighted F1"))
+MAIN = (("truth_sod_f1", "SOD weighted F1 (vs truth)"), ("truth_floe_f1", "FLOE weighted F1 (vs truth)"))
 TAIL = (("truth_pixel_r2", "SIC pixel R² (vs truth)"), ("autoice_score", "AutoICE score (vs chart, %)"))
 WINNER_COLUMN = "truth_sod_f1"
 
@@ -244,11 +244,23 @@ def _about(doc):
             "+ FLOE F1) / 5 in percent against each test scene's own chart.")
 
 
+def settled(d):
+    """Is a paired difference's mean above 0 at 95 % (one-sided paired t-test over the seeds)?"""
+    from scipy.stats import t
+
+    if d["std"] is None or d["n"] < 2:
+        return False
+    if d["std"] == 0:
+        return d["mean"] > 0
+    return d["mean"] / (d["std"] / d["n"] ** 0.5) > float(t.ppf(0.95, d["n"] - 1))
+
+
 def _winner_text(doc):
     w, s = doc["winner"], doc["summary"]
     best = w["loss"]
     leads = "; ".join(f"ahead of `{o}` ({cell(s[o][WINNER_COLUMN])}) on {d['ahead_on']} of {d['n']} seeds, "
-                      f"paired difference {cell(d)}" for o, d in w["lead_over"].items())
+                      f"paired difference {cell(d)}{'' if settled(d) else ', within the seeds’ spread'}"
+                      for o, d in w["lead_over"].items())
     lo, hi = one_run_range(s[best][WINNER_COLUMN], "truth_sod_f1")
     text = (f"Default `--composition_loss`: **`{best}`**, the highest mean SOD weighted F1 against truth over the "
             f"seeds ({cell(s[best][WINNER_COLUMN])}; the best of the losses on {w['best_on']} of {w['of']} seeds); "
@@ -257,6 +269,9 @@ def _winner_text(doc):
                        for row, _ in doc["rows"])
     text += (f" Range of one new run's SOD F1 (95 % prediction interval, mean ± t(0.975, n − 1)·s·√(1 + 1/n), "
              f"at least min–max): {ranges}.")
+    if not all(settled(d) for d in w["lead_over"].values()):
+        text += (f" A lead within the spread (not above 0 at 95 %, one-sided paired t over the seeds) does not "
+                 f"settle the ranking: `{best}` is the default because it leads, not because it is proven better.")
     configs = configs_loss()
     if all(v == best for v in configs.values()):
         text += f" {' and '.join(configs)} set `--composition_loss={best}`."

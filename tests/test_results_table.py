@@ -394,6 +394,10 @@ def test_loss_grid_text_names_the_winner_and_configs_that_differ(monkeypatch):
     assert "Default `--composition_loss`: **`sse`**" in text
     assert "a.flags and b.flags set `--composition_loss=sse`" in text
     assert "| 80.0 ± 0.0 |" in text and "DIFFER" not in text
+    assert "paired difference 0.017 ± 0.042, within the seeds’ spread; ahead of `pll_focal`" in text
+    assert "paired difference 0.127 ± 0.035." in text and "does not settle the ranking" in text
+    clear = losses_mod.document(["xent", "sse"], _loss_records(dict(SOD_BY_LOSS, sse=[0.75, 0.78, 0.76])))
+    assert "within the seeds’ spread" not in losses_mod.glance([clear]) and "settle" not in losses_mod.glance([clear])
     monkeypatch.setattr(losses_mod, "configs_loss", lambda: {"a.flags": "xent", "b.flags": "sse"})
     assert "The configs DIFFER: a.flags sets `xent`" in losses_mod.glance([doc])
 
