@@ -90,7 +90,8 @@ def blocks(table, results_dir):
     grids = results.table_docs(table, results_dir, losses=True)
     if grids:
         detail = "\n\n".join(results_losses.markdown(g) for g in grids) + "\n\n" + detail
-        readme = results_losses.glance(grids) + "\n" + readme
+        readme = (results_losses.glance(grids) + "\nThe quickstart's own record (`make results-icechart`: the configs' "
+                  "loss and the baseline; a quickstart run is checked against it):\n\n" + readme)
     return detail, readme
 
 
