@@ -55,10 +55,13 @@ experiment-synthetic: $(STAMP)
 # A README results table rerun over seeds (training seed, data fixed) at the quickstart budget: writes
 # results/<table>_<precision>.json and the README block between <!-- results:<table> --> markers.
 # SEEDS=1,2,3, JOBS=seeds at once; TRAIN_ARGS=--precision=fp32 with WORK=results_out/<table>_fp32 on a bf16 CPU.
-SEEDS ?= 1,2,3
-JOBS  ?= 1
+# LOSSES=xent,sse,pll_focal (results-icechart): the --composition_loss options side by side on the same data and
+# seeds, beside the pixel baseline -> results/icechart_losses_<precision>.json (scripts/results_losses.py).
+SEEDS  ?= 1,2,3
+JOBS   ?= 1
+LOSSES ?=
 results-sic results-glacier results-icechart: results-%: $(STAMP)
-	TF_CPP_MIN_LOG_LEVEL=2 nice -n 10 $(PY) scripts/results.py --table=$* --seeds=$(SEEDS) --jobs=$(JOBS) --py=$(PY) $(if $(WORK),--work_dir=$(WORK))
+	TF_CPP_MIN_LOG_LEVEL=2 nice -n 10 $(PY) scripts/results.py --table=$* --seeds=$(SEEDS) --jobs=$(JOBS) --py=$(PY) $(if $(WORK),--work_dir=$(WORK)) $(if $(LOSSES),--losses=$(LOSSES))
 
 # Every benchmark of bench/ (about 10 minutes on 2 cores); results in bench/results/*.json.
 bench: $(STAMP)

@@ -34,8 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from results_range import cpu_kind, nearest_doc, prediction_half_width  # noqa: E402
-from results_tables import AT_MOST_ONE, TABLES, load_json  # noqa: E402
+from results_range import check_run, cpu_kind, nearest_doc, prediction_half_width, report  # noqa: E402,F401
+from results_tables import TABLES, doc_name, load_json  # noqa: E402
+from results_tables import cell as _cell, label as _label  # noqa: E402
 from tfseaice import io_utils  # noqa: E402
 from tfseaice.errors import InputError  # noqa: E402
 
@@ -107,26 +108,11 @@ def precisions(spec, out):
 
 # ------------------------------------------------------------------ docs blocks
 
-def _cell(s, digits=3):
-    if s["std"] is None:
-        return f"{s['mean']:.{digits}f}"
-    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
-
-
-def _label(spec, row, col):
-    return f"{dict(spec['rows'])[row]} {dict(spec['columns'])[col]}".replace("*", "").replace("`", "")
-
-
 def machine_text(m):
     """'AMD EPYC, 2 cores, AVX2, no AVX512-BF16/AMX': what decides `--precision=auto` and the kernels."""
     isa = "AVX-512" if m.get("avx512f") else "AVX2" if m.get("avx2") else "no AVX2"
     bf16 = [name for key, name in (("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX")) if m.get(key)]
     return f"{m['cpu']}, {m['cores']} cores, {isa}, " + (", ".join(bf16) if bf16 else "no AVX512-BF16/AMX")
-
-
-def doc_name(doc):
-    """results/<table>_<precision>.json: one document per table and precision (mixed: 'bf16+fp32')."""
-    return f"{doc['table']}_{'+'.join(doc['precision'])}.json"
 
 
 def _shared(doc):
@@ -191,52 +177,6 @@ def replace_block(text, table, block, source="README.md"):
     return replace_marked(text, f"results:{table}", block, source)
 
 
-# ------------------------------------------------------------------ range check
-
-def check_run(doc, figures):
-    """[(row, column, value, summary, lo, hi, inside)] of one run's headline figures against `doc`.
-
-    The documented range is the 95 % prediction interval of one new run (`prediction_half_width`),
-    widened to the seeds' min–max, and capped at 1 for a metric that cannot exceed it (AT_MOST_ONE).
-    """
-    spec = TABLES[doc["table"]]
-    out = []
-    for row, col in spec["headline"]:
-        s, value = doc["summary"][row][col], figures[row][col]
-        spread = prediction_half_width(s)
-        lo, hi = min(s["min"], s["mean"] - spread), max(s["max"], s["mean"] + spread)
-        if col in AT_MOST_ONE:
-            hi = min(hi, 1.0)
-        out.append((row, col, value, s, lo, hi, bool(lo <= value <= hi)))
-    return out
-
-
-def report(doc, rows, run_precision=None, note=""):
-    """The lines the quickstarts print: each figure beside the documented range, and a plain verdict."""
-    spec = TABLES[doc["table"]]
-    lines = [f"This run beside the documented range (results/{doc_name(doc)}: {len(doc['seeds'])} seeds, "
-             f"{', '.join(doc['precision'])} on {doc['machine']['cpu']}, CPU kind {cpu_kind(doc['machine'])}; "
-             "range = 95 % prediction interval of one new run, mean ± t·s·√(1 + 1/n), at least min–max, at most 1):"]
-    outside = []
-    for row, col, value, s, lo, hi, inside in rows:
-        label = _label(spec, row, col)
-        lines.append(f"  {label:<60} this run {value:.3f}   documented {_cell(s)} (range {lo:.3f}–{hi:.3f})   "
-                     f"{'inside' if inside else 'OUTSIDE'}")
-        if not inside:
-            outside.append(label)
-    if note:
-        lines.append(note)
-    if outside:
-        lines.append(f"This run is OUTSIDE the documented range on {len(outside)} of {len(rows)} figures: "
-                     + "; ".join(outside) + ".")
-    else:
-        lines.append(f"This run is inside the documented range on all {len(rows)} figures.")
-    if run_precision and run_precision != doc["precision"]:
-        lines.append(f"This run trained in {', '.join(run_precision)}, the range in {', '.join(doc['precision'])}: "
-                     "rerun with --precision=fp32 (TRAIN_ARGS=--precision=fp32) to compare across CPUs.")
-    return lines
-
-
 # ------------------------------------------------------------------ running
 
 def _run_script(spec, out, steps, seed, py, log):
@@ -288,15 +228,20 @@ def run_seed(spec, work_dir, seed, py, rerun=False):
     return record
 
 
-def run_table(table, seeds, work_dir, py, jobs=1, rerun=False):
-    """Data once, then every seed (`jobs` at a time); the results document."""
-    spec = TABLES[table]
+def run_data(spec, work_dir, py, rerun=False):
+    """The table's data steps, once, into WORK_DIR/data (skipped when its done.json is there)."""
     data = os.path.join(work_dir, "data")
     if not os.path.exists(os.path.join(data, "done.json")) or rerun:
         os.makedirs(data, exist_ok=True)
-        print(f"[results] {table}: data (steps {spec['data_steps']} of {spec['script']}) -> {data}", flush=True)
+        print(f"[results] data (steps {spec['data_steps']} of {spec['script']}) -> {data}", flush=True)
         _run_script(spec, data, spec["data_steps"], None, py, os.path.join(data, "log.txt"))
         io_utils.write_json(os.path.join(data, "done.json"), {"steps": spec["data_steps"]})
+
+
+def run_table(table, seeds, work_dir, py, jobs=1, rerun=False):
+    """Data once, then every seed (`jobs` at a time); the results document."""
+    spec = TABLES[table]
+    run_data(spec, work_dir, py, rerun)
     print(f"[results] {table}: seeds {seeds} ({jobs} at a time), logs in {work_dir}/seed_N/log.txt", flush=True)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         records = list(pool.map(lambda s: run_seed(spec, work_dir, s, py, rerun), seeds))
@@ -319,12 +264,14 @@ def document(table, records):
             "per_seed": per_seed, "summary": summary, "goals": goals, "comparisons": comparisons}
 
 
-def table_docs(table, out_dir):
-    """Every results document of `table` in `out_dir`, fp32 first, then by precision."""
+def table_docs(table, out_dir, losses=False):
+    """Every results document of `table` in `out_dir`, fp32 first, then by precision; `losses`: its loss
+    grids' documents (<table>_losses_<precision>.json, scripts/results_losses.py) instead of its own."""
     docs = []
     if os.path.isdir(out_dir):
         for name in sorted(os.listdir(out_dir)):
-            if name.startswith(f"{table}_") and name.endswith(".json"):
+            if name.startswith(f"{table}_") and name.endswith(".json") and \
+                    name.startswith(f"{table}_losses_") == losses:
                 doc = load_json(os.path.join(out_dir, name))
                 if doc.get("table") != table or name != doc_name(doc):
                     raise InputError(os.path.join(out_dir, name), f"is not the {table} table's document "
@@ -343,15 +290,15 @@ def _rewrite(path, table, block):
 
 
 def write_outputs(doc, out_dir, full_doc, glance_doc=None):
-    """Write `doc`, then the table's blocks from all of its documents (one per precision): the full
-    table into `full_doc` (docs/results.md), the at-a-glance one into `glance_doc` (README.md)."""
+    """Write `doc`, then the table's blocks from all of its documents (one per precision, and its loss
+    grids'): the full table into `full_doc` (docs/results.md), the at-a-glance one into `glance_doc` (README.md)."""
     io_utils.write_json(os.path.join(out_dir, doc_name(doc)), doc)
-    docs = table_docs(doc["table"], out_dir)
-    _rewrite(full_doc, doc["table"], "\n\n".join(markdown(d) for d in docs))
-    if glance_doc:
-        from results_docs import glance  # results_docs imports this module: import it when used
+    from results_docs import blocks  # results_docs imports this module: import it when used
 
-        _rewrite(glance_doc, doc["table"], glance(doc["table"], docs))
+    full_block, glance_block = blocks(doc["table"], out_dir)
+    _rewrite(full_doc, doc["table"], full_block)
+    if glance_doc:
+        _rewrite(glance_doc, doc["table"], glance_block)
 
 
 def check(table, run_dir, results_dir):
@@ -380,6 +327,8 @@ def main(argv=None):
     p.add_argument("--results_doc", default=os.path.join(ROOT, "docs", "results.md"), help="gets the full table")
     p.add_argument("--py", default=sys.executable, help="python of the quickstart steps")
     p.add_argument("--jobs", type=int, default=1, help="seeds trained at the same time")
+    p.add_argument("--losses", default="", help="icechart: a loss grid of these --composition_loss options "
+                   "(scripts/results_losses.py), e.g. xent,sse,pll_focal")
     p.add_argument("--rerun", action="store_true", help="redo seeds (and data) that have a done.json")
     p.add_argument("--check", default=None, metavar="RUN_DIR", help="only print RUN_DIR's figures beside the range")
     a = p.parse_args(argv)
@@ -392,6 +341,16 @@ def main(argv=None):
             return 0
         seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
         work_dir = os.path.abspath(a.work_dir or os.path.join(ROOT, "results_out", a.table))
+        if a.losses:
+            import results_losses
+
+            if a.table != results_losses.TABLE:
+                raise InputError("--losses", f"is a loss axis of --table={results_losses.TABLE} only")
+            doc = results_losses.run_grid([x for x in a.losses.split(",") if x.strip()], seeds, work_dir, a.py,
+                                          a.rerun)
+            write_outputs(doc, a.out, a.results_doc, a.readme)
+            print(results_losses.markdown(doc))
+            return 0
         doc = run_table(a.table, seeds, work_dir, a.py, max(1, a.jobs), a.rerun)
         write_outputs(doc, a.out, a.results_doc, a.readme)
     except (InputError, RuntimeError, KeyError) as exc:

@@ -9,7 +9,8 @@ either inside a block written here, between `<!-- NAME -->` and `<!-- /NAME -->`
 or names the file and command it came from. The blocks:
 
 - README.md `results:<table>`: one table at a glance per method (the columns of the table
-  spec's "glance"), for every precision's document results/<table>_<precision>.json;
+  spec's "glance"), for every precision's document results/<table>_<precision>.json, after
+  the table of each loss grid results/<table>_losses_<precision>.json (scripts/results_losses.py);
 - docs/results.md `results:<table>`: the full tables with seeds, machine, ranges, goals and
   comparisons (scripts/results.py `markdown`);
 - docs/performance.md and bench/README.md `bench:report`: `python -m bench.report` over
@@ -29,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import results  # noqa: E402
+import results_losses  # noqa: E402
 from results_tables import TABLES  # noqa: E402
 from tfseaice import io_utils  # noqa: E402
 from tfseaice.errors import InputError  # noqa: E402
@@ -80,15 +82,26 @@ def bench_block(results_dir):
             "(bench/results/*.json): edit neither by hand -->\n" + report(results_dir))
 
 
+def blocks(table, results_dir):
+    """(docs/results.md block, README.md block) of one table from its documents in `results_dir`: the loss
+    grids' (results/<table>_losses_*.json, scripts/results_losses.py) first, then the table's own."""
+    docs = results.table_docs(table, results_dir)
+    detail, readme = full(table, docs), glance(table, docs)
+    grids = results.table_docs(table, results_dir, losses=True)
+    if grids:
+        detail = "\n\n".join(results_losses.markdown(g) for g in grids) + "\n\n" + detail
+        readme = (results_losses.glance(grids) + "\nThe quickstart's own record (`make results-icechart`: the configs' "
+                  "loss and the baseline; a quickstart run is checked against it):\n\n" + readme)
+    return detail, readme
+
+
 def expected(root=ROOT, results_dir=None, bench_dir=None):
     """{relative path: {block name: text}} of every generated block, from the JSON as it is now."""
     results_dir = results_dir or os.path.join(root, "results")
     bench_dir = bench_dir or os.path.join(root, "bench", "results")
     readme, detail = {}, {}
     for table in TABLES:
-        docs = results.table_docs(table, results_dir)
-        readme[f"results:{table}"] = glance(table, docs)
-        detail[f"results:{table}"] = full(table, docs)
+        detail[f"results:{table}"], readme[f"results:{table}"] = blocks(table, results_dir)
     bench = bench_block(bench_dir)
     from bench.compare import render_block
 

@@ -1,4 +1,4 @@
-"""The results tables that scripts/results.py reruns over seeds: one entry each.
+"""The results tables that scripts/results.py reruns over seeds: one entry each, and how a figure is written.
 
 An entry names the quickstart script that makes the table's figures, its data
 steps (run once) and its training/scoring steps (run per seed), how to read one
@@ -24,6 +24,24 @@ def load_json(path):
     if doc is None:
         raise InputError(path, "is missing (did that run finish?)")
     return doc
+
+
+def cell(s, digits=3):
+    """'mean ± std' of a summary (just the mean for one value)."""
+    if s["std"] is None:
+        return f"{s['mean']:.{digits}f}"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def label(spec, row, col):
+    """'<row label> <column label>' without markdown, for one figure of a table."""
+    return f"{dict(spec['rows'])[row]} {dict(spec['columns'])[col]}".replace("*", "").replace("`", "")
+
+
+def doc_name(doc):
+    """results/<table>_<precision>.json: one document per table and precision (mixed: 'bf16+fp32');
+    a loss grid's (its `losses` set, scripts/results_losses.py) is results/<table>_losses_<precision>.json."""
+    return f"{doc['table']}_{'losses_' if doc.get('losses') else ''}{'+'.join(doc['precision'])}.json"
 
 
 def _scene_metrics(task_prefix, keys):

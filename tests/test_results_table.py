@@ -301,3 +301,141 @@ def test_glacier_figures_read_from_evaluation_json(tmp_path):
     assert figures["baseline"]["fcn_miou"] == 0.51 and figures["real"]["fcn_miou_to_real"] == 1.0
     doc = results.document("glacier", [_record(s, figures) for s in (1, 2)])
     assert [c["holds_on"] for c in doc["comparisons"]] == [2, 2] and doc["goals"] == []
+
+
+# ------------------------------------------------------------------ the loss axis (scripts/results_losses.py)
+
+_lspec = importlib.util.spec_from_file_location("results_losses_script", ROOT / "scripts" / "results_losses.py")
+losses_mod = importlib.util.module_from_spec(_lspec)
+_lspec.loader.exec_module(losses_mod)
+
+SOD = ("open_water", "new_ice", "young_ice", "thin_first_year_ice", "thick_first_year_ice", "old_ice")
+
+
+def test_sod_class_f1_from_confusion_counts():
+    # rows truth, columns predicted; class 5 (old ice) absent from the truth, predicted 3 times
+    counts = [[50, 0, 0, 0, 0, 0], [4, 6, 0, 0, 0, 0], [0, 0, 0, 0, 10, 0],
+              [0, 0, 0, 0, 0, 0], [2, 0, 0, 0, 30, 3], [0, 0, 0, 0, 0, 0]]
+    f1 = losses_mod.sod_class_f1({"classes": list(SOD), "counts": counts})
+    assert f1["open_water"] == pytest.approx(2 * 50 / (50 + 56))
+    assert f1["new_ice"] == pytest.approx(2 * 6 / (10 + 6))
+    assert f1["young_ice"] == 0.0                                     # in the truth, never predicted
+    assert f1["thick_first_year_ice"] == pytest.approx(2 * 30 / (35 + 40))
+    assert f1["thin_first_year_ice"] is None and f1["old_ice"] is None  # not in the truth
+    from sklearn.metrics import f1_score
+    true, pred = np.nonzero(np.array(counts))
+    w = np.array(counts)[true, pred]
+    ref = f1_score(true, pred, labels=[0, 1, 2, 4], average=None, sample_weight=w)
+    assert [f1[SOD[c]] for c in (0, 1, 2, 4)] == pytest.approx(list(ref))
+
+
+def _metrics(sod_f1, diag=40):
+    """An ice-chart evaluation JSON with the keys results_losses reads."""
+    counts = [[diag if i == j else 2 for j in range(6)] for i in range(6)]
+    counts[5] = [0] * 6                                               # old ice absent from the truth
+    return {"truth_sod_f1": sod_f1, "truth_floe_f1": sod_f1 + 0.1, "truth_pixel_r2": 0.9, "polygon_r2": 0.95,
+            "autoice": {"score": 80.0 + 10 * sod_f1}, "truth_confusion": {"SOD": {"classes": list(SOD),
+                                                                               "counts": counts}}}
+
+
+def test_model_figures_read_an_evaluation_and_refuse_a_sic_only_one(tmp_path):
+    path = tmp_path / "metrics_icechart_regional.json"
+    path.write_text(json.dumps(_metrics(0.7)))
+    f = losses_mod.model_figures(str(path))
+    assert f["truth_sod_f1"] == 0.7 and f["autoice_score"] == pytest.approx(87.0)
+    assert f["sod_f1_open_water"] == pytest.approx(2 * 40 / (50 + 48))  # truth row 50, predicted column 48
+    assert f["sod_f1_old_ice"] is None
+    path.write_text(json.dumps({k: v for k, v in _metrics(0.7).items() if k != "truth_confusion"}))
+    with pytest.raises(InputError, match="truth_confusion"):
+        losses_mod.model_figures(str(path))
+
+
+def _loss_records(sod):
+    """run_seed records of a loss grid: sod = {row: [SOD F1 per seed]}."""
+    recs = []
+    for i, seed in enumerate((1, 2, 3)):
+        figures = {}
+        for row, values in sod.items():
+            confusion = _metrics(values[i], diag=30 + 5 * i)["truth_confusion"]["SOD"]
+            figures[row] = {"truth_sod_f1": values[i], "truth_floe_f1": values[i] + 0.1, "truth_pixel_r2": 0.9,
+                            "autoice_score": 80.0, "polygon_r2": 0.95,
+                            **{f"sod_f1_{k}": v for k, v in losses_mod.sod_class_f1(confusion).items()}}
+        recs.append({"seed": seed, "figures": figures, "quickstart_loss": "xent", "seconds": 600.0,
+                     "load_average": 1.0, "git_commit": "abc1234", "overrides": {}, "precision": ["bf16"]})
+    return recs
+
+
+SOD_BY_LOSS = {"xent": [0.70, 0.74, 0.72], "sse": [0.73, 0.71, 0.77], "pll_focal": [0.60, 0.62, 0.61],
+               "pixel": [0.62, 0.63, 0.61]}
+
+
+def test_loss_grid_document_winner_and_columns():
+    doc = losses_mod.document(["xent", "sse", "pll_focal"], _loss_records(SOD_BY_LOSS))
+    assert doc["summary"]["sse"]["truth_sod_f1"]["mean"] == pytest.approx(statistics.fmean([0.73, 0.71, 0.77]))
+    w = doc["winner"]
+    assert (w["loss"], w["best_on"], w["of"]) == ("sse", 2, 3)        # seed 2: xent 0.74 > sse 0.71
+    assert w["lead_over"]["xent"]["ahead_on"] == 2 and w["lead_over"]["pll_focal"]["ahead_on"] == 3
+    assert w["lead_over"]["xent"]["mean"] == pytest.approx(statistics.fmean([0.03, -0.03, 0.05]))
+    cols = [c for c, _ in doc["columns"]]
+    assert "sod_f1_old_ice" not in cols and "sod_f1_open_water" in cols and cols[-1] == "autoice_score"
+    assert [r for r, _ in doc["rows"]] == ["xent", "sse", "pll_focal", "pixel"]
+    assert [c["holds_on"] for c in doc["comparisons"]] == [3, 3, 0]   # each loss against the pixel baseline
+    assert losses_mod.results.doc_name(doc) == "icechart_losses_bf16.json"
+    flipped = dict(SOD_BY_LOSS, xent=[0.80, 0.80, 0.80])
+    assert losses_mod.document(["xent", "sse"], _loss_records(flipped))["winner"]["loss"] == "xent"
+
+
+def test_loss_grid_text_names_the_winner_and_configs_that_differ(monkeypatch):
+    doc = losses_mod.document(["xent", "sse", "pll_focal"], _loss_records(SOD_BY_LOSS))
+    monkeypatch.setattr(losses_mod, "configs_loss", lambda: {"a.flags": "sse", "b.flags": "sse"})
+    text = losses_mod.glance([doc])
+    assert "| **`icechart_regional --composition_loss=sse`** | 0.737 ± 0.031 |" in text
+    assert "over n = 3 seeds (1, 2, 3) at the quickstart budget" in text
+    assert "Default `--composition_loss`: **`sse`**" in text
+    assert "a.flags and b.flags set `--composition_loss=sse`" in text
+    assert "| 80.0 ± 0.0 |" in text and "DIFFER" not in text
+    assert "paired difference 0.017 ± 0.042, within the seeds’ spread; ahead of `pll_focal`" in text
+    assert "paired difference 0.127 ± 0.035." in text and "does not settle the ranking" in text
+    clear = losses_mod.document(["xent", "sse"], _loss_records(dict(SOD_BY_LOSS, sse=[0.75, 0.78, 0.76])))
+    assert "within the seeds’ spread" not in losses_mod.glance([clear]) and "settle" not in losses_mod.glance([clear])
+    monkeypatch.setattr(losses_mod, "configs_loss", lambda: {"a.flags": "xent", "b.flags": "sse"})
+    assert "The configs DIFFER: a.flags sets `xent`" in losses_mod.glance([doc])
+
+
+def test_loss_grid_documents_stay_apart_from_the_quickstart_ones(tmp_path):
+    out = tmp_path / "results"
+    readme, detail = tmp_path / "README.md", tmp_path / "results.md"
+    for path in (readme, detail):
+        path.write_text("x\n<!-- results:icechart -->\nold\n<!-- /results:icechart -->\ny\n")
+    grid = losses_mod.document(["xent", "sse"], _loss_records(SOD_BY_LOSS))
+    losses_mod.results.write_outputs(grid, str(out), str(detail), str(readme))
+    assert [p.name for p in out.iterdir()] == ["icechart_losses_bf16.json"]
+    assert losses_mod.results.table_docs("icechart", str(out)) == []
+    assert len(losses_mod.results.table_docs("icechart", str(out), losses=True)) == 1
+    text = readme.read_text()
+    assert "from results/icechart_losses_bf16.json" in text and "no run recorded yet" in text
+    assert text.index("composition_loss=xent") < text.index("no run recorded yet") and text.endswith("y\n")
+    assert "on 3 of 3 (difference" in detail.read_text()
+
+
+def test_regional_commands_are_the_quickstarts_own():
+    """The loss grid trains and scores the extra losses outside scripts/quickstart_icechart.sh: with its flags."""
+    script = (ROOT / "scripts" / "quickstart_icechart.sh").read_text()
+    train, evaluate = losses_mod.regional_commands("PY", "D", "O", 2, "sse", "--epochs=3")
+    assert train[1:3] == ["-m", "tfseaice.train"] and evaluate[1:3] == ["-m", "tfseaice.evaluate"]
+    assert train[-3:] == ["--epochs=3", "--seed=2", "--composition_loss=sse"]
+    for arg in train[3:4] + evaluate[3:4] + evaluate[6:7] + ["--overwrite"]:
+        assert arg in script, arg
+    assert "--task=icechart_regional" in train and "for task in icechart_regional icechart_pixel" in script
+    assert '--data_dir="$OUT/records"' in script and train[5] == "--data_dir=D/records"
+    assert '--scenes_glob="$OUT/test_scenes/*.nc"' in script and evaluate[5] == "--scenes_glob=D/test_scenes/*.nc"
+    with pytest.raises(InputError, match="focal: give some of"):
+        losses_mod.run_grid(["focal"], [1], "unused", "python")
+
+
+def test_the_configs_set_the_measured_winner():
+    """The default composition loss is the one that led on SOD F1 vs truth in the committed loss grid."""
+    grids = losses_mod.results.table_docs("icechart", str(ROOT / "results"), losses=True)
+    if not grids:
+        pytest.skip("no loss grid recorded")
+    assert set(losses_mod.configs_loss().values()) == {grids[0]["winner"]["loss"]}
