@@ -46,11 +46,11 @@ from results_range import one_run_range  # noqa: E402
 from results_tables import TABLES, cell, doc_name, load_json  # noqa: E402
 from tfseaice import io_utils  # noqa: E402
 from tfseaice.errors import InputError  # noqa: E402
+from tfseaice.losses.options import COMPOSITION_LOSSES  # noqa: E402
 
 TABLE = "icechart"
 QUICKSTART_FLAGS = "configs/quickstart_icechart.flags"
 CONFIGS = ("configs/quickstart_icechart.flags", "configs/icechart_regional.flags")  # set the default loss
-KNOWN_LOSSES = ("xent", "sse", "pll_focal")   # tfseaice.losses_composition.COMPOSITION_LOSSES
 SOD_NAMES = {"open_water": "open water", "new_ice": "new", "young_ice": "young", "thin_first_year_ice": "thin FYI",
              "thick_first_year_ice": "thick FYI", "old_ice": "old"}
 MAIN = (("truth_sod_f1", "SOD weighted F1 (vs truth)"), ("truth_floe_f1", "FLOE weighted F1 (vs truth)"))
@@ -196,9 +196,9 @@ def document(losses, records):
 
 def run_grid(losses, seeds, work_dir, py, rerun=False):
     """Data once (the quickstart's steps 1 2), then every seed's models, one after another."""
-    bad = [loss for loss in losses if loss not in KNOWN_LOSSES]
+    bad = [loss for loss in losses if loss not in COMPOSITION_LOSSES]
     if bad or not losses:
-        raise InputError("--losses", f"{','.join(bad) or 'nothing'}: give some of {', '.join(KNOWN_LOSSES)}")
+        raise InputError("--losses", f"{','.join(bad) or 'nothing'}: give some of {', '.join(COMPOSITION_LOSSES)}")
     results.run_data(TABLES[TABLE], work_dir, py, rerun)
     print(f"[results] {TABLE}: losses {losses}, seeds {seeds}, logs in {work_dir}/seed_N/[loss_L/]log.txt", flush=True)
     return document(losses, [run_seed(work_dir, s, losses, py, rerun) for s in seeds])
