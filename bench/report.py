@@ -74,6 +74,15 @@ def report(results_dir=RESULTS_DIR):
                      f"{fmt(s['torch_best_images_per_s'])} img/s", f"**{fmt(s['speedup_vs_torch'])}x**",
                      f">= {s['target_vs_torch']}x", ""))
 
+    f = load(results_dir, "train_step_profile")
+    if f:
+        machines.append(("train_step_profile", f["machine"]))
+        c = f["settings"]
+        for part in f["parts"]:
+            rows.append((f"train step profile: {part['part']} (sic, batch {c['batch_size']} x {c['patch_size']}^2, "
+                         f"{c['precision_chosen']})", f"{fmt(part['ms'])} ms", f"{part['share_pct']:.1f} % of the step",
+                         "", fmt(f["loadavg_end"][0])))
+
     p = load(results_dir, "input_pipeline")
     if p:
         machines.append(("input_pipeline", p["machine"]))

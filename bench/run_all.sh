@@ -24,7 +24,7 @@ export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 QUIET_LOAD=${BENCH_QUIET_LOAD:-1.2}
 QUIET_WAIT=${BENCH_QUIET_WAIT_S:-20}
 RESULTS=${BENCH_RESULTS_DIR:-bench/results}
-ONLY=${BENCH_ONLY:-"regional_loss ragged_vs_padded train_step input_pipeline scene_inference data_prep"}
+ONLY=${BENCH_ONLY:-"regional_loss ragged_vs_padded train_step train_step_profile input_pipeline scene_inference data_prep"}
 LOGDIR=$(mktemp -d /tmp/tfseaice-bench-logs.XXXXXX)
 mkdir -p "$RESULTS"
 

@@ -82,6 +82,14 @@ def test_train_step_suite(tmp_path):
     assert "discriminator" in pix2pix["flops_derivation"] and pix2pix["images_per_s"] > 0
 
 
+def test_train_step_profile(tmp_path):
+    summary, doc = run_bench("train_step_profile", ["--batch_size=2", "--patch_size=32", "--filters=4,4,8,8",
+                                                    "--steps=1", "--repeats=1", "--precision=fp32"], tmp_path)
+    assert [p["part"] for p in doc["parts"]] == ["forward", "regional loss", "backward", "optimizer + trackers"]
+    assert sum(p["ms"] for p in doc["parts"]) == pytest.approx(doc["piece_ms"]["step"])   # the parts add up
+    assert summary["biggest"] in ("forward", "regional_loss", "backward", "optimizer_+_trackers")
+
+
 def _torch_python():
     for py in (os.environ.get("TFSEAICE_TORCH_PYTHON"), "/tmp/torchvenv/bin/python"):
         if py and os.path.exists(py):
