@@ -12,9 +12,8 @@ import re
 import numpy as np
 
 from tfseaice import io_utils
-from tfseaice.data import glacier
+from tfseaice.data import glacier, glacier_masks
 from tfseaice.errors import InputError
-from tfseaice.data import glacier_masks
 
 TILE = 256
 ROCK, GLACIER = glacier.CLASS_NAMES.index("rock"), glacier.CLASS_NAMES.index("glacier")

@@ -208,7 +208,7 @@ class IcechartOptions(SicOptions):
     pll_focal_gamma: float = option(DEFAULT_PLL_FOCAL_GAMMA, "icechart_regional --composition_loss=pll_focal: the "
                                     "focal exponent gamma (>= 0; 0 = pixel-wise soft cross-entropy).", parse=_gamma)
     chart_weights: tuple = option(DEFAULT_CHART_WEIGHTS, "Ice-chart tasks: weights of the SIC, SOD and FLOE losses "
-                                  "(default 2:2:1 as the AutoICE score).", parse=lambda v: check_chart_weights(v))
+                                  "(default 2:2:1 as the AutoICE score).", parse=check_chart_weights)
 
 
 class IcechartTask(SicTask):

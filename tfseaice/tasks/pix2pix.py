@@ -40,8 +40,6 @@ from tfseaice.tasks.pix2pix_batches import NUM_CLASSES, condition, split_batch, 
 from tfseaice.tasks.pix2pix_callbacks import GeneratorCheckpoint, ImageGrid
 from tfseaice.tasks.pix2pix_options import Pix2PixOptions, initial_looks
 
-VARIANT_FLAGS = ("gen_kernel", "disc_kernel", "gan_weight", "l1_weight")
-
 
 # ------------------------------------------------------------------- model
 

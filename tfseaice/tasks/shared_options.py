@@ -6,6 +6,7 @@ A task's options dataclass inherits the groups it takes (tfseaice.training.optio
 import dataclasses
 
 from tfseaice.data import glacier
+from tfseaice.models.unet import DEFAULT_FILTERS
 from tfseaice.training.options import TaskOptions, option
 
 
@@ -24,7 +25,7 @@ class AugmentOptions(TaskOptions):
 
 @dataclasses.dataclass(frozen=True)
 class UnetOptions(AugmentOptions):
-    filters: tuple = option((16, 32, 64, 64), "U-Net filters of the encoder blocks.", parse=int_list)
+    filters: tuple = option(DEFAULT_FILTERS, "U-Net filters of the encoder blocks.", parse=int_list)
 
 
 @dataclasses.dataclass(frozen=True)
