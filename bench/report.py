@@ -82,6 +82,9 @@ def report(results_dir=RESULTS_DIR):
             rows.append((f"train step profile: {part['part']} (sic, batch {c['batch_size']} x {c['patch_size']}^2, "
                          f"{c['precision_chosen']})", f"{fmt(part['ms'])} ms", f"{part['share_pct']:.1f} % of the step",
                          "", fmt(f["loadavg_end"][0])))
+        for op in f.get("op_types", [])[:6]:
+            rows.append((f"train step op type: {op['op']} (the same step)", f"{fmt(op['ms'])} ms",
+                         f"{op['share_pct']:.1f} % of the summed op time", "", fmt(f["loadavg_end"][0])))
 
     p = load(results_dir, "input_pipeline")
     if p:

@@ -13,6 +13,11 @@ into nested pieces, each a tf.function on the same batch, timed interleaved over
 
 The parts are the differences of neighbours (loss = loss - forward, ...): what to attack first
 for the training target of `make bench-compare` (2x PyTorch's best train step).
+
+Then `--op_calls` whole steps run under the TF profiler, and the time of each op type is summed
+from its trace (bench/lib/op_profile.py): which kernels make up the step (the convolutions'
+weight and input gradients, BatchNorm, ReLU gradients, resize, casts). Two executor threads
+overlap on a CPU, so these shares are of the summed op time, not of the step's wall time.
 """
 
 import argparse
@@ -22,6 +27,7 @@ import time
 from bench.lib.data import sic_batch
 from bench.lib.machine import loadavg
 from bench.lib.models import build
+from bench.lib.op_profile import op_type_times, top_rows
 from bench.lib.results import print_table, progress, summary_line, write_result
 
 PIECES = ("forward", "loss", "gradient", "step")
@@ -36,6 +42,7 @@ def main(argv=None):
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--steps", type=int, default=6, help="calls per piece and repeat")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--op_calls", type=int, default=3, help="steps traced for the time per op type (0: none)")
     ap.add_argument("--results_dir", default=None)
     args = ap.parse_args(argv)
 
@@ -90,10 +97,15 @@ def main(argv=None):
     print_table(rows, [("part", "part of the step"), ("ms", "ms (median)"), ("share_pct", "% of the step")],
                 title=f"SIC train step, batch {args.batch_size} x {args.patch_size}², {chosen}")
     biggest = max(parts, key=parts.get)
+    op_rows = []
+    if args.op_calls > 0:
+        op_rows = top_rows(op_type_times(calls["step"], args.op_calls))
+        print_table(op_rows, [("op", "op type"), ("ms", "ms per step (summed over threads)"),
+                              ("share_pct", "% of the summed op time")], title="the step's ops, by type")
     write_result("train_step_profile", {
         "settings": vars(args) | {"precision_chosen": chosen}, "piece_ms": ms, "piece_ms_repeats": times,
-        "parts": rows, "images_per_s": args.batch_size / ms["step"] * 1000, "biggest": biggest,
-        "loadavg_end": loadavg()}, args.results_dir)
+        "parts": rows, "op_types": op_rows, "images_per_s": args.batch_size / ms["step"] * 1000,
+        "biggest": biggest, "loadavg_end": loadavg()}, args.results_dir)
     summary_line({"step_ms": ms["step"], "images_per_s": args.batch_size / ms["step"] * 1000,
                         "biggest": biggest.replace(" ", "_"),
                         **{f"{k.split()[0]}_pct": r["share_pct"] for k, r in zip(parts, rows)}})

@@ -88,6 +88,21 @@ def test_train_step_profile(tmp_path):
     assert [p["part"] for p in doc["parts"]] == ["forward", "regional loss", "backward", "optimizer + trackers"]
     assert sum(p["ms"] for p in doc["parts"]) == pytest.approx(doc["piece_ms"]["step"])   # the parts add up
     assert summary["biggest"] in ("forward", "regional_loss", "backward", "optimizer_+_trackers")
+    ops = {r["op"]: r for r in doc["op_types"]}   # from the profiler's trace of whole steps
+    assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"} <= set(ops)
+    assert not any(op.startswith("_Mkl") or "::" in op for op in ops)   # op types, not kernels or bookkeeping
+    assert sum(r["share_pct"] for r in doc["op_types"]) == pytest.approx(100)
+
+
+def test_op_profile_rows():
+    from bench.lib.op_profile import _op_type, top_rows
+
+    assert _op_type("gradient_tape/m/conv/Conv2DBackpropFilter:_MklNativeConv2DBackpropFilter") == \
+        "Conv2DBackpropFilter"
+    assert _op_type("m/up/Cast:Cast") == "Cast"
+    rows = top_rows({"A": 6.0, "B": 3.0, "C": 0.5, "D": 0.5}, n=2)
+    assert [(r["op"], r["ms"], r["share_pct"]) for r in rows] == [("A", 6.0, 60.0), ("B", 3.0, 30.0),
+                                                                    ("other", 1.0, 10.0)]
 
 
 def _torch_python():
