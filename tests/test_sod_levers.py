@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from tfseaice.data import records
 from tfseaice.data.chart_prior import composition_prior
-from tfseaice.losses.composition import (adjust_probs, composition_loss, prior_class_weights,
+from tfseaice.losses.composition import (adjust_probs, composition_loss, pixel_entropy, prior_class_weights,
                                          prior_logit_offset)
 from tfseaice.losses.options import check_class_vector, check_lever
 from tfseaice.tasks.icechart import IcechartOptions, sod_levers
@@ -85,8 +85,21 @@ def test_prior_weights_and_offsets():
     np.testing.assert_allclose(prior_logit_offset(prior, 0.5), 0.5 * np.log(floored))
 
 
+def test_pixel_entropy_is_the_mean_entropy_of_the_usable_pixels():
+    probs, ids, _ = _data(2)
+    ent = -(probs * np.log(probs)).sum(-1)
+    assert pixel_entropy(probs, ids).numpy() == pytest.approx(ent[ids >= 0].mean(), rel=1e-5)
+    assert pixel_entropy(np.full((1, 2, 2, C), 1 / C, np.float32), np.zeros((1, 2, 2), np.int32)).numpy() == \
+        pytest.approx(np.log(C), rel=1e-6)
+    assert pixel_entropy(np.eye(C, dtype=np.float32)[None, None, :, :], np.zeros((1, 1, C), np.int32)).numpy() == \
+        pytest.approx(0.0, abs=1e-5)
+    assert pixel_entropy(probs, np.full_like(ids, -1)).numpy() == 0.0
+
+
 def test_bad_values_give_a_one_line_error():
     for bad in (-0.5, float("nan"), float("inf"), "x"):
+        with pytest.raises(ValueError, match=r"^sod_entropy_weight must be"):
+            IcechartOptions.from_extra({"sod_entropy_weight": bad})
         with pytest.raises(ValueError, match=r"^sod_class_weight_alpha must be a (finite )?number >= 0, got"):
             IcechartOptions.from_extra({"sod_class_weight_alpha": bad})
         with pytest.raises(ValueError, match=r"^sod_logit_adjust_tau must be"):
@@ -171,5 +184,24 @@ def test_model_applies_the_levers_to_sod_only_and_keeps_them_in_its_config():
     assert (copy.sod_class_weights, copy.sod_logit_offset) == (weights, offset)
     plain = _model(IcechartRegionalModel).get_config()
     assert plain["sod_class_weights"] is None and plain["sod_logit_offset"] is None
+    assert plain["sod_entropy_weight"] == 0.0
+
+
+def test_model_adds_the_weighted_sod_entropy():
+    import keras
+
+    from test_icechart_model import _model, make_batch
+    from tfseaice.tasks.icechart import IcechartRegionalModel
+
+    batch = make_batch()
+    model = _model(IcechartRegionalModel, sod_entropy_weight=0.25)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    out = {k: v.numpy() for k, v in model(batch["sar"], training=True).items()}
+    logs = model.train_on_batch(batch, return_dict=True)
+    ids = batch["polygon_ids"]
+    ent = -(out["sod"] * np.log(np.maximum(out["sod"], 1e-7))).sum(-1)[ids >= 0].mean()
+    want = float(composition_loss(out["sod"], ids, batch["polygon_sod"], kind="xent")) + 0.25 * ent
+    assert logs["sod_loss"] == pytest.approx(want, rel=1e-5)
+    assert IcechartRegionalModel.from_config(model.get_config()).sod_entropy_weight == 0.25
     with pytest.raises(ValueError, match="sod_class_weights must be 6 positive"):
         _model(IcechartRegionalModel, sod_class_weights=(1, 1, 1))

@@ -29,7 +29,11 @@ term of the error (weights of 1 are the unweighted loss, exactly), and
 `logit_offset` o_c is added to log p before the loss sees it, p' = softmax(log p + o)
 (logit adjustment, Menon et al. 2021, "Long-tail learning via logit adjustment",
 with o = tau log prior: the loss scores the prior-shifted p', the model predicts
-with its own p).
+with its own p). A third, `pixel_entropy`, is a term of its own: the mean softmax
+entropy of the labelled pixels (entropy minimisation, Grandvalet and Bengio 2005,
+"Semi-supervised learning by entropy minimization"), which makes each pixel
+commit to a class, where a polygon-mean loss alone is met by every pixel of a
+polygon predicting its shares.
 
 Every kind needs only per-class polygon means of per-pixel quantities, so one
 `unsorted_segment_mean` over `pixel_channels` serves them all: the focal
@@ -42,6 +46,7 @@ import math
 import tensorflow as tf
 
 from tfseaice.losses.options import DEFAULT_PLL_FOCAL_GAMMA, check_class_vector, check_composition_options
+from tfseaice.losses.pixel import _global_pixel_mean
 from tfseaice.losses.regional import as_polygon_table, polygon_means, reduce_regional_loss
 
 EPSILON = 1e-7
@@ -68,6 +73,13 @@ def adjust_probs(probs, logit_offset, epsilon=EPSILON):
         return probs
     offset = tf.constant(logit_offset, tf.float32)
     return tf.nn.softmax(tf.math.log(tf.maximum(probs, epsilon)) + offset, axis=-1)
+
+
+def pixel_entropy(probs, polygon_ids, *, global_pixel_count=None, epsilon=EPSILON):
+    """Mean of -sum_c p_c log p_c over the usable pixels (polygon id >= 0) of the global batch; 0 if none."""
+    probs = tf.cast(probs, tf.float32)
+    per_pixel = -tf.reduce_sum(probs * tf.math.log(tf.maximum(probs, epsilon)), axis=-1)
+    return _global_pixel_mean(per_pixel, polygon_ids >= 0, global_pixel_count)
 
 
 def pixel_channels(probs, kind, gamma=DEFAULT_PLL_FOCAL_GAMMA):

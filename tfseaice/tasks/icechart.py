@@ -36,7 +36,7 @@ from tfseaice.data import pipeline
 from tfseaice.data.chart_prior import composition_prior
 from tfseaice.data.egg_codes import NUM_SOD
 from tfseaice.errors import InputError
-from tfseaice.losses.composition import (composition_loss, composition_terms, prior_class_weights,
+from tfseaice.losses.composition import (composition_loss, composition_terms, pixel_entropy, prior_class_weights,
                                          prior_logit_offset)
 from tfseaice.losses.options import (COMPOSITION_LOSSES, DEFAULT_PLL_FOCAL_GAMMA, check_class_vector,
                                      check_composition_options, check_lever, check_pixel_loss,
@@ -136,16 +136,19 @@ class IcechartRegionalModel(_IcechartModel):
       pll_focal_gamma: the focal exponent of "pll_focal" (ignored by the others).
       sod_class_weights: [6] weights of the SOD classes' terms (None = 1 each).
       sod_logit_offset: [6] added to log p of the SOD head before its loss (None = 0).
+      sod_entropy_weight: weight of the SOD pixels' mean entropy, added to the SOD loss (0 = none).
     """
 
     def __init__(self, unet, reduction="polygon", weighting="polygon",
                  composition_loss=DEFAULT_COMPOSITION_LOSS, chart_weights=DEFAULT_CHART_WEIGHTS,
-                 pll_focal_gamma=DEFAULT_PLL_FOCAL_GAMMA, sod_class_weights=None, sod_logit_offset=None, **kwargs):
+                 pll_focal_gamma=DEFAULT_PLL_FOCAL_GAMMA, sod_class_weights=None, sod_logit_offset=None,
+                 sod_entropy_weight=0.0, **kwargs):
         super().__init__(unet, chart_weights=chart_weights, **kwargs)
         self.reduction, self.weighting = check_regional_options(reduction, weighting)
         self.composition_loss, self.pll_focal_gamma = check_composition_options(composition_loss, pll_focal_gamma)
         self.sod_class_weights = check_class_vector(sod_class_weights, NUM_SOD, "sod_class_weights", positive=True)
         self.sod_logit_offset = check_class_vector(sod_logit_offset, NUM_SOD, "sod_logit_offset")
+        self.sod_entropy_weight = check_lever(sod_entropy_weight, "sod_entropy_weight")
 
     def chart_losses(self, out, polygon_ids, sic_table, compositions, classes):
         options = dict(reduction=self.reduction, weighting=self.weighting, return_terms=True)
@@ -155,6 +158,8 @@ class IcechartRegionalModel(_IcechartModel):
             levers = dict(class_weights=self.sod_class_weights, logit_offset=self.sod_logit_offset) if c == "sod" else {}
             per_chart[c], terms[c] = composition_loss(out[c], polygon_ids, compositions[c], kind=self.composition_loss,
                                                       gamma=self.pll_focal_gamma, **levers, **options)
+        if self.sod_entropy_weight:
+            per_chart["sod"] += self.sod_entropy_weight * pixel_entropy(out["sod"], polygon_ids)
         return per_chart, terms
 
     def get_config(self):
@@ -162,7 +167,8 @@ class IcechartRegionalModel(_IcechartModel):
         config.update({"reduction": self.reduction, "weighting": self.weighting,
                        "composition_loss": self.composition_loss, "pll_focal_gamma": self.pll_focal_gamma,
                        "sod_class_weights": self.sod_class_weights and list(self.sod_class_weights),
-                       "sod_logit_offset": self.sod_logit_offset and list(self.sod_logit_offset)})
+                       "sod_logit_offset": self.sod_logit_offset and list(self.sod_logit_offset),
+                       "sod_entropy_weight": self.sod_entropy_weight})
         return config
 
 
@@ -217,6 +223,10 @@ def _tau(value):
     return check_lever(value, "sod_logit_adjust_tau")
 
 
+def _entropy(value):
+    return check_lever(value, "sod_entropy_weight")
+
+
 def sod_levers(opts, data_dir):
     """(sod_class_weights, sod_logit_offset) of the options, from the training charts' SOD prior; (None, None)
     when both levers are off. Without readable records (a model folder reloaded for inference, where the loss
@@ -253,6 +263,9 @@ class IcechartOptions(SicOptions):
     sod_logit_adjust_tau: float = option(
         0.0, "icechart_regional: logit adjustment of the SOD loss: it scores softmax(log p + tau log prior), the "
         "model predicts with p (Menon et al. 2021; 0 = off, 1 = the paper's).", parse=_tau)
+    sod_entropy_weight: float = option(
+        0.0, "icechart_regional: add this times the SOD pixels' mean softmax entropy to the SOD loss, so that "
+        "pixels commit to a stage instead of each predicting its polygon's shares (0 = off).", parse=_entropy)
     chart_weights: tuple = option(DEFAULT_CHART_WEIGHTS, "Ice-chart tasks: weights of the SIC, SOD and FLOE losses "
                                   "(default 2:2:1 as the AutoICE score).", parse=check_chart_weights)
 
@@ -276,7 +289,7 @@ class IcechartTask(SicTask):
             model = IcechartRegionalModel(unet, reduction=opts.loss_reduction, weighting=opts.loss_weighting,
                                           composition_loss=opts.composition_loss, chart_weights=opts.chart_weights,
                                           pll_focal_gamma=opts.pll_focal_gamma, sod_class_weights=weights,
-                                          sod_logit_offset=offset)
+                                          sod_logit_offset=offset, sod_entropy_weight=opts.sod_entropy_weight)
         else:
             model = IcechartPixelModel(unet, loss=opts.pixel_loss, chart_weights=opts.chart_weights)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
