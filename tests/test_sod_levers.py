@@ -98,6 +98,8 @@ def test_pixel_entropy_is_the_mean_entropy_of_the_usable_pixels():
 
 def test_bad_values_give_a_one_line_error():
     for bad in (-0.5, float("nan"), float("inf"), "x"):
+        with pytest.raises(ValueError, match=r"^sod_predict_tau must be"):
+            IcechartOptions.from_extra({"sod_predict_tau": bad})
         with pytest.raises(ValueError, match=r"^sod_entropy_weight must be"):
             IcechartOptions.from_extra({"sod_entropy_weight": bad})
         with pytest.raises(ValueError, match=r"^sod_class_weight_alpha must be a (finite )?number >= 0, got"):
@@ -152,12 +154,20 @@ def test_prior_is_the_labelled_pixels_class_share(tmp_path):
     want = np.array([15, 0, 6, 15 + 0.8, 3.2, 0]) / 40
     np.testing.assert_allclose(composition_prior(folder, "sod"), want, rtol=1e-6)
     opts = IcechartOptions.from_extra({"sod_class_weight_alpha": 1, "sod_logit_adjust_tau": 1})
-    weights, offset = sod_levers(opts, folder)
+    weights, offset, shift = sod_levers(opts, folder)
     np.testing.assert_allclose(weights, prior_class_weights(want, 1), rtol=1e-6)
     np.testing.assert_allclose(offset, prior_logit_offset(want, 1))
-    assert sod_levers(IcechartOptions(), folder) == (None, None)
-    # a model folder reloaded without its records: the levers are off (the loss is not used for inference)
-    assert sod_levers(opts, str(tmp_path / "gone")) == (None, None)
+    assert shift is None
+    assert sod_levers(IcechartOptions(), folder) == (None, None, None)
+    # a model folder reloaded without its records: the loss levers are off (the loss is not used for inference)
+    assert sod_levers(opts, str(tmp_path / "gone")) == (None, None, None)
+    # the prediction shift: the loss's offset undoes it; the classes under 1 % (new ice, old ice here) unshifted
+    weights, offset, shift = sod_levers(IcechartOptions(sod_predict_tau=0.5), folder)
+    want_shift = [-0.5 * np.log(p) if p >= 0.01 else 0.0 for p in want]
+    np.testing.assert_allclose(shift, want_shift, rtol=1e-6)
+    assert weights is None and shift[1] == shift[5] == 0.0 and shift[2] > 0
+    np.testing.assert_allclose(offset, -np.array(want_shift), rtol=1e-6)
+    assert sod_levers(IcechartOptions(sod_predict_tau=0.5), str(tmp_path / "gone")) == (None, None, (0.0,) * 6)
 
 
 def test_model_applies_the_levers_to_sod_only_and_keeps_them_in_its_config():
@@ -205,3 +215,38 @@ def test_model_adds_the_weighted_sod_entropy():
     assert IcechartRegionalModel.from_config(model.get_config()).sod_entropy_weight == 0.25
     with pytest.raises(ValueError, match="sod_class_weights must be 6 positive"):
         _model(IcechartRegionalModel, sod_class_weights=(1, 1, 1))
+
+
+def test_prediction_shift_moves_the_output_and_not_the_loss(tmp_path):
+    """The network with the shift predicts softmax(log p + shift); its loss equals the unshifted network's."""
+    import keras
+
+    from test_icechart_model import FILTERS, make_batch
+    from tfseaice.models.fold_batchnorm import fold_batchnorm
+    from tfseaice.models.unet import build_icechart_unet
+    from tfseaice.tasks.icechart import IcechartRegionalModel
+
+    shift = (0.0, 0.0, 2.0, 2.5, 1.0, 0.0)
+    batch = make_batch()
+    nets = []
+    for offset in (None, shift):
+        keras.utils.set_random_seed(3)
+        nets.append(build_icechart_unet(2, filters=FILTERS, norm_mean=[-15, -23], norm_std=[4, 4], sod_offset=offset))
+    plain, shifted = (n(batch["sar"], training=False)["sod"].numpy() for n in nets)
+    want = np.exp(np.log(plain) + shift)
+    np.testing.assert_allclose(shifted, want / want.sum(-1, keepdims=True), rtol=1e-4, atol=1e-6)
+    assert np.mean(shifted.argmax(-1) != plain.argmax(-1)) > 0.05   # it moves predictions
+    np.testing.assert_allclose(fold_batchnorm(nets[1])(batch["sar"])["sod"].numpy(), shifted, atol=1e-4)
+    losses = []
+    for net, offset in zip(nets, (None, tuple(-s for s in shift))):
+        model = IcechartRegionalModel(net, sod_logit_offset=offset)
+        model.compile(optimizer=keras.optimizers.SGD(0.0))
+        losses.append(model.test_on_batch(batch, return_dict=True)["sod_loss"])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    # the offset is a weight: a network built with a zero placeholder predicts as trained after loading
+    path = str(tmp_path / "shift.weights.h5")
+    nets[1].save_weights(path)
+    keras.utils.set_random_seed(4)
+    again = build_icechart_unet(2, filters=FILTERS, norm_mean=[-15, -23], norm_std=[4, 4], sod_offset=(0.0,) * 6)
+    again.load_weights(path)
+    np.testing.assert_allclose(again(batch["sar"], training=False)["sod"].numpy(), shifted, atol=1e-6)

@@ -37,7 +37,7 @@ from tfseaice.data.chart_prior import composition_prior
 from tfseaice.data.egg_codes import NUM_SOD
 from tfseaice.errors import InputError
 from tfseaice.losses.composition import (composition_loss, composition_terms, pixel_entropy, prior_class_weights,
-                                         prior_logit_offset)
+                                         prior_logit_offset, prior_prediction_shift)
 from tfseaice.losses.options import (COMPOSITION_LOSSES, DEFAULT_PLL_FOCAL_GAMMA, check_class_vector,
                                      check_composition_options, check_lever, check_pixel_loss,
                                      check_regional_options)
@@ -227,22 +227,34 @@ def _entropy(value):
     return check_lever(value, "sod_entropy_weight")
 
 
+def _predict_tau(value):
+    return check_lever(value, "sod_predict_tau")
+
+
 def sod_levers(opts, data_dir):
-    """(sod_class_weights, sod_logit_offset) of the options, from the training charts' SOD prior; (None, None)
-    when both levers are off. Without readable records (a model folder reloaded for inference, where the loss
-    is never used) the levers are left off with a warning."""
-    alpha, tau = opts.sod_class_weight_alpha, opts.sod_logit_adjust_tau
-    if not alpha and not tau:
-        return None, None
+    """(sod_class_weights, sod_logit_offset, sod_prediction_shift) of the options, from the training charts'
+    SOD prior; None for each lever that is off.
+
+    The loss's offset is the logit adjustment's tau log prior minus the prediction shift, so the loss
+    scores what it would without the shift (the network's output carries it). Without readable records
+    (a model folder reloaded for inference, where the loss is never used) the loss levers are off with a
+    warning and the shift is a zero placeholder that the weights file restores.
+    """
+    alpha, tau, shift_tau = opts.sod_class_weight_alpha, opts.sod_logit_adjust_tau, opts.sod_predict_tau
+    if not (alpha or tau or shift_tau):
+        return None, None, None
     try:
         prior = composition_prior(data_dir, "sod")
     except (InputError, OSError, tf.errors.OpError) as exc:
-        logging.warning("SOD prior unreadable (%s): --sod_class_weight_alpha/--sod_logit_adjust_tau not applied "
-                        "(inference does not use them)", str(exc).splitlines()[0] if str(exc) else exc)
-        return None, None
+        logging.warning("SOD prior unreadable (%s): the SOD loss levers are not applied (inference does not use "
+                        "them)", str(exc).splitlines()[0] if str(exc) else exc)
+        return None, None, ((0.0,) * NUM_SOD if shift_tau else None)
     logging.info("SOD prior of the training charts: %s", ", ".join(f"{p:.4f}" for p in prior))
-    return (prior_class_weights(prior, alpha) if alpha else None,
-            prior_logit_offset(prior, tau) if tau else None)
+    shift = prior_prediction_shift(prior, shift_tau) if shift_tau else None
+    offset = prior_logit_offset(prior, tau) if tau else (0.0,) * NUM_SOD
+    if shift:
+        offset = tuple(o - s for o, s in zip(offset, shift))
+    return (prior_class_weights(prior, alpha) if alpha else None, offset if (tau or shift) else None, shift)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,6 +278,10 @@ class IcechartOptions(SicOptions):
     sod_entropy_weight: float = option(
         0.0, "icechart_regional: add this times the SOD pixels' mean softmax entropy to the SOD loss, so that "
         "pixels commit to a stage instead of each predicting its polygon's shares (0 = off).", parse=_entropy)
+    sod_predict_tau: float = option(
+        0.0, "icechart_regional: prediction-time prior correction of the SOD head: it predicts softmax(log p - tau "
+        "log prior) over the stages holding >= 1 percent of the training charts' pixels (post-hoc logit adjustment, "
+        "Menon et al. 2021; the loss still scores p; 0 = off).", parse=_predict_tau)
     chart_weights: tuple = option(DEFAULT_CHART_WEIGHTS, "Ice-chart tasks: weights of the SIC, SOD and FLOE losses "
                                   "(default 2:2:1 as the AutoICE score).", parse=check_chart_weights)
 
@@ -282,10 +298,10 @@ class IcechartTask(SicTask):
     def build_model(self, cfg, info):
         opts = self.options.from_extra(cfg.extra)
         norm = info.get("normalization", {})
+        weights, offset, shift = sod_levers(opts, cfg.data_dir) if self.name == "icechart_regional" else (None,) * 3
         unet = build_icechart_unet(len(info["channels"]), filters=opts.filters,
-                                   norm_mean=norm.get("mean"), norm_std=norm.get("std"))
+                                   norm_mean=norm.get("mean"), norm_std=norm.get("std"), sod_offset=shift)
         if self.name == "icechart_regional":
-            weights, offset = sod_levers(opts, cfg.data_dir)
             model = IcechartRegionalModel(unet, reduction=opts.loss_reduction, weighting=opts.loss_weighting,
                                           composition_loss=opts.composition_loss, chart_weights=opts.chart_weights,
                                           pll_focal_gamma=opts.pll_focal_gamma, sod_class_weights=weights,
