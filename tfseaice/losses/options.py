@@ -42,3 +42,28 @@ def check_composition_options(kind, gamma=DEFAULT_PLL_FOCAL_GAMMA, what="composi
     if not gamma >= 0 or math.isinf(gamma):
         raise ValueError(f"pll_focal_gamma must be a finite number >= 0, got {gamma!r}")
     return kind, gamma
+
+
+def check_class_vector(values, num_classes, what, positive=False):
+    """`values` as a tuple of `num_classes` finite floats (positive ones if `positive`), or None; else ValueError."""
+    if values is None:
+        return None
+    try:
+        values = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be {num_classes} numbers, got {values!r}") from None
+    if len(values) != num_classes or not all(math.isfinite(v) and (v > 0 or not positive) for v in values):
+        kind = "positive finite" if positive else "finite"
+        raise ValueError(f"{what} must be {num_classes} {kind} numbers, got {values!r}")
+    return values
+
+
+def check_lever(value, what):
+    """A lever's strength (class-weight exponent alpha, logit-adjustment tau) as a finite float >= 0."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number >= 0, got {value!r}") from None
+    if not value >= 0 or math.isinf(value):
+        raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
+    return value

@@ -79,6 +79,39 @@ class SarStandardize(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfseaice")
+class ClassShift(layers.Layer):
+    """softmax(log p + offset) of class probabilities p [..., C]: a fixed prior correction of a class head.
+
+    Why a layer: the correction then travels with the network into every
+    inference path (evaluate, predict, export, serving). The offset is a
+    non-trainable weight (restored by ``load_weights``, so a model folder
+    reloaded without its training data predicts as trained) and in the config.
+    """
+
+    def __init__(self, offset, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = [float(v) for v in np.ravel(offset)]
+
+    def build(self, input_shape):
+        if input_shape[-1] != len(self.offset):
+            raise ValueError(f"ClassShift has {len(self.offset)} offsets but the input has {input_shape[-1]} classes")
+        self.class_offset = self.add_weight(shape=(len(self.offset),), name="class_offset", trainable=False,
+                                            initializer=keras.initializers.Constant(np.asarray(self.offset)))
+
+    def call(self, probs):
+        logp = ops.log(ops.maximum(ops.cast(probs, "float32"), 1e-7))
+        return ops.softmax(logp + ops.cast(self.class_offset, "float32"), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"offset": self.offset})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfseaice")
 class Upsample2x(layers.Layer):
     """Resize [B,H,W,C] to [B,2H,2W,C] ("bilinear" or "nearest").
 
@@ -175,16 +208,20 @@ def build_sic_unet(num_channels, filters=DEFAULT_FILTERS, norm_mean=None, norm_s
 
 def build_icechart_unet(num_channels, filters=DEFAULT_FILTERS, norm_mean=None, norm_std=None,
                         name="icechart_unet", upsample="bilinear", bn_momentum=0.9, sync_bn=True,
-                        num_sod=NUM_SOD, num_floe=NUM_FLOE):
+                        num_sod=NUM_SOD, num_floe=NUM_FLOE, sod_offset=None):
     """The SIC U-Net's trunk with three 1x1 heads: SIC, stage of development, floe size.
 
     Arguments as build_sic_unet. Returns a keras.Model from "sar" [B,H,W,C] to
     the dict {"sic": [B,H,W,1] sigmoid, "sod": [B,H,W,num_sod] softmax,
     "floe": [B,H,W,num_floe] softmax}, float32 under any dtype policy. The SIC
-    head's layers keep build_sic_unet's names ("logits", "sic").
+    head's layers keep build_sic_unet's names ("logits", "sic"). `sod_offset`
+    [num_sod]: the SOD probabilities leave through `ClassShift(sod_offset)`
+    (layer "sod_prior_shift"), a prediction-time prior correction.
     """
     inputs, x = _unet_trunk(num_channels, filters, norm_mean, norm_std, upsample, bn_momentum, sync_bn)
     outputs = {"sic": _head(x, 1, "sigmoid", "sic", logits_name="logits"),
                "sod": _head(x, int(num_sod), "softmax", "sod"),
                "floe": _head(x, int(num_floe), "softmax", "floe")}
+    if sod_offset is not None:
+        outputs["sod"] = ClassShift(sod_offset, dtype="float32", name="sod_prior_shift")(outputs["sod"])
     return keras.Model(inputs, outputs, name=name)

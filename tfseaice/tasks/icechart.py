@@ -29,12 +29,18 @@ import dataclasses
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 from tfseaice import viz
 from tfseaice.data import pipeline
-from tfseaice.losses.composition import composition_loss, composition_terms
-from tfseaice.losses.options import (COMPOSITION_LOSSES, DEFAULT_PLL_FOCAL_GAMMA, check_composition_options,
-                                     check_pixel_loss, check_regional_options)
+from tfseaice.data.chart_prior import composition_prior
+from tfseaice.data.egg_codes import NUM_SOD
+from tfseaice.errors import InputError
+from tfseaice.losses.composition import (composition_loss, composition_terms, pixel_entropy, prior_class_weights,
+                                         prior_logit_offset, prior_prediction_shift)
+from tfseaice.losses.options import (COMPOSITION_LOSSES, DEFAULT_PLL_FOCAL_GAMMA, check_class_vector,
+                                     check_composition_options, check_lever, check_pixel_loss,
+                                     check_regional_options)
 from tfseaice.losses.pixel import pixel_class_loss, pixel_sic_loss, rasterize_polygon_classes
 from tfseaice.losses.regional import as_polygon_table, cross_replica_sum, polygon_terms, regional_sic_loss
 from tfseaice.metrics.trackers import PooledRegressionMetric
@@ -128,28 +134,41 @@ class IcechartRegionalModel(_IcechartModel):
       composition_loss: "xent" (default) | "sse" | "pll_focal" (see losses.composition_loss).
       chart_weights: (SIC, SOD, FLOE) weights of the total loss.
       pll_focal_gamma: the focal exponent of "pll_focal" (ignored by the others).
+      sod_class_weights: [6] weights of the SOD classes' terms (None = 1 each).
+      sod_logit_offset: [6] added to log p of the SOD head before its loss (None = 0).
+      sod_entropy_weight: weight of the SOD pixels' mean entropy, added to the SOD loss (0 = none).
     """
 
     def __init__(self, unet, reduction="polygon", weighting="polygon",
                  composition_loss=DEFAULT_COMPOSITION_LOSS, chart_weights=DEFAULT_CHART_WEIGHTS,
-                 pll_focal_gamma=DEFAULT_PLL_FOCAL_GAMMA, **kwargs):
+                 pll_focal_gamma=DEFAULT_PLL_FOCAL_GAMMA, sod_class_weights=None, sod_logit_offset=None,
+                 sod_entropy_weight=0.0, **kwargs):
         super().__init__(unet, chart_weights=chart_weights, **kwargs)
         self.reduction, self.weighting = check_regional_options(reduction, weighting)
         self.composition_loss, self.pll_focal_gamma = check_composition_options(composition_loss, pll_focal_gamma)
+        self.sod_class_weights = check_class_vector(sod_class_weights, NUM_SOD, "sod_class_weights", positive=True)
+        self.sod_logit_offset = check_class_vector(sod_logit_offset, NUM_SOD, "sod_logit_offset")
+        self.sod_entropy_weight = check_lever(sod_entropy_weight, "sod_entropy_weight")
 
     def chart_losses(self, out, polygon_ids, sic_table, compositions, classes):
         options = dict(reduction=self.reduction, weighting=self.weighting, return_terms=True)
         per_chart, terms = {}, {}
         per_chart["sic"], terms["sic"] = regional_sic_loss(out["sic"], polygon_ids, sic_table, **options)
         for c in CHARTS:
+            levers = dict(class_weights=self.sod_class_weights, logit_offset=self.sod_logit_offset) if c == "sod" else {}
             per_chart[c], terms[c] = composition_loss(out[c], polygon_ids, compositions[c], kind=self.composition_loss,
-                                                      gamma=self.pll_focal_gamma, **options)
+                                                      gamma=self.pll_focal_gamma, **levers, **options)
+        if self.sod_entropy_weight:
+            per_chart["sod"] += self.sod_entropy_weight * pixel_entropy(out["sod"], polygon_ids)
         return per_chart, terms
 
     def get_config(self):
         config = super().get_config()
         config.update({"reduction": self.reduction, "weighting": self.weighting,
-                       "composition_loss": self.composition_loss, "pll_focal_gamma": self.pll_focal_gamma})
+                       "composition_loss": self.composition_loss, "pll_focal_gamma": self.pll_focal_gamma,
+                       "sod_class_weights": self.sod_class_weights and list(self.sod_class_weights),
+                       "sod_logit_offset": self.sod_logit_offset and list(self.sod_logit_offset),
+                       "sod_entropy_weight": self.sod_entropy_weight})
         return config
 
 
@@ -196,6 +215,48 @@ def _gamma(value):
     return check_composition_options("pll_focal", value)[1]
 
 
+def _alpha(value):
+    return check_lever(value, "sod_class_weight_alpha")
+
+
+def _tau(value):
+    return check_lever(value, "sod_logit_adjust_tau")
+
+
+def _entropy(value):
+    return check_lever(value, "sod_entropy_weight")
+
+
+def _predict_tau(value):
+    return check_lever(value, "sod_predict_tau")
+
+
+def sod_levers(opts, data_dir):
+    """(sod_class_weights, sod_logit_offset, sod_prediction_shift) of the options, from the training charts'
+    SOD prior; None for each lever that is off.
+
+    The loss's offset is the logit adjustment's tau log prior minus the prediction shift, so the loss
+    scores what it would without the shift (the network's output carries it). Without readable records
+    (a model folder reloaded for inference, where the loss is never used) the loss levers are off with a
+    warning and the shift is a zero placeholder that the weights file restores.
+    """
+    alpha, tau, shift_tau = opts.sod_class_weight_alpha, opts.sod_logit_adjust_tau, opts.sod_predict_tau
+    if not (alpha or tau or shift_tau):
+        return None, None, None
+    try:
+        prior = composition_prior(data_dir, "sod")
+    except (InputError, OSError, tf.errors.OpError) as exc:
+        logging.warning("SOD prior unreadable (%s): the SOD loss levers are not applied (inference does not use "
+                        "them)", str(exc).splitlines()[0] if str(exc) else exc)
+        return None, None, ((0.0,) * NUM_SOD if shift_tau else None)
+    logging.info("SOD prior of the training charts: %s", ", ".join(f"{p:.4f}" for p in prior))
+    shift = prior_prediction_shift(prior, shift_tau) if shift_tau else None
+    offset = prior_logit_offset(prior, tau) if tau else (0.0,) * NUM_SOD
+    if shift:
+        offset = tuple(o - s for o, s in zip(offset, shift))
+    return (prior_class_weights(prior, alpha) if alpha else None, offset if (tau or shift) else None, shift)
+
+
 @dataclasses.dataclass(frozen=True)
 class IcechartOptions(SicOptions):
     """The SIC tasks' options and the ice-type losses' (`python -m tfseaice.train` flags, task.json)."""
@@ -207,6 +268,20 @@ class IcechartOptions(SicOptions):
         "(docs/ice_type_losses.md).", choices=COMPOSITION_LOSSES)
     pll_focal_gamma: float = option(DEFAULT_PLL_FOCAL_GAMMA, "icechart_regional --composition_loss=pll_focal: the "
                                     "focal exponent gamma (>= 0; 0 = pixel-wise soft cross-entropy).", parse=_gamma)
+    sod_class_weight_alpha: float = option(
+        0.0, "icechart_regional: weight each SOD class's term of the composition loss by prior^-alpha (prior: the "
+        "training charts' pixel share of the stage; 0 = unweighted, 1 = inverse prior; docs/ice_type_losses.md).",
+        parse=_alpha)
+    sod_logit_adjust_tau: float = option(
+        0.0, "icechart_regional: logit adjustment of the SOD loss: it scores softmax(log p + tau log prior), the "
+        "model predicts with p (Menon et al. 2021; 0 = off, 1 = the paper's).", parse=_tau)
+    sod_entropy_weight: float = option(
+        0.0, "icechart_regional: add this times the SOD pixels' mean softmax entropy to the SOD loss, so that "
+        "pixels commit to a stage instead of each predicting its polygon's shares (0 = off).", parse=_entropy)
+    sod_predict_tau: float = option(
+        0.0, "icechart_regional: prediction-time prior correction of the SOD head: it predicts softmax(log p - tau "
+        "log prior) over the stages holding >= 1 percent of the training charts' pixels (post-hoc logit adjustment, "
+        "Menon et al. 2021; the loss still scores p; 0 = off).", parse=_predict_tau)
     chart_weights: tuple = option(DEFAULT_CHART_WEIGHTS, "Ice-chart tasks: weights of the SIC, SOD and FLOE losses "
                                   "(default 2:2:1 as the AutoICE score).", parse=check_chart_weights)
 
@@ -223,12 +298,14 @@ class IcechartTask(SicTask):
     def build_model(self, cfg, info):
         opts = self.options.from_extra(cfg.extra)
         norm = info.get("normalization", {})
+        weights, offset, shift = sod_levers(opts, cfg.data_dir) if self.name == "icechart_regional" else (None,) * 3
         unet = build_icechart_unet(len(info["channels"]), filters=opts.filters,
-                                   norm_mean=norm.get("mean"), norm_std=norm.get("std"))
+                                   norm_mean=norm.get("mean"), norm_std=norm.get("std"), sod_offset=shift)
         if self.name == "icechart_regional":
             model = IcechartRegionalModel(unet, reduction=opts.loss_reduction, weighting=opts.loss_weighting,
                                           composition_loss=opts.composition_loss, chart_weights=opts.chart_weights,
-                                          pll_focal_gamma=opts.pll_focal_gamma)
+                                          pll_focal_gamma=opts.pll_focal_gamma, sod_class_weights=weights,
+                                          sod_logit_offset=offset, sod_entropy_weight=opts.sod_entropy_weight)
         else:
             model = IcechartPixelModel(unet, loss=opts.pixel_loss, chart_weights=opts.chart_weights)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
