@@ -46,11 +46,12 @@ import keras
 from keras import layers
 
 from tfseaice.models.batchnorm import FusedBatchNormalization, set_stats_at_inference
-from tfseaice.models.speckle import GammaSpeckle, set_initial_looks
+from tfseaice.models.speckle import GammaSpeckle, Multilook, set_initial_looks
 
 NUM_DOWNS = 8
 UPSAMPLE_MODES = ("transpose", "resize_conv")
 SPECKLE_MODES = ("none", "gamma", "gamma_fixed")
+NO_DATA_CHANNEL = 0   # tfseaice.data.glacier.NO_DATA: the condition's one-hot channel of no-data pixels
 
 
 def conv_init():
@@ -132,7 +133,7 @@ def _upsample(x, filters, kernel_size, mode, name, use_bias=False):
 def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1,
                     num_downs=NUM_DOWNS, dropout_rate=0.5, num_dropout=3, sync_batchnorm=False,
                     dropout_at_inference=False, upsample="transpose", speckle="none", speckle_seed=0,
-                    speckle_looks=None, name="generator"):
+                    speckle_looks=None, speckle_class_looks=None, speckle_nodata=False, name="generator"):
     """pix2pix U-Net generator: condition [B,H,W,input_channels] -> image in [-1, 1].
 
     Args:
@@ -150,6 +151,8 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
       speckle_seed: first seed of the Gamma speckle.
       speckle_looks: initial number of looks of the gamma head (None: 1 + softplus(0) = 1.7;
         tfseaice.models.speckle.set_initial_looks).
+      speckle_class_looks: one fixed L per class (one-hot channel order) instead of the head's looks.
+      speckle_nodata: no speckle on no-data pixels (channel 0 of the condition).
     """
     if num_downs < 2:
         raise ValueError("num_downs must be >= 2")
@@ -181,7 +184,9 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
         x = layers.Concatenate(name=f"up{j + 1}_skip")([x, skips[num_downs - 2 - j]])
     if speckle != "none":
         x = _upsample(x, 2, kernel_size, upsample, f"up{num_downs}", use_bias=True)
-        out = GammaSpeckle(seed=speckle_seed, learn_looks=(speckle == "gamma"), name="sar")(x)
+        head = GammaSpeckle(seed=speckle_seed, learn_looks=(speckle == "gamma"), class_looks=speckle_class_looks,
+                            nodata_channel=NO_DATA_CHANNEL if speckle_nodata else None, name="sar")
+        out = head([x, inputs]) if head.sees_mask else head(x)
     else:
         x = _upsample(x, output_channels, kernel_size, upsample, f"up{num_downs}", use_bias=True)
         out = layers.Activation("tanh", dtype="float32", name="sar")(x)
@@ -192,12 +197,19 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
 
 
 def build_discriminator(input_channels, target_channels=1, kernel_size=4, filters=64,
-                        sync_batchnorm=False, name="discriminator"):
-    """70x70 PatchGAN: [condition, image] -> per-patch logits [B, h, w, 1] (30x30 for 256, k=4)."""
+                        sync_batchnorm=False, multilook=0, name="discriminator"):
+    """70x70 PatchGAN: [condition, image] -> per-patch logits [B, h, w, 1] (30x30 for 256, k=4).
+
+    ``multilook=K`` (>= 2) adds the image's K x K box mean of linear intensity as an input channel
+    (tfseaice.models.speckle.multilook): relief the speckle hides at pixel scale shows there.
+    """
     init = conv_init()
     cond = keras.Input(shape=(None, None, int(input_channels)), name="mask")
     image = keras.Input(shape=(None, None, int(target_channels)), name="image")
-    x = layers.Concatenate(name="pair")([cond, image])
+    views = [cond, image]
+    if multilook:
+        views.append(Multilook(multilook, name="multilook")(image))
+    x = layers.Concatenate(name="pair")(views)
     for i, mult in enumerate((1, 2, 4)):
         x = layers.Conv2D(filters * mult, kernel_size, strides=2, padding="same", kernel_initializer=init,
                           use_bias=(i == 0), name=f"c{i + 1}_conv")(x)

@@ -38,7 +38,7 @@ from tfseaice.models import pix2pix as p2p
 from tfseaice.models import speckle
 from tfseaice.tasks.pix2pix_batches import NUM_CLASSES, condition, split_batch, to_unit_range
 from tfseaice.tasks.pix2pix_callbacks import GeneratorCheckpoint, ImageGrid
-from tfseaice.tasks.pix2pix_options import Pix2PixOptions, initial_looks
+from tfseaice.tasks.pix2pix_options import Pix2PixOptions, class_looks, initial_looks
 
 
 # ------------------------------------------------------------------- model
@@ -179,7 +179,8 @@ def build_generator_from(cfg, info, dropout_at_inference=False, looks=None):
     return p2p.build_generator(input_channels(info), kernel_size=opts.gen_kernel, filters=opts.generator_filters,
                                sync_batchnorm=opts.sync_batchnorm, dropout_at_inference=bool(dropout_at_inference),
                                upsample=opts.gen_upsample, speckle=opts.speckle,
-                               speckle_seed=int(getattr(cfg, "seed", 0) or 0), speckle_looks=looks)
+                               speckle_seed=int(getattr(cfg, "seed", 0) or 0), speckle_looks=looks,
+                               speckle_class_looks=class_looks(cfg, NUM_CLASSES), speckle_nodata=opts.speckle_nodata)
 
 
 def build_pix2pix(cfg, info):
@@ -187,7 +188,8 @@ def build_pix2pix(cfg, info):
     opts = Pix2PixOptions.from_extra(cfg.extra)
     gen = build_generator_from(cfg, info, looks=initial_looks(cfg, info))
     disc = p2p.build_discriminator(input_channels(info), target_channels=1, kernel_size=opts.disc_kernel,
-                                   filters=opts.discriminator_filters, sync_batchnorm=opts.sync_batchnorm)
+                                   filters=opts.discriminator_filters, sync_batchnorm=opts.sync_batchnorm,
+                                   multilook=opts.disc_multilook)
     model = Pix2Pix(gen, disc, gan_weight=opts.gan_weight, l1_weight=opts.l1_weight)
     model.compile(learning_rate=float(cfg.learning_rate), beta_1=opts.beta_1)
     return model
