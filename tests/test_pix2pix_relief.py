@@ -153,3 +153,46 @@ def test_train_step_with_every_new_option(monkeypatch):
     assert speckle.speckle_layer(model.generator).sees_mask
     logs = model.train_step({"mask": tf.constant(mask), "sar": tf.constant(sar[..., None])})
     assert all(np.isfinite(float(v)) for v in logs.values())
+
+
+def test_relief_map_sees_relief_not_speckle():
+    rng = np.random.default_rng(4)
+    flat_db = np.full((1, 96, 96, 1), -8.0)
+    relief_db = flat_db + np.where(rng.random((1, 12, 12, 1)) > 0.5, 5.0, -5.0).repeat(8, 1).repeat(8, 2)
+
+    def speckled(db):
+        intensity = 10 ** (db / 10) * rng.gamma(3.5, 1 / 3.5, db.shape)
+        return speckle.db_to_model(tf.constant(10 * np.log10(intensity), tf.float32))
+
+    flat, rough = speckled(flat_db), speckled(relief_db)
+    assert float(tf.reduce_mean(speckle.relief_map(rough, 3, 15))) > 3 * float(tf.reduce_mean(speckle.relief_map(flat, 3, 15)))
+    np.testing.assert_allclose(speckle.relief_map(tf.fill([1, 32, 32, 1], 0.3), 3, 15).numpy(), 0.0, atol=2e-3)
+
+
+def test_relief_weight_adds_the_relief_gap_to_the_generator_loss():
+    gen = p2p.build_generator(4, filters=4, num_downs=3)
+    disc = p2p.build_discriminator(4, filters=4)
+    cond = tf.one_hot(np.random.default_rng(2).integers(0, 4, (2, 32, 32)), 4)
+    target = tf.random.stateless_uniform([2, 32, 32, 1], [3, 4], -1, 1)
+    base = task.Pix2Pix(gen, disc).compute_losses(cond, target, training=False)
+    with_relief = task.Pix2Pix(gen, disc, relief_weight=2.0).compute_losses(cond, target, training=False)
+    gap = tf.reduce_mean(tf.abs(speckle.relief_map(base["fake"], 3, 15) - speckle.relief_map(target, 3, 15)), [1, 2, 3])
+    np.testing.assert_allclose(with_relief["gen_total"].numpy(), (base["gen_total"] + 2.0 * gap).numpy(), rtol=1e-5)
+    assert task.Pix2Pix.from_config(task.Pix2Pix(gen, disc, relief_weight=2.0).get_config()).relief_weight == 2.0
+
+
+def test_noise_input_is_seeded_drawn_at_inference_and_off_by_default():
+    cond = tf.one_hot(np.random.default_rng(3).integers(0, 4, (1, 32, 32)), 4)
+    assert "noise" not in [l.name for l in p2p.build_generator(4, filters=4, num_downs=3).layers]
+    gen = p2p.build_generator(4, filters=4, num_downs=3, noise_channels=2, speckle_seed=5)
+    assert gen.get_layer("down1_conv").kernel.shape[2] == 6
+    noise = tf.keras.Model(gen.inputs, gen.get_layer("noise").output)
+    a, b = noise(cond).numpy(), noise(cond).numpy()
+    np.testing.assert_array_equal(a[..., :4], cond.numpy())
+    assert abs(a[..., 4:].std() - 1.0) < 0.1 and not np.array_equal(a[..., 4:], b[..., 4:])  # fresh draws
+    speckle.reset_speckle_seed(gen, 9)
+    first = gen(cond, training=False).numpy()
+    speckle.reset_speckle_seed(gen, 9)
+    np.testing.assert_array_equal(gen(cond, training=False).numpy(), first)                 # seeded
+    with pytest.raises(InputError, match="gen_noise"):
+        Pix2PixOptions(gen_noise=-1)

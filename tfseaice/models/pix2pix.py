@@ -43,6 +43,7 @@ batch statistics are computed over the global batch under MirroredStrategy.
 """
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from tfseaice.models.batchnorm import FusedBatchNormalization, set_stats_at_inference
@@ -81,6 +82,36 @@ class NoiseDropout(layers.Dropout):
     def get_config(self):
         config = super().get_config()
         config["at_inference"] = self.at_inference
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfseaice")
+class NoiseInput(layers.Layer):
+    """condition -> condition ++ ``channels`` N(0, 1) maps, drawn at training and inference alike.
+
+    A source for texture that the mask cannot determine (rock relief): dropout, pix2pix's only noise,
+    sits in the 2x2..8x8 decoder layers and is off at inference. Seeded like the speckle
+    (tfseaice.models.speckle.reset_speckle_seed restarts it).
+    """
+
+    def __init__(self, channels, seed=0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.seed = int(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed + 7919, name="noise_seed")
+
+    def call(self, cond):
+        shape = tf.concat([tf.shape(cond)[:-1], [self.channels]], 0)
+        noise = tf.random.stateless_normal(shape, seed=tf.cast(self.seed_generator.next(), tf.int32))
+        return tf.concat([tf.cast(cond, tf.float32), noise], -1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] + self.channels,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"channels": self.channels, "seed": self.seed})
         return config
 
 
@@ -133,7 +164,8 @@ def _upsample(x, filters, kernel_size, mode, name, use_bias=False):
 def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1,
                     num_downs=NUM_DOWNS, dropout_rate=0.5, num_dropout=3, sync_batchnorm=False,
                     dropout_at_inference=False, upsample="transpose", speckle="none", speckle_seed=0,
-                    speckle_looks=None, speckle_class_looks=None, speckle_nodata=False, name="generator"):
+                    speckle_looks=None, speckle_class_looks=None, speckle_nodata=False, noise_channels=0,
+                    name="generator"):
     """pix2pix U-Net generator: condition [B,H,W,input_channels] -> image in [-1, 1].
 
     Args:
@@ -153,6 +185,7 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
         tfseaice.models.speckle.set_initial_looks).
       speckle_class_looks: one fixed L per class (one-hot channel order) instead of the head's looks.
       speckle_nodata: no speckle on no-data pixels (channel 0 of the condition).
+      noise_channels: N(0, 1) maps appended to the condition inside the model (`NoiseInput`).
     """
     if num_downs < 2:
         raise ValueError("num_downs must be >= 2")
@@ -163,7 +196,7 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
     init = conv_init()
     enc = generator_filters(filters, num_downs)
     inputs = keras.Input(shape=(None, None, int(input_channels)), name="mask")
-    x = inputs
+    x = NoiseInput(noise_channels, seed=speckle_seed, name="noise")(inputs) if noise_channels else inputs
     skips = []
     for i, f in enumerate(enc):
         x = layers.Conv2D(f, kernel_size, strides=2, padding="same", kernel_initializer=init,

@@ -28,7 +28,9 @@ real no-data pixels carry no speckle).
 
 `multilook` (the `Multilook` layer) is the K x K box mean of linear intensity,
 back on the model scale: the discriminator's extra view of an image with its
-speckle averaged out (``--disc_multilook``), where relief shows.
+speckle averaged out (``--disc_multilook``), where relief shows. `relief_map`,
+the local standard deviation of that view, is what ``--relief_weight`` matches
+between generated and real images (tasks/pix2pix.py).
 
 Sampling is stateless: seeds come from a ``keras.random.SeedGenerator`` of the
 layer (seeded by ``seed``; `reset_speckle_seed` restarts it), so the same seed
@@ -161,6 +163,15 @@ def multilook(x, k):
     return db_to_model(10.0 * tf.math.log(tf.maximum(mean, 1e-12)) / np.log(10.0))
 
 
+def relief_map(x, k, window):
+    """Local standard deviation (``window`` x ``window`` box) of the K x K multilooked image (model scale):
+    the relief (slopes, layover, shadow) left once speckle is averaged out; a flat scene gives about 0."""
+    ml = multilook(x, k)
+    mean = tf.nn.avg_pool2d(ml, int(window), strides=1, padding="SAME")
+    mean_sq = tf.nn.avg_pool2d(tf.square(ml), int(window), strides=1, padding="SAME")
+    return tf.sqrt(tf.maximum(mean_sq - tf.square(mean), 0.0) + 1e-6)
+
+
 @keras.saving.register_keras_serializable(package="tfseaice")
 class Multilook(layers.Layer):
     """`multilook` as a layer (the discriminator's speckle-averaged view, ``--disc_multilook``)."""
@@ -193,12 +204,13 @@ def speckle_layer(model):
 
 
 def reset_speckle_seed(model, seed):
-    """Restart the speckle seed of a generator (no-op without speckle); True if it has one."""
-    layer = speckle_layer(model)
-    if layer is None:
-        return False
-    layer.seed_generator.state.assign(tf.constant([int(seed), 0], layer.seed_generator.state.dtype))
-    return True
+    """Restart the speckle seed of a generator, and of its noise input (--gen_noise) if it has one;
+    True if it has a speckle layer."""
+    for layer in model.layers:
+        gen = getattr(layer, "seed_generator", None)
+        if isinstance(gen, keras.random.SeedGenerator):
+            gen.state.assign(tf.constant([int(seed), 0], gen.state.dtype))
+    return speckle_layer(model) is not None
 
 
 _PARTS = {}

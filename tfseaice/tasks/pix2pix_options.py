@@ -60,8 +60,15 @@ class Pix2PixOptions(AugmentOptions, GlacierDataOptions):
                                   "there), as real no-data pixels have none.")
     disc_multilook: int = option(0, "pix2pix: the PatchGAN also sees the image's K x K box mean of linear intensity "
                                  "(speckle averaged out, relief kept); 0 = off, else K >= 2.", parse=check_multilook)
+    gen_noise: int = option(0, "pix2pix: N(0, 1) channels appended to the generator's condition, drawn at "
+                            "inference too (a source for relief the mask does not determine); 0 = none.")
+    relief_weight: float = option(0.0, "pix2pix: weight of an L1 term between the local std (15 x 15) of the "
+                                  "3 x 3-multilooked generated and real images (relief energy, not its "
+                                  "position); 0 = off.")
 
     def __post_init__(self):
+        if self.gen_noise < 0 or self.relief_weight < 0:
+            raise InputError("--gen_noise/--relief_weight", f"must be >= 0 (got {self.gen_noise}, {self.relief_weight})")
         if self.speckle_looks_per_class and self.speckle != "gamma_fixed":
             raise InputError("--speckle_looks_per_class", f"needs --speckle=gamma_fixed (got --speckle={self.speckle})")
         if self.speckle_nodata and self.speckle == "none":
