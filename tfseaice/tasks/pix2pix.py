@@ -3,6 +3,8 @@
 `Pix2Pix` is a keras.Model whose `train_step` is the paper's algorithm (Eq. 5):
 
   G loss = gan_weight * BCE(1, D(x, G(x))) + l1_weight * |y - G(x)|_1
+           [+ relief_weight * |relief(y) - relief(G(x))|_1, --relief_weight; relief = speckle.relief_map:
+            rock relief is random, so L1 flattens it, and this term asks for its energy, not its position]
   D loss = 0.5 * [BCE(1, D(x, y)) + BCE(0, D(x, G(x)))]       (logits, PatchGAN)
 
 with one Adam optimizer per network (lr 2e-4, beta_1 0.5 in the paper), both
