@@ -2,7 +2,7 @@
 # pix2pix glacier SAR synthesis end to end on sample data: sample fjord images
 # (CaFFe layout) -> TFRecords (Beam) -> zone-segmentation model (for the
 # FCN-score) -> pix2pix (orig, small) -> evaluate -> generate -> export.
-# REALISM=1 trains the realism recipe (configs/pix2pix_realism.flags: resize-conv decoder, Gamma speckle
+# REALISM=1 trains the realism recipe (configs/pix2pix_realism.flags: resize-conv decoder, noise + relief term, Gamma speckle
 # with the data's looks; docs/glacier_realism.md) into $OUT/pix2pix_realism instead of the paper's variant.
 set -euo pipefail
 PY=${PY:-.venv/bin/python}

@@ -43,14 +43,16 @@ batch statistics are computed over the global batch under MirroredStrategy.
 """
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from tfseaice.models.batchnorm import FusedBatchNormalization, set_stats_at_inference
-from tfseaice.models.speckle import GammaSpeckle, set_initial_looks
+from tfseaice.models.speckle import GammaSpeckle, Multilook, set_initial_looks
 
 NUM_DOWNS = 8
 UPSAMPLE_MODES = ("transpose", "resize_conv")
 SPECKLE_MODES = ("none", "gamma", "gamma_fixed")
+NO_DATA_CHANNEL = 0   # tfseaice.data.glacier.NO_DATA: the condition's one-hot channel of no-data pixels
 
 
 def conv_init():
@@ -80,6 +82,36 @@ class NoiseDropout(layers.Dropout):
     def get_config(self):
         config = super().get_config()
         config["at_inference"] = self.at_inference
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfseaice")
+class NoiseInput(layers.Layer):
+    """condition -> condition ++ ``channels`` N(0, 1) maps, drawn at training and inference alike.
+
+    A source for texture that the mask cannot determine (rock relief): dropout, pix2pix's only noise,
+    sits in the 2x2..8x8 decoder layers and is off at inference. Seeded like the speckle
+    (tfseaice.models.speckle.reset_speckle_seed restarts it).
+    """
+
+    def __init__(self, channels, seed=0, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.seed = int(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed + 7919, name="noise_seed")
+
+    def call(self, cond):
+        shape = tf.concat([tf.shape(cond)[:-1], [self.channels]], 0)
+        noise = tf.random.stateless_normal(shape, seed=tf.cast(self.seed_generator.next(), tf.int32))
+        return tf.concat([tf.cast(cond, tf.float32), noise], -1)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (input_shape[-1] + self.channels,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"channels": self.channels, "seed": self.seed})
         return config
 
 
@@ -132,7 +164,8 @@ def _upsample(x, filters, kernel_size, mode, name, use_bias=False):
 def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1,
                     num_downs=NUM_DOWNS, dropout_rate=0.5, num_dropout=3, sync_batchnorm=False,
                     dropout_at_inference=False, upsample="transpose", speckle="none", speckle_seed=0,
-                    speckle_looks=None, name="generator"):
+                    speckle_looks=None, speckle_class_looks=None, speckle_nodata=False, noise_channels=0,
+                    name="generator"):
     """pix2pix U-Net generator: condition [B,H,W,input_channels] -> image in [-1, 1].
 
     Args:
@@ -150,6 +183,9 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
       speckle_seed: first seed of the Gamma speckle.
       speckle_looks: initial number of looks of the gamma head (None: 1 + softplus(0) = 1.7;
         tfseaice.models.speckle.set_initial_looks).
+      speckle_class_looks: one fixed L per class (one-hot channel order) instead of the head's looks.
+      speckle_nodata: no speckle on no-data pixels (channel 0 of the condition).
+      noise_channels: N(0, 1) maps appended to the condition inside the model (`NoiseInput`).
     """
     if num_downs < 2:
         raise ValueError("num_downs must be >= 2")
@@ -160,7 +196,7 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
     init = conv_init()
     enc = generator_filters(filters, num_downs)
     inputs = keras.Input(shape=(None, None, int(input_channels)), name="mask")
-    x = inputs
+    x = NoiseInput(noise_channels, seed=speckle_seed, name="noise")(inputs) if noise_channels else inputs
     skips = []
     for i, f in enumerate(enc):
         x = layers.Conv2D(f, kernel_size, strides=2, padding="same", kernel_initializer=init,
@@ -181,7 +217,9 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
         x = layers.Concatenate(name=f"up{j + 1}_skip")([x, skips[num_downs - 2 - j]])
     if speckle != "none":
         x = _upsample(x, 2, kernel_size, upsample, f"up{num_downs}", use_bias=True)
-        out = GammaSpeckle(seed=speckle_seed, learn_looks=(speckle == "gamma"), name="sar")(x)
+        head = GammaSpeckle(seed=speckle_seed, learn_looks=(speckle == "gamma"), class_looks=speckle_class_looks,
+                            nodata_channel=NO_DATA_CHANNEL if speckle_nodata else None, name="sar")
+        out = head([x, inputs]) if head.sees_mask else head(x)
     else:
         x = _upsample(x, output_channels, kernel_size, upsample, f"up{num_downs}", use_bias=True)
         out = layers.Activation("tanh", dtype="float32", name="sar")(x)
@@ -192,12 +230,19 @@ def build_generator(input_channels, kernel_size=4, filters=64, output_channels=1
 
 
 def build_discriminator(input_channels, target_channels=1, kernel_size=4, filters=64,
-                        sync_batchnorm=False, name="discriminator"):
-    """70x70 PatchGAN: [condition, image] -> per-patch logits [B, h, w, 1] (30x30 for 256, k=4)."""
+                        sync_batchnorm=False, multilook=0, name="discriminator"):
+    """70x70 PatchGAN: [condition, image] -> per-patch logits [B, h, w, 1] (30x30 for 256, k=4).
+
+    ``multilook=K`` (>= 2) adds the image's K x K box mean of linear intensity as an input channel
+    (tfseaice.models.speckle.multilook): relief the speckle hides at pixel scale shows there.
+    """
     init = conv_init()
     cond = keras.Input(shape=(None, None, int(input_channels)), name="mask")
     image = keras.Input(shape=(None, None, int(target_channels)), name="image")
-    x = layers.Concatenate(name="pair")([cond, image])
+    views = [cond, image]
+    if multilook:
+        views.append(Multilook(multilook, name="multilook")(image))
+    x = layers.Concatenate(name="pair")(views)
     for i, mult in enumerate((1, 2, 4)):
         x = layers.Conv2D(filters * mult, kernel_size, strides=2, padding="same", kernel_initializer=init,
                           use_bias=(i == 0), name=f"c{i + 1}_conv")(x)

@@ -19,6 +19,19 @@ median whatever L is. The GAN term sees the speckled image, and gets
 gradients w.r.t. both B and L: ``tf.random.stateless_gamma`` has implicit
 reparameterisation gradients w.r.t. its shape (checked in tests).
 
+The mask (``class_looks``, ``nodata_channel``; the layer is then called on
+[head, condition]): ``class_looks`` gives each class its own L, held fixed
+(real rock has L 2.46 in the sample glaciers, glacier 3.54, ocean 3.69: one L
+for all left rock's speckle CV at 0.86 of the real one); ``nodata_channel``
+leaves the pixels of that class unspeckled (the image is the median there, as
+real no-data pixels carry no speckle).
+
+`multilook` (the `Multilook` layer) is the K x K box mean of linear intensity,
+back on the model scale: the discriminator's extra view of an image with its
+speckle averaged out (``--disc_multilook``), where relief shows. `relief_map`,
+the local standard deviation of that view, is what ``--relief_weight`` matches
+between generated and real images (tasks/pix2pix.py).
+
 Sampling is stateless: seeds come from a ``keras.random.SeedGenerator`` of the
 layer (seeded by ``seed``; `reset_speckle_seed` restarts it), so the same seed
 gives the same image.
@@ -89,31 +102,96 @@ def split_params(raw):
 class GammaSpeckle(layers.Layer):
     """[B,H,W,2] generator head -> speckled SAR in [-1, 1] (module docstring)."""
 
-    def __init__(self, seed=0, learn_looks=True, **kwargs):
+    def __init__(self, seed=0, learn_looks=True, class_looks=None, nodata_channel=None, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.seed = int(seed)
         self.learn_looks = bool(learn_looks)
+        self.class_looks = None if class_looks is None else tuple(float(v) for v in class_looks)
+        self.nodata_channel = None if nodata_channel is None else int(nodata_channel)
         self.seed_generator = keras.random.SeedGenerator(self.seed, name="speckle_seed")
 
-    def call(self, raw):
+    @property
+    def sees_mask(self):
+        """True if the layer is called on [head, condition] (per-class looks or no-data left out)."""
+        return self.class_looks is not None or self.nodata_channel is not None
+
+    def call(self, inputs):
+        raw, cond = (inputs[0], tf.cast(inputs[1], tf.float32)) if self.sees_mask else (inputs, None)
         median, looks = split_params(raw)
-        if not self.learn_looks:   # held at their start (the data's estimate): the GAN cannot move them
+        if self.class_looks is not None:   # L of each pixel's class (one-hot channels first)
+            table = tf.constant(self.class_looks, tf.float32)
+            looks = tf.reduce_sum(cond[..., :len(self.class_looks)] * table, axis=-1, keepdims=True)
+            looks = tf.clip_by_value(looks, 1.0, MAX_LOOKS)
+        elif not self.learn_looks:   # held at their start (the data's estimate): the GAN cannot move them
             looks = tf.stop_gradient(looks)
         median_intensity = 10.0 ** (model_to_db(median) / 10.0)
         backscatter = median_intensity / gamma_median_factor(looks)
         seed = tf.cast(self.seed_generator.next(), tf.int32)
         intensity = speckle_intensity(backscatter, looks, seed)
         db = 10.0 * tf.math.log(tf.maximum(intensity, 1e-12)) / np.log(10.0)
-        return db_to_model(db)
+        image = db_to_model(db)
+        if self.nodata_channel is not None:   # no speckle where there is no data: the median itself
+            image = tf.where(cond[..., self.nodata_channel:self.nodata_channel + 1] > 0.5, median, image)
+        return image
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (1,)
+        shape = input_shape[0] if self.sees_mask else input_shape
+        return tuple(shape[:-1]) + (1,)
 
     def get_config(self):
         config = super().get_config()
         config["seed"] = self.seed
         config["learn_looks"] = self.learn_looks
+        config["class_looks"] = None if self.class_looks is None else list(self.class_looks)
+        config["nodata_channel"] = self.nodata_channel
+        return config
+
+
+def head_tensor(layer):
+    """The generator head [B,H,W,2] feeding a GammaSpeckle layer (its first input if it sees the mask)."""
+    return layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input
+
+
+def multilook(x, k):
+    """Model-range image [B,H,W,1] -> its K x K box mean of linear intensity, on the model scale.
+
+    Stride 1, "same" size; at the border the mean is over the pixels inside the image.
+    """
+    intensity = 10.0 ** (model_to_db(x) / 10.0)
+    mean = tf.nn.avg_pool2d(intensity, int(k), strides=1, padding="SAME")
+    return db_to_model(10.0 * tf.math.log(tf.maximum(mean, 1e-12)) / np.log(10.0))
+
+
+def relief_map(x, k, window):
+    """Local standard deviation (``window`` x ``window`` box) of the K x K multilooked image (model scale):
+    the relief (slopes, layover, shadow) left once speckle is averaged out; a flat scene gives about 0."""
+    ml = multilook(x, k)
+    mean = tf.nn.avg_pool2d(ml, int(window), strides=1, padding="SAME")
+    mean_sq = tf.nn.avg_pool2d(tf.square(ml), int(window), strides=1, padding="SAME")
+    return tf.sqrt(tf.maximum(mean_sq - tf.square(mean), 0.0) + 1e-6)
+
+
+@keras.saving.register_keras_serializable(package="tfseaice")
+class Multilook(layers.Layer):
+    """`multilook` as a layer (the discriminator's speckle-averaged view, ``--disc_multilook``)."""
+
+    def __init__(self, k, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if int(k) < 2:
+            raise ValueError(f"multilook window must be >= 2, got {k}")
+        self.k = int(k)
+
+    def call(self, x):
+        return multilook(x, self.k)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config["k"] = self.k
         return config
 
 
@@ -126,12 +204,13 @@ def speckle_layer(model):
 
 
 def reset_speckle_seed(model, seed):
-    """Restart the speckle seed of a generator (no-op without speckle); True if it has one."""
-    layer = speckle_layer(model)
-    if layer is None:
-        return False
-    layer.seed_generator.state.assign(tf.constant([int(seed), 0], layer.seed_generator.state.dtype))
-    return True
+    """Restart the speckle seed of a generator, and of its noise input (--gen_noise) if it has one;
+    True if it has a speckle layer."""
+    for layer in model.layers:
+        gen = getattr(layer, "seed_generator", None)
+        if isinstance(gen, keras.random.SeedGenerator):
+            gen.state.assign(tf.constant([int(seed), 0], gen.state.dtype))
+    return speckle_layer(model) is not None
 
 
 _PARTS = {}
@@ -146,7 +225,7 @@ def params_and_image_model(generator):
         return None
     key = id(generator)
     if key not in _PARTS or _PARTS[key][0] is not generator:
-        _PARTS[key] = (generator, keras.Model(generator.inputs, [layer.input, generator.output]))
+        _PARTS[key] = (generator, keras.Model(generator.inputs, [head_tensor(layer), generator.output]))
     return _PARTS[key][1]
 
 
@@ -164,7 +243,7 @@ def set_initial_looks(generator, looks):
     layer = speckle_layer(generator)
     if layer is None or looks is None:
         return False
-    head = layer.input._keras_history.operation
+    head = head_tensor(layer)._keras_history.operation
     bias = head.bias.numpy()
     bias[1] = looks_bias(looks)
     head.bias.assign(bias)

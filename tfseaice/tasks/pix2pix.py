@@ -3,6 +3,8 @@
 `Pix2Pix` is a keras.Model whose `train_step` is the paper's algorithm (Eq. 5):
 
   G loss = gan_weight * BCE(1, D(x, G(x))) + l1_weight * |y - G(x)|_1
+           [+ relief_weight * |relief(y) - relief(G(x))|_1, --relief_weight; relief = speckle.relief_map:
+            rock relief is random, so L1 flattens it, and this term asks for its energy, not its position]
   D loss = 0.5 * [BCE(1, D(x, y)) + BCE(0, D(x, G(x)))]       (logits, PatchGAN)
 
 with one Adam optimizer per network (lr 2e-4, beta_1 0.5 in the paper), both
@@ -38,23 +40,26 @@ from tfseaice.models import pix2pix as p2p
 from tfseaice.models import speckle
 from tfseaice.tasks.pix2pix_batches import NUM_CLASSES, condition, split_batch, to_unit_range
 from tfseaice.tasks.pix2pix_callbacks import GeneratorCheckpoint, ImageGrid
-from tfseaice.tasks.pix2pix_options import Pix2PixOptions, initial_looks
+from tfseaice.tasks.pix2pix_options import Pix2PixOptions, class_looks, initial_looks
 
 
 # ------------------------------------------------------------------- model
+
+RELIEF_MULTILOOK, RELIEF_WINDOW = 3, 15   # --relief_weight: 3x3 multilook (speckle), 15x15 std (relief energy)
 
 @keras.saving.register_keras_serializable(package="tfseaice")
 class Pix2Pix(keras.Model):
     """Conditional GAN with the paper's training step (see module docstring)."""
 
     def __init__(self, generator, discriminator, gan_weight=1.0, l1_weight=100.0,
-                 num_classes=NUM_CLASSES, **kwargs):
+                 num_classes=NUM_CLASSES, relief_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.gan_weight = float(gan_weight)
         self.l1_weight = float(l1_weight)
         self.num_classes = int(num_classes)
+        self.relief_weight = float(relief_weight)
         self.gen_total_tracker = keras.metrics.Mean(name="gen_total")
         self.gen_gan_tracker = keras.metrics.Mean(name="gen_gan")
         self.gen_l1_tracker = keras.metrics.Mean(name="gen_l1")
@@ -110,11 +115,16 @@ class Pix2Pix(keras.Model):
         fake_logits = self.discriminator([cond, fake], training=training)
         gen_gan = gan_losses.gan_generator_loss(fake_logits, reduce=False)
         gen_l1 = gan_losses.l1_loss(target, l1_view, reduce=False)
+        gen_total = self.gan_weight * gen_gan + self.l1_weight * gen_l1
+        if self.relief_weight:   # relief energy where the real image has it, wherever its slopes lie
+            gap = tf.abs(speckle.relief_map(fake, RELIEF_MULTILOOK, RELIEF_WINDOW)
+                         - speckle.relief_map(target, RELIEF_MULTILOOK, RELIEF_WINDOW))
+            gen_total += self.relief_weight * tf.reduce_mean(gap, axis=[1, 2, 3])
         return {
             "fake": fake,
             "gen_gan": gen_gan,
             "gen_l1": gen_l1,
-            "gen_total": self.gan_weight * gen_gan + self.l1_weight * gen_l1,
+            "gen_total": gen_total,
             "disc_loss": gan_losses.gan_discriminator_loss(real_logits, fake_logits, reduce=False),
         }
 
@@ -156,7 +166,7 @@ class Pix2Pix(keras.Model):
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "gan_weight": self.gan_weight, "l1_weight": self.l1_weight,
-            "num_classes": self.num_classes})
+            "num_classes": self.num_classes, "relief_weight": self.relief_weight})
         return config
 
     @classmethod
@@ -179,7 +189,9 @@ def build_generator_from(cfg, info, dropout_at_inference=False, looks=None):
     return p2p.build_generator(input_channels(info), kernel_size=opts.gen_kernel, filters=opts.generator_filters,
                                sync_batchnorm=opts.sync_batchnorm, dropout_at_inference=bool(dropout_at_inference),
                                upsample=opts.gen_upsample, speckle=opts.speckle,
-                               speckle_seed=int(getattr(cfg, "seed", 0) or 0), speckle_looks=looks)
+                               speckle_seed=int(getattr(cfg, "seed", 0) or 0), speckle_looks=looks,
+                               speckle_class_looks=class_looks(cfg, NUM_CLASSES), speckle_nodata=opts.speckle_nodata,
+                               noise_channels=opts.gen_noise)
 
 
 def build_pix2pix(cfg, info):
@@ -187,8 +199,9 @@ def build_pix2pix(cfg, info):
     opts = Pix2PixOptions.from_extra(cfg.extra)
     gen = build_generator_from(cfg, info, looks=initial_looks(cfg, info))
     disc = p2p.build_discriminator(input_channels(info), target_channels=1, kernel_size=opts.disc_kernel,
-                                   filters=opts.discriminator_filters, sync_batchnorm=opts.sync_batchnorm)
-    model = Pix2Pix(gen, disc, gan_weight=opts.gan_weight, l1_weight=opts.l1_weight)
+                                   filters=opts.discriminator_filters, sync_batchnorm=opts.sync_batchnorm,
+                                   multilook=opts.disc_multilook)
+    model = Pix2Pix(gen, disc, gan_weight=opts.gan_weight, l1_weight=opts.l1_weight, relief_weight=opts.relief_weight)
     model.compile(learning_rate=float(cfg.learning_rate), beta_1=opts.beta_1)
     return model
 

@@ -17,11 +17,20 @@ import numpy as np
 from absl import logging
 
 from tfseaice.data import glacier, pipeline
+from tfseaice.errors import InputError
 from tfseaice.models import speckle
 from tfseaice.tasks.shared_options import AugmentOptions, GlacierDataOptions
 from tfseaice.training.options import option
 
 LOOKS_PATCHES = 64
+
+
+def check_multilook(value):
+    """--disc_multilook: 0 (off) or a window K >= 2."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit() \
+            or int(value) == 1:
+        raise ValueError(f"0 (off) or a window K >= 2 expected, got {value!r}")
+    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +54,25 @@ class Pix2PixOptions(AugmentOptions, GlacierDataOptions):
     # A model folder from before this option: None, the head's default L (1.7).
     speckle_looks: float = option(0.0, "pix2pix --speckle=gamma: initial number of looks L; 0 = estimated from the "
                                   "training images at task start (stored in task.json).", absent=None)
+    speckle_looks_per_class: bool = option(False, "pix2pix --speckle=gamma_fixed: each class its own L, the "
+                                           "training images' per-class estimate (needs --speckle_looks=0).")
+    speckle_nodata: bool = option(False, "pix2pix --speckle=gamma*: no speckle on no-data pixels (the median image "
+                                  "there), as real no-data pixels have none.")
+    disc_multilook: int = option(0, "pix2pix: the PatchGAN also sees the image's K x K box mean of linear intensity "
+                                 "(speckle averaged out, relief kept); 0 = off, else K >= 2.", parse=check_multilook)
+    gen_noise: int = option(0, "pix2pix: N(0, 1) channels appended to the generator's condition, drawn at "
+                            "inference too (a source for relief the mask does not determine); 0 = none.")
+    relief_weight: float = option(0.0, "pix2pix: weight of an L1 term between the local std (15 x 15) of the "
+                                  "3 x 3-multilooked generated and real images (relief energy, not its "
+                                  "position); 0 = off.")
+
+    def __post_init__(self):
+        if self.gen_noise < 0 or self.relief_weight < 0:
+            raise InputError("--gen_noise/--relief_weight", f"must be >= 0 (got {self.gen_noise}, {self.relief_weight})")
+        if self.speckle_looks_per_class and self.speckle != "gamma_fixed":
+            raise InputError("--speckle_looks_per_class", f"needs --speckle=gamma_fixed (got --speckle={self.speckle})")
+        if self.speckle_nodata and self.speckle == "none":
+            raise InputError("--speckle_nodata", "needs --speckle=gamma or gamma_fixed")
 
 
 def training_patches(data_dir, info, max_examples=LOOKS_PATCHES):
@@ -85,3 +113,21 @@ def initial_looks(cfg, info):
     logging.info("speckle looks from %d training patches: L = %.2f (per class %s)", len(sar), estimate["looks"],
                  {k: round(v["looks"], 2) for k, v in estimate["classes"].items()})
     return estimate["looks"]
+
+
+def class_looks(cfg, num_classes):
+    """Per-class L (one-hot order) of --speckle_looks_per_class from task.json's estimate, or None.
+
+    A class without an estimate (no-data; a class no window lies inside) takes the overall L.
+    """
+    opts = Pix2PixOptions.from_extra(getattr(cfg, "extra", None))
+    extra = getattr(cfg, "extra", None) or {}
+    if not opts.speckle_looks_per_class:
+        return None
+    estimate = extra.get("speckle_looks_estimate")
+    if not estimate:
+        raise InputError("--speckle_looks_per_class", "no per-class looks estimate in the config (task.json): "
+                         "it needs --speckle_looks=0, the estimate from the training images")
+    per_class = estimate["classes"]
+    return tuple(float(per_class[name]["looks"]) if name in per_class else float(estimate["looks"])
+                 for name in glacier.CLASS_NAMES[:num_classes])
