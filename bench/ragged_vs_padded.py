@@ -28,7 +28,7 @@ import numpy as np
 
 from bench.lib.data import sic_batch
 from bench.lib.machine import loadavg
-from bench.lib.models import build
+from bench.lib.models import add_sic_batch_args, build
 from bench.lib.results import print_table, progress, summary_line, write_result
 from bench.lib.timing import Contention, run_steps
 
@@ -186,10 +186,7 @@ def time_loss_only(args, batch):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch_size", type=int, default=16)
-    ap.add_argument("--patch_size", type=int, default=256)
-    ap.add_argument("--channels", type=int, default=2)
-    ap.add_argument("--filters", default="16,32,64,64")
+    add_sic_batch_args(ap)
     ap.add_argument("--steps", type=int, default=20, help="timed train steps per variant and repeat")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first (tracing)")
     ap.add_argument("--repeats", type=int, default=3, help="alternating rounds of both variants")

@@ -26,7 +26,7 @@ import time
 
 from bench.lib.data import sic_batch
 from bench.lib.machine import loadavg
-from bench.lib.models import build
+from bench.lib.models import add_sic_batch_args, build
 from bench.lib.op_profile import op_type_times, top_rows
 from bench.lib.results import print_table, progress, summary_line, write_result
 
@@ -35,10 +35,7 @@ PIECES = ("forward", "loss", "gradient", "step")
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch_size", type=int, default=16)
-    ap.add_argument("--patch_size", type=int, default=256)
-    ap.add_argument("--channels", type=int, default=2)
-    ap.add_argument("--filters", default="16,32,64,64")
+    add_sic_batch_args(ap)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--steps", type=int, default=6, help="calls per piece and repeat")
     ap.add_argument("--repeats", type=int, default=3)

@@ -9,6 +9,15 @@ suite's parent process and `--help` never build a model and start without TF.
 import numpy as np
 
 
+def add_sic_batch_args(ap):
+    """The package-default SIC training batch as flags (16 x 256², 2 channels, U-Net 16,32,64,64): one
+    declaration for the benchmarks that time its train step piece by piece."""
+    ap.add_argument("--batch_size", type=int, default=16)
+    ap.add_argument("--patch_size", type=int, default=256)
+    ap.add_argument("--channels", type=int, default=2)
+    ap.add_argument("--filters", default="16,32,64,64", help="comma-separated U-Net filters per block")
+
+
 def build(task, channels, filters, jit, lr=1e-3):
     """(compiled task model, [its functional networks]) of `task` as tfseaice trains it."""
     import keras

@@ -35,13 +35,7 @@ def check_composition_options(kind, gamma=DEFAULT_PLL_FOCAL_GAMMA, what="composi
     """
     if kind not in COMPOSITION_LOSSES:
         raise ValueError(f"{what} must be one of {COMPOSITION_LOSSES}, got {kind!r}")
-    try:
-        gamma = float(gamma)
-    except (TypeError, ValueError):
-        raise ValueError(f"pll_focal_gamma must be a number >= 0, got {gamma!r}") from None
-    if not gamma >= 0 or math.isinf(gamma):
-        raise ValueError(f"pll_focal_gamma must be a finite number >= 0, got {gamma!r}")
-    return kind, gamma
+    return kind, check_lever(gamma, "pll_focal_gamma")
 
 
 def check_class_vector(values, num_classes, what, positive=False):
@@ -59,7 +53,7 @@ def check_class_vector(values, num_classes, what, positive=False):
 
 
 def check_lever(value, what):
-    """A lever's strength (class-weight exponent alpha, logit-adjustment tau) as a finite float >= 0."""
+    """A finite float >= 0 named `what` (a lever's strength: alpha, tau, an entropy weight; the focal gamma)."""
     try:
         value = float(value)
     except (TypeError, ValueError):

@@ -73,6 +73,16 @@ def db_to_model(db):
     return gray / 127.5 - 1.0
 
 
+def model_to_intensity(x):
+    """Model range -> linear intensity (10^(dB/10)): where speckle multiplies and looks average."""
+    return 10.0 ** (model_to_db(x) / 10.0)
+
+
+def intensity_to_model(intensity):
+    """Linear intensity -> model range (through dB, floored at 1e-12, clipped as db_to_model)."""
+    return db_to_model(10.0 * tf.math.log(tf.maximum(intensity, 1e-12)) / np.log(10.0))
+
+
 def gamma_median_factor(looks):
     """Median of Gamma(L, 1/L) (Choi's expansion L - 1/3 + 8/(405 L), over L; < 0.5 % off for L >= 1)."""
     looks = tf.cast(looks, tf.float32)
@@ -125,12 +135,9 @@ class GammaSpeckle(layers.Layer):
             looks = tf.clip_by_value(looks, 1.0, MAX_LOOKS)
         elif not self.learn_looks:   # held at their start (the data's estimate): the GAN cannot move them
             looks = tf.stop_gradient(looks)
-        median_intensity = 10.0 ** (model_to_db(median) / 10.0)
-        backscatter = median_intensity / gamma_median_factor(looks)
+        backscatter = model_to_intensity(median) / gamma_median_factor(looks)
         seed = tf.cast(self.seed_generator.next(), tf.int32)
-        intensity = speckle_intensity(backscatter, looks, seed)
-        db = 10.0 * tf.math.log(tf.maximum(intensity, 1e-12)) / np.log(10.0)
-        image = db_to_model(db)
+        image = intensity_to_model(speckle_intensity(backscatter, looks, seed))
         if self.nodata_channel is not None:   # no speckle where there is no data: the median itself
             image = tf.where(cond[..., self.nodata_channel:self.nodata_channel + 1] > 0.5, median, image)
         return image
@@ -158,9 +165,8 @@ def multilook(x, k):
 
     Stride 1, "same" size; at the border the mean is over the pixels inside the image.
     """
-    intensity = 10.0 ** (model_to_db(x) / 10.0)
-    mean = tf.nn.avg_pool2d(intensity, int(k), strides=1, padding="SAME")
-    return db_to_model(10.0 * tf.math.log(tf.maximum(mean, 1e-12)) / np.log(10.0))
+    mean = tf.nn.avg_pool2d(model_to_intensity(x), int(k), strides=1, padding="SAME")
+    return intensity_to_model(mean)
 
 
 def relief_map(x, k, window):

@@ -26,6 +26,7 @@ All are pooled over the epoch (exact across batches and replicas).
 """
 
 import dataclasses
+import functools
 
 import keras
 import tensorflow as tf
@@ -155,7 +156,8 @@ class IcechartRegionalModel(_IcechartModel):
         per_chart, terms = {}, {}
         per_chart["sic"], terms["sic"] = regional_sic_loss(out["sic"], polygon_ids, sic_table, **options)
         for c in CHARTS:
-            levers = dict(class_weights=self.sod_class_weights, logit_offset=self.sod_logit_offset) if c == "sod" else {}
+            levers = (dict(class_weights=self.sod_class_weights, logit_offset=self.sod_logit_offset)
+                      if c == "sod" else {})
             per_chart[c], terms[c] = composition_loss(out[c], polygon_ids, compositions[c], kind=self.composition_loss,
                                                       gamma=self.pll_focal_gamma, **levers, **options)
         if self.sod_entropy_weight:
@@ -211,24 +213,9 @@ class IcechartImagePanels(SicImagePanels):
                              viz.class_panels(chart_classes, predicted, n), step=step, max_outputs=4)
 
 
-def _gamma(value):
-    return check_composition_options("pll_focal", value)[1]
-
-
-def _alpha(value):
-    return check_lever(value, "sod_class_weight_alpha")
-
-
-def _tau(value):
-    return check_lever(value, "sod_logit_adjust_tau")
-
-
-def _entropy(value):
-    return check_lever(value, "sod_entropy_weight")
-
-
-def _predict_tau(value):
-    return check_lever(value, "sod_predict_tau")
+def _nonnegative(name):
+    """The parse of option `name`: a finite float >= 0, or ValueError naming it (losses.options.check_lever)."""
+    return functools.partial(check_lever, what=name)
 
 
 def sod_levers(opts, data_dir):
@@ -267,21 +254,24 @@ class IcechartOptions(SicOptions):
         "pixel's focal loss against its polygon's stages/forms weighted by their partial concentrations "
         "(docs/ice_type_losses.md).", choices=COMPOSITION_LOSSES)
     pll_focal_gamma: float = option(DEFAULT_PLL_FOCAL_GAMMA, "icechart_regional --composition_loss=pll_focal: the "
-                                    "focal exponent gamma (>= 0; 0 = pixel-wise soft cross-entropy).", parse=_gamma)
+                                    "focal exponent gamma (>= 0; 0 = pixel-wise soft cross-entropy).",
+                                    parse=_nonnegative("pll_focal_gamma"))
     sod_class_weight_alpha: float = option(
         0.0, "icechart_regional: weight each SOD class's term of the composition loss by prior^-alpha (prior: the "
         "training charts' pixel share of the stage; 0 = unweighted, 1 = inverse prior; docs/ice_type_losses.md).",
-        parse=_alpha)
+        parse=_nonnegative("sod_class_weight_alpha"))
     sod_logit_adjust_tau: float = option(
         0.0, "icechart_regional: logit adjustment of the SOD loss: it scores softmax(log p + tau log prior), the "
-        "model predicts with p (Menon et al. 2021; 0 = off, 1 = the paper's).", parse=_tau)
+        "model predicts with p (Menon et al. 2021; 0 = off, 1 = the paper's).",
+        parse=_nonnegative("sod_logit_adjust_tau"))
     sod_entropy_weight: float = option(
         0.0, "icechart_regional: add this times the SOD pixels' mean softmax entropy to the SOD loss, so that "
-        "pixels commit to a stage instead of each predicting its polygon's shares (0 = off).", parse=_entropy)
+        "pixels commit to a stage instead of each predicting its polygon's shares (0 = off).",
+        parse=_nonnegative("sod_entropy_weight"))
     sod_predict_tau: float = option(
         0.0, "icechart_regional: prediction-time prior correction of the SOD head: it predicts softmax(log p - tau "
         "log prior) over the stages holding >= 1 percent of the training charts' pixels (post-hoc logit adjustment, "
-        "Menon et al. 2021; the loss still scores p; 0 = off).", parse=_predict_tau)
+        "Menon et al. 2021; the loss still scores p; 0 = off).", parse=_nonnegative("sod_predict_tau"))
     chart_weights: tuple = option(DEFAULT_CHART_WEIGHTS, "Ice-chart tasks: weights of the SIC, SOD and FLOE losses "
                                   "(default 2:2:1 as the AutoICE score).", parse=check_chart_weights)
 
