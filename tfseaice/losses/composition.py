@@ -46,7 +46,7 @@ import math
 import tensorflow as tf
 
 from tfseaice.losses.options import DEFAULT_PLL_FOCAL_GAMMA, check_class_vector, check_composition_options
-from tfseaice.losses.pixel import _global_pixel_mean
+from tfseaice.losses.pixel import global_pixel_mean
 from tfseaice.losses.regional import as_polygon_table, polygon_means, reduce_regional_loss
 
 EPSILON = 1e-7
@@ -79,7 +79,7 @@ def pixel_entropy(probs, polygon_ids, *, global_pixel_count=None, epsilon=EPSILO
     """Mean of -sum_c p_c log p_c over the usable pixels (polygon id >= 0) of the global batch; 0 if none."""
     probs = tf.cast(probs, tf.float32)
     per_pixel = -tf.reduce_sum(probs * tf.math.log(tf.maximum(probs, epsilon)), axis=-1)
-    return _global_pixel_mean(per_pixel, polygon_ids >= 0, global_pixel_count)
+    return global_pixel_mean(per_pixel, polygon_ids >= 0, global_pixel_count)
 
 
 def pixel_channels(probs, kind, gamma=DEFAULT_PLL_FOCAL_GAMMA):

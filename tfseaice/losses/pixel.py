@@ -8,7 +8,7 @@ from tfseaice.losses.options import check_pixel_loss
 from tfseaice.losses.regional import as_polygon_table, cross_replica_sum, rasterize_polygon_sic
 
 
-def _global_pixel_mean(per_pixel, valid, global_pixel_count=None):
+def global_pixel_mean(per_pixel, valid, global_pixel_count=None):
     """Sum of `per_pixel` over the `valid` pixels / their global count (all-reduced across
     replicas unless given), so per-replica losses add up to the single-device one; 0 if none."""
     validf = tf.cast(valid, tf.float32)
@@ -40,7 +40,7 @@ def pixel_sic_loss(pred, polygon_ids, polygon_sic, *, loss="mse", global_pixel_c
     else:
         p = tf.clip_by_value(pred, epsilon, 1.0 - epsilon)
         per_pixel = -(target * tf.math.log(p) + (1.0 - target) * tf.math.log(1.0 - p))
-    return _global_pixel_mean(per_pixel, valid, global_pixel_count)
+    return global_pixel_mean(per_pixel, valid, global_pixel_count)
 
 
 def pixel_class_loss(probs, polygon_ids, class_table, *, global_pixel_count=None, epsilon=1e-7):
@@ -56,7 +56,7 @@ def pixel_class_loss(probs, polygon_ids, class_table, *, global_pixel_count=None
     probs = tf.cast(probs, tf.float32)
     p = tf.gather(probs, label, batch_dims=3)
     per_pixel = -tf.math.log(tf.maximum(tf.where(valid, p, tf.ones_like(p)), epsilon))
-    return _global_pixel_mean(per_pixel, valid, global_pixel_count)
+    return global_pixel_mean(per_pixel, valid, global_pixel_count)
 
 
 def rasterize_polygon_classes(polygon_ids, class_table, unlabelled=255):
