@@ -140,3 +140,28 @@ def test_gamma_fixed_gives_no_gradient_to_the_looks_and_gamma_does():
     assert grads["gamma"][1] != 0.0 and grads["gamma_fixed"][1] == 0.0
     layer = speckle.speckle_layer(p2p.build_generator(4, filters=4, num_downs=3, speckle="gamma_fixed"))
     assert speckle.GammaSpeckle.from_config(layer.get_config()).learn_looks is False
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "resize_conv"])
+def test_set_looks_draws_one_l_everywhere_and_keeps_the_median(upsample):
+    cond = tf.one_hot(np.random.default_rng(1).integers(0, 4, (1, 64, 64)), 4)
+    gen = p2p.build_generator(4, filters=4, num_downs=3, upsample=upsample, speckle="gamma", speckle_looks=3.5)
+    head = speckle.speckle_layer(gen).input._keras_history.operation
+    head.kernel.assign(tf.random.stateless_normal(head.kernel.shape, [1, 2]))   # a trained looks map varies
+    parts = speckle.params_and_image_model(gen)
+    median_before, looks_before = speckle.split_params(parts(cond)[0])
+    assert float(tf.math.reduce_std(looks_before)) > 0.1
+    assert speckle.set_looks(gen, 7.5)
+    median_after, looks_after = speckle.split_params(parts(cond)[0])
+    np.testing.assert_allclose(looks_after.numpy(), 7.5, rtol=1e-4)
+    np.testing.assert_allclose(median_after.numpy(), median_before.numpy(), atol=1e-6)
+
+
+def test_set_looks_refuses_per_class_looks_and_bad_values_and_skips_plain_generators():
+    per_class = p2p.build_generator(4, filters=4, num_downs=3, speckle="gamma_fixed",
+                                    speckle_class_looks=(1.0, 2.5, 3.5, 3.7))
+    with pytest.raises(ValueError, match="per-class looks"):
+        speckle.set_looks(per_class, 5.0)
+    with pytest.raises(ValueError, match="looks must be in"):
+        speckle.set_looks(p2p.build_generator(4, filters=4, num_downs=3, speckle="gamma_fixed"), 0.5)
+    assert speckle.set_looks(p2p.build_generator(4, filters=4, num_downs=3), 5.0) is False

@@ -154,3 +154,30 @@ def test_generate_from_model_dir_and_export(trained, tmp_path):
     x = tf.one_hot(tf.zeros([1, 256, 256], tf.int32) + 2, 4)
     expected = generator.from_keras(model.generator)(x)
     np.testing.assert_allclose(fn(x), expected, atol=1e-5)
+
+
+def test_speckle_looks_override_in_evaluate_and_generate(trained, tmp_path):
+    """A fixed-looks speckle generator scored and generated with more looks: weaker speckle everywhere,
+    the same median image, the oracle at the same L; the trained L when not asked."""
+    from tfseaice.evaluation import pix2pix as ev
+    from tfseaice.serving import generator
+    from tfseaice.training.config import TrainConfig
+    from tfseaice.train_lib import run_training
+
+    model_dir = str(tmp_path / "speckled")
+    run_training(TrainConfig(task="pix2pix", model_dir=model_dir, data_dir=str(trained / "records"), epochs=1,
+                             steps_per_epoch=1, batch_size=2, learning_rate=2e-4, image_every=0, seed=1,
+                             extra=dict(TINY, speckle="gamma_fixed", speckle_looks=3.5,
+                                        gen_upsample="resize_conv")))
+    trained_l = ev.evaluate(model_dir, output=str(tmp_path / "e0"), split="train")
+    more = ev.evaluate(model_dir, output=str(tmp_path / "e1"), split="train", speckle_looks=60.0)
+    assert trained_l["speckle_looks_override"] is None and more["speckle_looks_override"] == 60.0
+    assert trained_l["image_scores"]["speckle_oracle"]["looks"] == pytest.approx(3.5)
+    assert more["image_scores"]["speckle_oracle"]["looks"] == 60.0
+    assert more["image_scores"]["generated_median"] == pytest.approx(trained_l["image_scores"]["generated_median"])
+    for name, r in more["realism"].items():
+        assert r["cv_gen"] < 0.7 * trained_l["realism"][name]["cv_gen"], name
+    x = tf.one_hot(tf.zeros([1, 256, 256], tf.int32) + 2, 4)   # all glacier: the spread is the speckle's
+    local = [np.std(generator.load_from_model_dir(model_dir, speckle_looks=looks, seed=0)(x))
+             for looks in (0, 60.0)]
+    assert local[1] < 0.5 * local[0]

@@ -19,6 +19,7 @@ pix2pix (per-checkpoint curves, Table I row, FCN-score):
 
   python -m tfseaice.evaluate --task=pix2pix --model_dir=runs/pix2pix_orig \
       [--data_dir=...] [--epoch=N] [--zones_model_dir=...] [--out_dir=...] [--bn_at_inference=moving|batch]
+      [--speckle_looks=L]
 
   evaluation.json also holds `realism` (per class: mean_gen, mean_real, cv_gen, cv_real,
   cv_ratio), `lattice_peak_gen`, `lattice_peak_real`; realism.png beside it.
@@ -101,6 +102,8 @@ def define_flags():
     flags.DEFINE_enum("bn_at_inference", "moving", ["moving", "batch"],
                       "pix2pix: generator BatchNorm statistics: moving, or each image's own (the reference "
                       "implementations' test mode at batch 1).")
+    flags.DEFINE_float("speckle_looks", 0.0, "pix2pix speckle generators: score Gamma speckle of this many looks "
+                       "on every pixel instead of the trained L (0 = the trained L).")
 
     # --- glacier_zones
     flags.DEFINE_string("data_root", None, "glacier_zones: CaFFe-layout data (sar_images/, zones/, fronts/).")
@@ -145,7 +148,8 @@ def main_pix2pix():
                      zones_model_dir=FLAGS.zones_model_dir, epoch=FLAGS.epoch, output=out_dir,
                      split=FLAGS.split, batch_size=FLAGS.batch_size or GLACIER_BATCH,
                      dropout_at_inference=FLAGS.dropout_at_inference,
-                     recompute_curves=FLAGS.recompute_curves, bn_at_inference=FLAGS.bn_at_inference)
+                     recompute_curves=FLAGS.recompute_curves, bn_at_inference=FLAGS.bn_at_inference,
+                     speckle_looks=FLAGS.speckle_looks)
     print(pix2pix.table_markdown(result))
 
 

@@ -31,7 +31,10 @@ runs differ; BatchNorm still uses its moving statistics unless
 the reference implementations' test mode at batch 1). A Gamma-speckle
 generator (`train --speckle=gamma`) draws its speckle from `--seed`; tiles
 are blended after speckling, which lowers the speckle's contrast where they
-overlap (`--mode=full` avoids that).
+overlap (`--mode=full` avoids that). `--speckle_looks=L` draws that
+generator's speckle with L looks on every pixel instead of its trained L
+(e.g. the equivalent number of looks of another product); the median image
+is unchanged.
 """
 
 import glob
@@ -69,6 +72,9 @@ def define_flags():
     flags.DEFINE_enum("bn_at_inference", "moving", ["moving", "batch"],
                       "BatchNorm when generating: moving statistics, or each tile's own statistics (the "
                       "reference implementations' test mode at batch 1). --seed also seeds Gamma speckle.")
+    flags.DEFINE_float("speckle_looks", 0.0, "Speckle generators (--speckle=gamma*): draw Gamma speckle of this "
+                       "many looks on every pixel instead of the trained L, e.g. another product's equivalent "
+                       "number of looks; 0 = the trained L. Needs --model_dir.")
 
 
 def main(argv):
@@ -81,8 +87,12 @@ def main(argv):
     keras.utils.set_random_seed(FLAGS.seed)
     if FLAGS.model_dir:
         gen = load_from_model_dir(FLAGS.model_dir, FLAGS.checkpoint, FLAGS.dropout_at_inference,
-                                  bn_at_inference=FLAGS.bn_at_inference, seed=FLAGS.seed)
+                                  bn_at_inference=FLAGS.bn_at_inference, seed=FLAGS.seed,
+                                  speckle_looks=FLAGS.speckle_looks)
     else:
+        if FLAGS.speckle_looks:
+            raise InputError(FLAGS.saved_model, "--speckle_looks needs --model_dir (a SavedModel's looks are "
+                                                "fixed at export)")
         if FLAGS.dropout_at_inference:
             logging.warning("--dropout_at_inference has no effect on a SavedModel (fixed at export)")
         if FLAGS.bn_at_inference != "moving":

@@ -25,6 +25,10 @@ falls with any correct speckle, so its loss is read against that oracle.
 Realism (per-class mean and local speckle CV, lattice peak, `realism.png`):
 tfseaice.evaluation.pix2pix_realism. `bn_at_inference` ("moving" | "batch")
 chooses the generator's BatchNorm statistics (tfseaice.models.pix2pix).
+`speckle_looks` (> 1) makes a speckle generator draw Gamma speckle of that
+many looks on every pixel instead of its trained L (tfseaice.models.speckle.
+set_looks via tfseaice.serving.generator.override_looks), in the curves too: the SSIM it costs to draw speckle of another
+equivalent number of looks, with the median image unchanged.
 """
 
 import glob
@@ -42,7 +46,7 @@ from tfseaice.errors import InputError
 from tfseaice.evaluation import glacier_viz, pix2pix_realism
 from tfseaice.models.pix2pix import set_bn_at_inference, set_dropout_at_inference
 from tfseaice.models.speckle import params_and_image_model, reset_speckle_seed, split_params
-from tfseaice.serving.generator import pix2pix_config
+from tfseaice.serving.generator import override_looks, pix2pix_config
 from tfseaice.serving.loading import load_trained
 from tfseaice.tasks import pix2pix as task
 from tfseaice.tasks.glacier_zones import predict_classes
@@ -208,7 +212,7 @@ def _variant_name(cfg, model_dir):
 
 def evaluate(model_dir, data_dir=None, zones_model_dir=None, epoch=0, output=None, split="val",
              batch_size=8, dropout_at_inference=False, seed=0, recompute_curves=False,
-             max_examples=None, bn_at_inference="moving"):
+             max_examples=None, bn_at_inference="moving", speckle_looks=0.0):
     """Evaluate a trained pix2pix model folder; returns the result dict (also written).
 
     Args:
@@ -225,6 +229,8 @@ def evaluate(model_dir, data_dir=None, zones_model_dir=None, epoch=0, output=Non
       recompute_curves: score every checkpoint again instead of reusing
         checkpoint_scores.json.
       bn_at_inference: "moving" BatchNorm statistics or per-image "batch" ones.
+      speckle_looks: > 1: Gamma speckle of this many looks instead of the trained L
+        (speckle generators only); 0: the trained L.
     """
     output = output or os.path.join(model_dir, "eval")
     # Written into a temporary sibling folder that is renamed at the end: an
@@ -236,14 +242,14 @@ def evaluate(model_dir, data_dir=None, zones_model_dir=None, epoch=0, output=Non
                                 output=work, split=split, batch_size=batch_size,
                                 dropout_at_inference=dropout_at_inference, seed=seed,
                                 recompute_curves=recompute_curves, max_examples=max_examples,
-                                bn_at_inference=bn_at_inference)
+                                bn_at_inference=bn_at_inference, speckle_looks=speckle_looks)
     logging.info("pix2pix evaluation written to %s", output)
     return result
 
 
 def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, output=None, split="val",
                    batch_size=8, dropout_at_inference=False, seed=0, recompute_curves=False,
-                   max_examples=None, bn_at_inference="moving"):
+                   max_examples=None, bn_at_inference="moving", speckle_looks=0.0):
     """`evaluate` writing into the folder `output`, which exists (see `evaluate`)."""
     keras.utils.set_random_seed(seed)
     meta, cfg = pix2pix_config(model_dir)
@@ -257,15 +263,21 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
     stored = {c["epoch"]: c for c in read_scores(model_dir).get("checkpoints", [])}
     ckpts = list_checkpoints(model_dir)
     reuse = (not recompute_curves and not dropout_at_inference and split == "val" and not max_examples
-             and bn_at_inference == "moving" and os.path.abspath(data_dir) == os.path.abspath(cfg.data_dir))
+             and bn_at_inference == "moving" and not speckle_looks
+             and os.path.abspath(data_dir) == os.path.abspath(cfg.data_dir))
     generator = task.build_generator_from(cfg, meta["dataset_info"], dropout_at_inference=dropout_at_inference)
     set_bn_at_inference(generator, bn_at_inference)
+
+    def load_generator(path):   # a checkpoint's weights, then the looks override (the weights hold L)
+        generator.load_weights(path)
+        if speckle_looks:
+            override_looks(generator, speckle_looks, model_dir)
     curves = []
     for ep, path in ckpts:
         if reuse and ep in stored and "dice" in stored[ep]:
             curves.append({"epoch": ep, "dice": stored[ep]["dice"], "ssim": stored[ep]["ssim"], "source": "training"})
             continue
-        generator.load_weights(path)
+        load_generator(path)
         reset_speckle_seed(generator, seed)
         s = image_scores(generate_batch(generator, mask, extra, batch_size), real01)
         curves.append({"epoch": ep, "dice": s["dice"], "ssim": s["ssim"], "source": "evaluation"})
@@ -279,14 +291,16 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
         if not match:
             raise InputError(model_dir, f"has no checkpoint of epoch {epoch} "
                                         f"(have: {', '.join(str(e) for e, _ in ckpts) or 'none'})")
-        generator.load_weights(match[0])
+        load_generator(match[0])
         chosen = int(epoch)
     elif ckpts:
-        generator.load_weights(ckpts[-1][1])
+        load_generator(ckpts[-1][1])
         chosen = ckpts[-1][0]
     else:
         model, _ = load_trained(model_dir, "best", expect_task="pix2pix")
         generator.set_weights(model.generator.get_weights())
+        if speckle_looks:
+            override_looks(generator, speckle_looks, model_dir)
         chosen = meta.get("epochs_done") or "best"
     set_dropout_at_inference(generator, dropout_at_inference)
     reset_speckle_seed(generator, seed)
@@ -297,14 +311,14 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
     median01 = generate_median_batch(generator, mask, extra, batch_size)
     if median01 is not None:   # speckle head: its structure without the speckle, and what speckle costs
         scores["generated_median"] = image_scores(median01, real01)
-        looks = float((cfg.extra or {}).get("speckle_looks") or 0) or 3.5
+        looks = float(speckle_looks or (cfg.extra or {}).get("speckle_looks") or 0) or 3.5
         scores["speckle_oracle"] = image_scores(
             pix2pix_realism.speckle_oracle(real01, mask, looks, seed=seed), real01)
         scores["speckle_oracle"]["looks"] = looks
     result = {
         "variant": variant, "model_dir": os.path.abspath(model_dir), "data_dir": os.path.abspath(data_dir),
         "split": split, "epoch": chosen, "dropout_at_inference": bool(dropout_at_inference),
-        "bn_at_inference": bn_at_inference,
+        "bn_at_inference": bn_at_inference, "speckle_looks_override": float(speckle_looks or 0) or None,
         "table_row": {"model": variant, "epoch": chosen, "dice": scores["generated"]["dice"],
                       "ssim": scores["generated"]["ssim"], "num_images": scores["generated"]["num_images"]},
         "image_scores": scores, "curves": curves, "paper_table_i": PAPER_TABLE_I.get(variant),

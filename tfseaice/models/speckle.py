@@ -256,6 +256,28 @@ def set_initial_looks(generator, looks):
     return True
 
 
+def set_looks(generator, looks):
+    """Make a trained generator draw Gamma(``looks``) speckle on every pixel (the looks channel's kernels
+    zeroed, its bias set): speckle of a product with another equivalent number of looks, the median image
+    unchanged. Returns False without a speckle head; ValueError for per-class looks (held in the layer)."""
+    layer = speckle_layer(generator)
+    if layer is None:
+        return False
+    if layer.class_looks is not None:
+        raise ValueError("the generator draws per-class looks (--speckle_looks_per_class): one L cannot "
+                         "replace them")
+    if not 1.0 < float(looks) <= MAX_LOOKS:
+        raise ValueError(f"looks must be in (1, {MAX_LOOKS:g}], got {looks}")
+    head = head_tensor(layer)._keras_history.operation
+    kernel = head.kernel.numpy()   # Conv2D [k,k,in,out]; Conv2DTranspose [k,k,out,in]
+    if isinstance(head, layers.Conv2DTranspose):
+        kernel[:, :, 1, :] = 0.0
+    else:
+        kernel[..., 1] = 0.0
+    head.kernel.assign(kernel)
+    return set_initial_looks(generator, looks)
+
+
 def _quantised_speckle_cv(looks, size, window, seed):
     """Median 7x7 local CV of Gamma(L) speckle on a flat field, after the 8-bit dB quantisation."""
     rng = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ from tfseaice import io_utils
 from tfseaice.data import glacier
 from tfseaice.errors import InputError
 from tfseaice.models.pix2pix import set_bn_at_inference, set_dropout_at_inference
-from tfseaice.models.speckle import reset_speckle_seed
+from tfseaice.models.speckle import reset_speckle_seed, set_looks
 from tfseaice.serving.loading import load_trained
 from tfseaice.serving.pix2pix_export import SIDECAR, generator_of
 from tfseaice.tasks import pix2pix as task
@@ -54,13 +54,27 @@ def pix2pix_config(model_dir):
     return meta, TrainConfig.from_json(meta["config"])
 
 
+def override_looks(generator, looks, model_dir):
+    """Gamma(``looks``) speckle on every pixel instead of the trained L (tfseaice.models.speckle.set_looks),
+    its refusals as one-line InputErrors naming the model folder."""
+    try:
+        has_head = set_looks(generator, looks)
+    except ValueError as exc:
+        raise InputError(model_dir, f"--speckle_looks={looks:g}: {exc}") from None
+    if not has_head:
+        raise InputError(model_dir, f"--speckle_looks={looks:g}: the generator has no speckle head "
+                                    "(trained with --speckle=none)")
+
+
 def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False, bn_at_inference="moving",
-                        seed=None):
+                        seed=None, speckle_looks=0.0):
     """GeneratorFn of a trained pix2pix model folder (weights: best|latest|EPOCH|path).
 
     bn_at_inference: "moving" or "batch" (per-image statistics, see
     tfseaice.models.pix2pix.set_bn_at_inference). seed: first seed of a
     Gamma-speckle generator's draws (None: the training seed's state as saved).
+    speckle_looks: > 1: Gamma speckle of that many looks (e.g. another product's
+    equivalent number of looks) instead of the trained L; 0: the trained L.
     """
     meta, cfg = pix2pix_config(model_dir)
     info = meta["dataset_info"]
@@ -76,6 +90,8 @@ def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False
         generator = model.generator
     set_dropout_at_inference(generator, dropout_at_inference)
     set_bn_at_inference(generator, bn_at_inference)
+    if speckle_looks:
+        override_looks(generator, speckle_looks, model_dir)
     if seed is not None:
         reset_speckle_seed(generator, seed)
     fn = from_keras(generator, extra_names=info.get("extra_channels", []))
