@@ -14,9 +14,9 @@
 # BUDGET (environment, or `make experiment-synthetic BUDGET=...`) picks the defaults; a variable set in the
 # environment wins:
 #   smoke  wiring only (minutes): 12 images, 1 seed, real 100/25 %, F 0 and 0.5, 1-epoch generators.
-#   small  about an hour of 2 shared CPU cores (two of these side by side, one real fraction each, in
-#          docs/glacier_synthetic.md): 100 images, 5 seeds, real 25/10 %, F 0 and 0.5, both generators trained
-#          8 epochs, SYN_N 40, zone models of 10-step epochs to convergence (patience 3, at most 20 epochs).
+#   small  about 1.5 hours of 2 shared CPU cores (docs/glacier_synthetic.md, split over invocations side by
+#          side): 100 images, 5 seeds, real 100/25/10 %, F 0 and 0.5, both generators trained 8 epochs,
+#          SYN_N 40, zone models of 10-step epochs to convergence (patience 3, at most 20 epochs).
 #   full   (default) 5 seeds, real 100/25/10 %, F 0, 0.25 and 0.5, both generators at the quickstart size
 #          (15 epochs), SYN_N 100, zone models of one-pass epochs to convergence (patience 5, at most 40);
 #          docs/glacier_synthetic.md: measured speeds, and what it costs.
@@ -41,7 +41,7 @@ BUDGET=${BUDGET:-full}
 case "$BUDGET" in
     smoke) b_images=12 b_syn=4 b_seeds="1" b_real="1 0.25" b_frac="0 0.5" b_epochs=2 b_patience=1
            b_p2p="--epochs=1 --checkpoint_every=1" b_zone="" ;;
-    small) b_images=100 b_syn=40 b_seeds="1 2 3 4 5" b_real="0.25 0.1" b_frac="0 0.5" b_epochs=20 b_patience=3
+    small) b_images=100 b_syn=40 b_seeds="1 2 3 4 5" b_real="1 0.25 0.1" b_frac="0 0.5" b_epochs=20 b_patience=3
            b_p2p="--epochs=8 --checkpoint_every=4" b_zone="--steps_per_epoch=10" ;;
     full)  b_images=100 b_syn=100 b_seeds="1 2 3 4 5" b_real="1 0.25 0.1" b_frac="0 0.25 0.5" b_epochs=40
            b_patience=5 b_p2p="" b_zone="" ;;
