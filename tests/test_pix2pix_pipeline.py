@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfseaice.data import glacier
+from tfseaice.errors import InputError
 from tfseaice.simulate import glaciers
 
 TINY = {"generator_filters": 2, "discriminator_filters": 2, "checkpoint_every": 1, "gen_kernel": 4,
@@ -181,3 +182,5 @@ def test_speckle_looks_override_in_evaluate_and_generate(trained, tmp_path):
     local = [np.std(generator.load_from_model_dir(model_dir, speckle_looks=looks, seed=0)(x))
              for looks in (0, 60.0)]
     assert local[1] < 0.5 * local[0]
+    with pytest.raises(InputError, match="--speckle_looks=5: the generator has no speckle head"):
+        generator.load_from_model_dir(str(trained / "p2p"), speckle_looks=5.0)   # trained with --speckle=none
