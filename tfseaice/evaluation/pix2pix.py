@@ -26,9 +26,9 @@ Realism (per-class mean and local speckle CV, lattice peak, `realism.png`):
 tfseaice.evaluation.pix2pix_realism. `bn_at_inference` ("moving" | "batch")
 chooses the generator's BatchNorm statistics (tfseaice.models.pix2pix).
 `speckle_looks` (> 1) makes a speckle generator draw Gamma speckle of that
-many looks on every pixel instead of its trained L (tfseaice.models.speckle.
-set_looks via tfseaice.serving.generator.override_looks), in the curves too: the SSIM it costs to draw speckle of another
-equivalent number of looks, with the median image unchanged.
+many looks on every pixel instead of its trained L, in the curves too
+(tfseaice.serving.generator.override_looks): the SSIM it costs to draw
+speckle of another equivalent number of looks, the median image unchanged.
 """
 
 import glob
@@ -270,8 +270,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
 
     def load_generator(path):   # a checkpoint's weights, then the looks override (the weights hold L)
         generator.load_weights(path)
-        if speckle_looks:
-            override_looks(generator, speckle_looks, model_dir)
+        override_looks(generator, speckle_looks, model_dir)
     curves = []
     for ep, path in ckpts:
         if reuse and ep in stored and "dice" in stored[ep]:
@@ -299,8 +298,7 @@ def _evaluate_into(model_dir, data_dir=None, zones_model_dir=None, epoch=0, outp
     else:
         model, _ = load_trained(model_dir, "best", expect_task="pix2pix")
         generator.set_weights(model.generator.get_weights())
-        if speckle_looks:
-            override_looks(generator, speckle_looks, model_dir)
+        override_looks(generator, speckle_looks, model_dir)
         chosen = meta.get("epochs_done") or "best"
     set_dropout_at_inference(generator, dropout_at_inference)
     reset_speckle_seed(generator, seed)

@@ -56,7 +56,9 @@ def pix2pix_config(model_dir):
 
 def override_looks(generator, looks, model_dir):
     """Gamma(``looks``) speckle on every pixel instead of the trained L (tfseaice.models.speckle.set_looks),
-    its refusals as one-line InputErrors naming the model folder."""
+    its refusals as one-line InputErrors naming the model folder; ``looks`` 0 keeps the trained L."""
+    if not looks:
+        return
     try:
         has_head = set_looks(generator, looks)
     except ValueError as exc:
@@ -90,8 +92,7 @@ def load_from_model_dir(model_dir, checkpoint="best", dropout_at_inference=False
         generator = model.generator
     set_dropout_at_inference(generator, dropout_at_inference)
     set_bn_at_inference(generator, bn_at_inference)
-    if speckle_looks:
-        override_looks(generator, speckle_looks, model_dir)
+    override_looks(generator, speckle_looks, model_dir)
     if seed is not None:
         reset_speckle_seed(generator, seed)
     fn = from_keras(generator, extra_names=info.get("extra_channels", []))
