@@ -146,9 +146,10 @@ def _write_aug_patches(folder, n, seed=0):
     return info, patches
 
 
-def _augmented(folder, info, augment, seed=5):
+def _augmented(folder, info, augment, seed=5, gain_db=0.0):
     ds = pipeline.sic_dataset(str(folder), "train", 1, training=True, seed=seed, info=info, augment=augment,
-                              max_polygons=AUG_K, repeat=False, keys=pipeline.SIC_TRAIN_KEYS + ("scene_id",))
+                              max_polygons=AUG_K, repeat=False, keys=pipeline.SIC_TRAIN_KEYS + ("scene_id",),
+                              gain_db=gain_db)
     return [{k: v[0].numpy() for k, v in b.items()} for b in ds]
 
 
@@ -180,6 +181,42 @@ def test_augmentation_moves_sar_ids_and_truth_together(tmp_path):
     # Without augmentation every patch comes out as stored.
     for ex in _augmented(tmp_path / "aug", info, augment=False):
         np.testing.assert_array_equal(ex["sar"][..., 0], patches[ex["scene_id"].decode()][0])
+
+
+def test_backscatter_gain_shifts_hh_and_hv_by_one_offset_each(tmp_path):
+    """`sar_gain_db`: one offset per patch and dB channel, within ±gain, seeded; ids and incidence untouched."""
+    info, patches = _write_aug_patches(tmp_path / "aug", 8)
+    out = _augmented(tmp_path / "aug", info, augment=False, gain_db=3.0)
+    offsets = []
+    for ex in out:
+        v, _ = patches[ex["scene_id"].decode()]
+        sar = ex["sar"]
+        shift = np.stack([sar[..., 0] - v, sar[..., 1] - (2 * v + 1)])
+        np.testing.assert_allclose(shift, shift[:, :1, :1] * np.ones_like(shift), atol=1e-3)  # constant per channel
+        np.testing.assert_array_equal(sar[..., 2], -v)                # incidence angle: not a dB channel
+        np.testing.assert_array_equal(ex["polygon_ids"], _ids_of(v))
+        offsets.append(shift[:, 0, 0])
+    offsets = np.array(offsets)
+    assert np.abs(offsets).max() <= 3.0 and np.abs(offsets).max() > 1.0, offsets
+    assert len(np.unique(np.round(offsets, 4))) == offsets.size     # per channel and per patch
+    again = np.array([ex["sar"][0, 0, :2] for ex in _augmented(tmp_path / "aug", info, False, gain_db=3.0)])
+    other = np.array([ex["sar"][0, 0, :2] for ex in _augmented(tmp_path / "aug", info, False, seed=6, gain_db=3.0)])
+    first = np.array([ex["sar"][0, 0, :2] for ex in out])
+    np.testing.assert_array_equal(again, first)
+    assert not np.allclose(np.sort(other, axis=0), np.sort(first, axis=0))
+    # With the flips too: the gain is added before them, so ids still follow the (unshifted) incidence channel.
+    for ex in _augmented(tmp_path / "aug", info, augment=True, gain_db=3.0):
+        np.testing.assert_array_equal(ex["polygon_ids"], _ids_of(-ex["sar"][..., 2]))
+        np.testing.assert_allclose(np.ptp(ex["sar"][..., 0] + ex["sar"][..., 2]), 0.0, atol=1e-3)
+
+
+def test_sar_gain_db_option_refuses_negative_and_nan():
+    from tfseaice.tasks.icechart import IcechartOptions
+    assert IcechartOptions.from_extra({"sar_gain_db": 2}).sar_gain_db == 2.0
+    assert IcechartOptions.from_extra({}).sar_gain_db == 0.0        # model folders written before it
+    for bad in (-1.0, float("nan"), "x"):
+        with pytest.raises(ValueError, match="sar_gain_db"):
+            IcechartOptions.from_extra({"sar_gain_db": bad})
 
 
 def test_rerun_refuses_without_overwrite_and_replaces_with_it(converted, tmp_path):

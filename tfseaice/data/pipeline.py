@@ -20,6 +20,7 @@ Scaling out (used by `training.run_training`):
   of a tf.data service (`--tf_data_service=grpc://HOST:PORT`).
 """
 
+import functools
 import re
 
 import tensorflow as tf
@@ -165,10 +166,32 @@ def random_dihedral(images, seed):
     return out
 
 
-def augment_sic(ex, seed):
-    """Flips and 90° rotations applied identically to SAR, polygon ids and every truth raster in `ex`."""
+BACKSCATTER_CHANNELS = ("hh", "hv")   # the channels in dB that the backscatter augmentation shifts
+
+
+def random_backscatter(sar, seed, db_channels, gain_db):
+    """`sar` [H, W, C] with a random offset from [-gain_db, gain_db] dB added to each channel flagged
+    in `db_channels` [C], one offset per channel and patch.
+
+    What it stands for: calibration, noise-floor, wind and incidence-angle differences between
+    products and seasons, which shift a patch's backscatter as a whole (a 256-pixel patch at 80 m
+    spans about one degree of incidence). NaN (no data) stays NaN; other channels (incidence angle,
+    distance) are unchanged.
+    """
+    gain = tf.random.stateless_uniform(tf.shape(sar)[-1:], seed + [2, 0], -1.0, 1.0) * gain_db
+    return sar + tf.constant(db_channels, tf.float32) * gain
+
+
+def augment_sic(ex, seed, flips=True, db_channels=(), gain_db=0.0):
+    """Flips and 90° rotations applied identically to SAR, polygon ids and every truth raster in `ex`,
+    after the SAR's backscatter augmentation (`random_backscatter`) when gain_db > 0."""
+    sar = ex["sar"]
+    if gain_db:
+        sar = random_backscatter(sar, seed, db_channels, gain_db)
+    if not flips:
+        return dict(ex, sar=sar)
     names = [k for k in PIXEL_KEYS if k in ex]
-    out = random_dihedral([ex["sar"]] + [ex[k][..., None] for k in names], seed)
+    out = random_dihedral([sar] + [ex[k][..., None] for k in names], seed)
     return dict(ex, sar=out[0], **{k: im[..., 0] for k, im in zip(names, out[1:])})
 
 
@@ -185,7 +208,8 @@ def _with_seeds(ds, seed):
 
 
 def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augment=True,
-                max_polygons=None, shuffle_buffer=256, repeat=None, keys=SIC_TRAIN_KEYS, skip_corrupt=False):
+                max_polygons=None, shuffle_buffer=256, repeat=None, keys=SIC_TRAIN_KEYS, skip_corrupt=False,
+                gain_db=0.0):
     """Batched SIC examples from `data_dir` (a converter output folder).
 
     Each batch is a dict of `keys`: sar [B,P,P,C], polygon_ids [B,P,P],
@@ -194,7 +218,8 @@ def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augmen
     polygon_sod [B,K,6] and polygon_floe [B,K,7] (NaN-padded),
     polygon_sod_class and polygon_floe_class [B,K] (255-padded), sod_truth and
     floe_truth [B,P,P] int32 (255 = no truth). Training repeats forever unless
-    `repeat` is False; evaluation reads once in a fixed order.
+    `repeat` is False; evaluation reads once in a fixed order. `gain_db`: the training batches'
+    backscatter augmentation (`random_backscatter`; 0 = off).
     """
     info = info or dataset_info.load(data_dir, kind="sic")
     files = check_shards(data_dir, info, split, skip_corrupt)
@@ -205,8 +230,10 @@ def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augmen
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         if repeat is None or repeat:
             ds = ds.repeat()
-        if augment:
-            ds = _with_seeds(ds, seed).map(augment_sic, num_parallel_calls=AUTOTUNE, deterministic=True)
+        if augment or gain_db:
+            db = tuple(float(name in BACKSCATTER_CHANNELS) for name in info["channels"])
+            aug = functools.partial(augment_sic, flips=augment, db_channels=db, gain_db=gain_db)
+            ds = _with_seeds(ds, seed).map(aug, num_parallel_calls=AUTOTUNE, deterministic=True)
     p = info["patch_size"]
     c = len(info["channels"])
     k = max_polygons or None

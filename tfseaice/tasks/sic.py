@@ -27,6 +27,7 @@ drop_remainder=True.
 """
 
 import dataclasses
+import functools
 import os
 
 import keras
@@ -35,8 +36,8 @@ import tensorflow as tf
 from tfseaice import viz
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError
-from tfseaice.losses.options import (PIXEL_LOSSES, REGIONAL_REDUCTIONS, REGIONAL_WEIGHTINGS, check_pixel_loss,
-                                     check_regional_options)
+from tfseaice.losses.options import (PIXEL_LOSSES, REGIONAL_REDUCTIONS, REGIONAL_WEIGHTINGS, check_lever,
+                                     check_pixel_loss, check_regional_options)
 from tfseaice.losses.pixel import pixel_sic_loss
 from tfseaice.losses.regional import as_polygon_table, cross_replica_sum, polygon_terms, regional_sic_loss
 from tfseaice.metrics.trackers import PooledRegressionMetric
@@ -242,6 +243,10 @@ class SicOptions(UnetOptions):
                                  choices=REGIONAL_WEIGHTINGS)
     pixel_loss: str = option("mse", "sic_pixel baseline loss on the rasterised chart.", choices=PIXEL_LOSSES)
     max_polygons: int = option(0, "Pad polygon tables to this width (0 = dataset maximum).")
+    sar_gain_db: float = option(
+        0.0, "Training augmentation: add to each patch's HH and HV a random offset from [-x, x] dB, one per "
+        "channel (calibration, noise-floor, wind and incidence differences between products; 0 = off).",
+        parse=functools.partial(check_lever, what="sar_gain_db"))
 
 
 class SicTask:
@@ -263,7 +268,8 @@ class SicTask:
         skip = getattr(cfg, "skip_corrupt", False)
         train = pipeline.sic_dataset(cfg.data_dir, "train", cfg.batch_size, training=True, seed=cfg.seed,
                                      info=info, augment=opts.augment, max_polygons=k,
-                                     skip_corrupt=skip, keys=self.batch_keys)
+                                     skip_corrupt=skip, keys=self.batch_keys,
+                                     gain_db=opts.sar_gain_db)
         val = None
         if info["splits"].get("val", {}).get("num_examples", 0):
             val = pipeline.sic_dataset(cfg.data_dir, "val", cfg.batch_size, training=False, info=info,
