@@ -47,7 +47,7 @@ from tfseaice.losses.regional import as_polygon_table, cross_replica_sum, polygo
 from tfseaice.metrics.trackers import PooledRegressionMetric
 from tfseaice.models.unet import build_icechart_unet
 from tfseaice.tasks.sic import REQUIRED_KEYS, SicImagePanels, SicModelBase, SicOptions, SicTask, polygon_table
-from tfseaice.training.config import learning_rate
+from tfseaice.training.config import adam
 from tfseaice.training.options import option
 
 CHARTS = ("sod", "floe")
@@ -298,7 +298,7 @@ class IcechartTask(SicTask):
                                           sod_logit_offset=offset, sod_entropy_weight=opts.sod_entropy_weight)
         else:
             model = IcechartPixelModel(unet, loss=opts.pixel_loss, chart_weights=opts.chart_weights)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
+        model.compile(optimizer=adam(cfg, info, opts.ema_momentum))
         return model
 
 

@@ -43,7 +43,7 @@ from tfseaice.losses.regional import as_polygon_table, cross_replica_sum, polygo
 from tfseaice.metrics.trackers import PooledRegressionMetric
 from tfseaice.models.unet import build_sic_unet
 from tfseaice.tasks.shared_options import UnetOptions
-from tfseaice.training.config import learning_rate
+from tfseaice.training.config import adam
 from tfseaice.training.options import option
 
 REQUIRED_KEYS = ("sar", "polygon_ids", "polygon_sic")
@@ -233,6 +233,17 @@ class SicImagePanels(keras.callbacks.Callback):
                          step=step, max_outputs=4)
 
 
+def check_momentum(value, what):
+    """A float in [0, 1) named `what` (0 = off)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number in [0, 1), got {value!r}") from None
+    if not 0 <= value < 1:
+        raise ValueError(f"{what} must be a number in [0, 1), got {value!r}")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class SicOptions(UnetOptions):
     """The options of sic_regional and sic_pixel (`python -m tfseaice.train` flags, task.json's config.extra)."""
@@ -247,6 +258,9 @@ class SicOptions(UnetOptions):
         0.0, "Training augmentation: add to each patch's HH and HV a random offset from [-x, x] dB, one per "
         "channel (calibration, noise-floor, wind and incidence differences between products; 0 = off).",
         parse=functools.partial(check_lever, what="sar_gain_db"))
+    ema_momentum: float = option(
+        0.0, "Keep an exponential moving average of the weights with this momentum (e.g. 0.99) and end the run "
+        "with it as the model's weights (0 = off).", parse=functools.partial(check_momentum, what="ema_momentum"))
 
 
 class SicTask:
@@ -285,7 +299,7 @@ class SicTask:
             model = SicRegionalModel(unet, reduction=opts.loss_reduction, weighting=opts.loss_weighting)
         else:
             model = SicPixelModel(unet, loss=opts.pixel_loss)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate(cfg, info)))
+        model.compile(optimizer=adam(cfg, info, opts.ema_momentum))
         return model
 
     def callbacks(self, cfg, model, val_ds, log_dir):

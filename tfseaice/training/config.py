@@ -46,9 +46,23 @@ def learning_rate(cfg, info):
     if cfg.lr_schedule == "constant":
         return cfg.learning_rate
     if cfg.lr_schedule == "cosine":
-        steps = (cfg.steps_per_epoch or default_steps(info, "train", cfg.batch_size)) * cfg.epochs
-        return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=max(1, steps))
+        return keras.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=max(1, total_steps(cfg, info)))
     raise ValueError(f"--lr_schedule must be constant or cosine, got {cfg.lr_schedule!r}")
+
+
+def total_steps(cfg, info):
+    """The run's optimizer steps: steps per epoch (given, or one pass over the training split) x epochs."""
+    return (cfg.steps_per_epoch or default_steps(info, "train", cfg.batch_size)) * cfg.epochs
+
+
+def adam(cfg, info, ema_momentum=0.0):
+    """Adam at `learning_rate(cfg, info)`; with `ema_momentum` > 0 it also keeps an exponential moving
+    average of the weights and writes it into the model at the run's last step, so the final weights
+    (the last epoch's validation, `latest`, and `best` when it wins) are the average."""
+    if not ema_momentum:
+        return keras.optimizers.Adam(learning_rate(cfg, info))
+    return keras.optimizers.Adam(learning_rate(cfg, info), use_ema=True, ema_momentum=float(ema_momentum),
+                                 ema_overwrite_frequency=max(1, total_steps(cfg, info)))
 
 
 def default_steps(info, split, batch_size):
