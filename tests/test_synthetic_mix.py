@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfseaice.data import dataset_info, glacier_mix, pipeline, records
+from tfseaice.data import augment, dataset_info, glacier_mix, pipeline, records
 from tfseaice.errors import InputError
 from tfseaice.evaluation import synthetic_gain
 from tfseaice.serving import glacier_images
@@ -82,7 +82,7 @@ def test_fraction_zero_is_the_real_only_pipeline_element_by_element(data):
     old = pipeline.read_records(dataset_info.shard_paths(data.real, data.real_info, "train"), True, 3).map(
         records.decode_glacier)
     old = old.map(lambda ex: {k: ex[k] for k in ("sar", "mask")}).shuffle(256, seed=3).repeat()
-    old = pipeline._with_seeds(old, 3).map(pipeline.augment_glacier).batch(8, drop_remainder=True)
+    old = pipeline._with_seeds(old, 3).map(augment.augment_glacier).batch(8, drop_remainder=True)
     for a, b in zip(got.take(6), old.take(6)):
         for key in ("sar", "mask"):
             np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())

@@ -1,11 +1,12 @@
 """tf.data input pipelines on top of `records.decode_*`.
 
 Shards are read interleaved, examples parsed in parallel, shuffled and
-augmented with seeded stateless ops (same seed -> same batches), batched with
-the per-polygon tables padded to a fixed width (`polygon_count` says how many
-rows are real), and prefetched. The SIC models' steps turn the padded table
-into a RaggedTensor [B,(K_b)] (`tasks.sic.polygon_table` says why not here:
-Keras' fit under tf.distribute cannot take ragged batches).
+augmented with seeded stateless ops (tfseaice.data.augment; same seed -> same
+batches), batched with the per-polygon tables padded to a fixed width
+(`polygon_count` says how many rows are real), and prefetched. The SIC
+models' steps turn the padded table into a RaggedTensor [B,(K_b)]
+(`tasks.sic.polygon_table` says why not here: Keras' fit under
+tf.distribute cannot take ragged batches).
 
 Every pipeline reads the shards that `check_shards` accepts: an empty (0-byte)
 or cut shard is one InputError naming it before any reading, or under
@@ -20,20 +21,19 @@ Scaling out (used by `training.run_training`):
   of a tf.data service (`--tf_data_service=grpc://HOST:PORT`).
 """
 
-import functools
 import re
 
 import tensorflow as tf
 from absl import logging
 
 from tfseaice.data import dataset_info, glacier, records
+from tfseaice.data.augment import augment_glacier, sic_augmentation
 from tfseaice.errors import InputError
 
 AUTOTUNE = tf.data.AUTOTUNE
 SIC_TRAIN_KEYS = ("sar", "polygon_ids", "polygon_sic", "polygon_count", "sic_truth")
 ICECHART_TRAIN_KEYS = SIC_TRAIN_KEYS + ("polygon_sod", "polygon_floe", "polygon_sod_class", "polygon_floe_class",
                                         "sod_truth", "floe_truth")
-PIXEL_KEYS = ("polygon_ids", "sic_truth", "sod_truth", "floe_truth")  # [H, W] rasters that move with the SAR
 
 
 def read_records(files, training, seed, cycle_length=4, skip_corrupt=False):
@@ -151,50 +151,6 @@ def data_loss_reason(exc):
     return " ".join(text.split()) or "DataLossError"
 
 
-def random_dihedral(images, seed):
-    """Apply one of the 8 flips/90° rotations, chosen by `seed`, to every image.
-
-    `images` is a list of [H, W, C] tensors (square patches), all transformed alike.
-    """
-    k = tf.random.stateless_uniform([], seed, 0, 4, dtype=tf.int32)
-    flip = tf.random.stateless_uniform([], seed + [1, 0], 0, 2, dtype=tf.int32)
-    out = []
-    for im in images:
-        im = tf.image.rot90(im, k)
-        im = tf.cond(flip > 0, lambda i=im: tf.image.flip_left_right(i), lambda i=im: i)
-        out.append(im)
-    return out
-
-
-BACKSCATTER_CHANNELS = ("hh", "hv")   # the channels in dB that the backscatter augmentation shifts
-
-
-def random_backscatter(sar, seed, db_channels, gain_db):
-    """`sar` [H, W, C] with a random offset from [-gain_db, gain_db] dB added to each channel flagged
-    in `db_channels` [C], one offset per channel and patch.
-
-    What it stands for: calibration, noise-floor, wind and incidence-angle differences between
-    products and seasons, which shift a patch's backscatter as a whole (a 256-pixel patch at 80 m
-    spans about one degree of incidence). NaN (no data) stays NaN; other channels (incidence angle,
-    distance) are unchanged.
-    """
-    gain = tf.random.stateless_uniform(tf.shape(sar)[-1:], seed + [2, 0], -1.0, 1.0) * gain_db
-    return sar + tf.constant(db_channels, tf.float32) * gain
-
-
-def augment_sic(ex, seed, flips=True, db_channels=(), gain_db=0.0):
-    """Flips and 90° rotations applied identically to SAR, polygon ids and every truth raster in `ex`,
-    after the SAR's backscatter augmentation (`random_backscatter`) when gain_db > 0."""
-    sar = ex["sar"]
-    if gain_db:
-        sar = random_backscatter(sar, seed, db_channels, gain_db)
-    if not flips:
-        return dict(ex, sar=sar)
-    names = [k for k in PIXEL_KEYS if k in ex]
-    out = random_dihedral([sar] + [ex[k][..., None] for k in names], seed)
-    return dict(ex, sar=out[0], **{k: im[..., 0] for k, im in zip(names, out[1:])})
-
-
 def _with_seeds(ds, seed):
     """Pair each element with a [2] int64 seed for the stateless augmentation ops.
 
@@ -219,7 +175,7 @@ def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augmen
     polygon_sod_class and polygon_floe_class [B,K] (255-padded), sod_truth and
     floe_truth [B,P,P] int32 (255 = no truth). Training repeats forever unless
     `repeat` is False; evaluation reads once in a fixed order. `gain_db`: the training batches'
-    backscatter augmentation (`random_backscatter`; 0 = off).
+    backscatter augmentation (`augment.random_backscatter`; 0 = off).
     """
     info = info or dataset_info.load(data_dir, kind="sic")
     files = check_shards(data_dir, info, split, skip_corrupt)
@@ -231,8 +187,7 @@ def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augmen
         if repeat is None or repeat:
             ds = ds.repeat()
         if augment or gain_db:
-            db = tuple(float(name in BACKSCATTER_CHANNELS) for name in info["channels"])
-            aug = functools.partial(augment_sic, flips=augment, db_channels=db, gain_db=gain_db)
+            aug = sic_augmentation(info["channels"], flips=augment, gain_db=gain_db)
             ds = _with_seeds(ds, seed).map(aug, num_parallel_calls=AUTOTUNE, deterministic=True)
     p = info["patch_size"]
     c = len(info["channels"])
@@ -251,16 +206,6 @@ def sic_dataset(data_dir, split, batch_size, training, seed=0, info=None, augmen
     ds = ds.padded_batch(batch_size, padded_shapes={key: shapes[key] for key in keys},
                          padding_values={key: pad[key] for key in keys}, drop_remainder=training)
     return ds.prefetch(AUTOTUNE)
-
-
-def augment_glacier(ex, seed):
-    """Flips and 90° rotations applied identically to SAR, mask (and extra channels)."""
-    ims = [ex["sar"], ex["mask"][..., None]] + ([ex["extra"]] if "extra" in ex else [])
-    out = random_dihedral(ims, seed)
-    res = dict(ex, sar=out[0], mask=out[1][..., 0])
-    if "extra" in ex:
-        res["extra"] = out[2]
-    return res
 
 
 ROCK, GLACIER = glacier.CLASS_NAMES.index("rock"), glacier.CLASS_NAMES.index("glacier")
