@@ -22,7 +22,7 @@ $(STAMP): setup.py $(LOCK)
 
 install: $(STAMP)
 
-# The whole test suite (844 tests, 19.1 min on a quiet 2-core AMD EPYC with AVX512-BF16, 18.4-20.0 over the last runs; `make test-engines` adds Flink and Spark, ~8 min).
+# The whole test suite (849 tests, 19.3 min on a quiet 2-core AMD EPYC with AVX512-BF16, 18.4-20.7 over the last runs; `make test-engines` adds Flink and Spark, ~8 min).
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -n 2 --dist=loadfile --durations=25 tests
 
