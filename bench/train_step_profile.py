@@ -18,15 +18,21 @@ Then `--op_calls` whole steps run under the TF profiler, and the time of each op
 from its trace (bench/lib/op_profile.py): which kernels make up the step (the convolutions'
 weight and input gradients, BatchNorm, ReLU gradients, resize, casts). Two executor threads
 overlap on a CPU, so these shares are of the summed op time, not of the step's wall time.
+
+Last, `--kernel_calls` calls of each convolution's three kernels (forward, weight gradient,
+input gradient) timed alone, layer by layer, in the step's precision (bench/lib/conv_kernels.py):
+the GFLOP/s of each kernel kind, and the time the weight gradients would take at the forward
+kernels' rate.
 """
 
 import argparse
 import statistics
 import time
 
+from bench.lib.conv_kernels import kernel_totals, time_conv_kernels
 from bench.lib.data import sic_batch
 from bench.lib.machine import loadavg
-from bench.lib.models import add_sic_batch_args, build
+from bench.lib.models import add_sic_batch_args, build, conv_shapes
 from bench.lib.op_profile import op_type_times, top_rows
 from bench.lib.results import print_table, progress, summary_line, write_result
 
@@ -40,6 +46,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=6, help="calls per piece and repeat")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--op_calls", type=int, default=3, help="steps traced for the time per op type (0: none)")
+    ap.add_argument("--kernel_calls", type=int, default=5,
+                    help="timed calls of each conv kernel alone, per layer (0: none)")
     ap.add_argument("--results_dir", default=None)
     args = ap.parse_args(argv)
 
@@ -99,13 +107,25 @@ def main(argv=None):
         op_rows = top_rows(op_type_times(calls["step"], args.op_calls))
         print_table(op_rows, [("op", "op type"), ("ms", "ms per step (summed over threads)"),
                               ("share_pct", "% of the summed op time")], title="the step's ops, by type")
+    kernel_rows, kernels = [], {}
+    if args.kernel_calls > 0:
+        dtype = tf.bfloat16 if chosen == "bf16" else tf.float32
+        shapes = conv_shapes(unet, [(args.patch_size, args.patch_size, args.channels)])
+        kernel_rows, skipped = time_conv_kernels(shapes, args.batch_size, dtype, args.kernel_calls)
+        kernels = kernel_totals(kernel_rows) | {"skipped": skipped}
+        print_table(kernel_rows, [("name", "conv"), ("h", "H"), ("cin", "C in"), ("cout", "C out"),
+                                  ("forward_gflops", "forward GFLOP/s"), ("weight_grad_gflops", "weight grad"),
+                                  ("input_grad_gflops", "input grad")], title="each conv's kernels alone")
     write_result("train_step_profile", {
         "settings": vars(args) | {"precision_chosen": chosen}, "piece_ms": ms, "piece_ms_repeats": times,
         "parts": rows, "op_types": op_rows, "images_per_s": args.batch_size / ms["step"] * 1000,
-        "biggest": biggest, "loadavg_end": loadavg()}, args.results_dir)
+        "biggest": biggest, "conv_kernels": kernel_rows, "conv_kernel_totals": kernels,
+        "loadavg_end": loadavg()}, args.results_dir)
     summary_line({"step_ms": ms["step"], "images_per_s": args.batch_size / ms["step"] * 1000,
                         "biggest": biggest.replace(" ", "_"),
-                        **{f"{k.split()[0]}_pct": r["share_pct"] for k, r in zip(parts, rows)}})
+                        **{f"{k.split()[0]}_pct": r["share_pct"] for k, r in zip(parts, rows)},
+                        **{f"{k}_gflops": kernels[k]["gflops"] for k in ("forward", "weight_grad", "input_grad")
+                           if kernels}})
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def test_train_step_suite(tmp_path):
 
 def test_train_step_profile(tmp_path):
     summary, doc = run_bench("train_step_profile", ["--batch_size=2", "--patch_size=32", "--filters=4,4,8,8",
-                                                    "--steps=1", "--repeats=1", "--precision=fp32"], tmp_path)
+                                                    "--steps=1", "--repeats=1", "--precision=fp32",
+                                                    "--kernel_calls=1"], tmp_path)
     assert [p["part"] for p in doc["parts"]] == ["forward", "regional loss", "backward", "optimizer + trackers"]
     assert sum(p["ms"] for p in doc["parts"]) == pytest.approx(doc["piece_ms"]["step"])   # the parts add up
     assert summary["biggest"] in ("forward", "regional_loss", "backward", "optimizer_+_trackers")
@@ -92,6 +93,17 @@ def test_train_step_profile(tmp_path):
     assert {"Conv2D", "Conv2DBackpropFilter", "Conv2DBackpropInput"} <= set(ops)
     assert not any(op.startswith("_Mkl") or "::" in op for op in ops)   # op types, not kernels or bookkeeping
     assert sum(r["share_pct"] for r in doc["op_types"]) == pytest.approx(100)
+    kernels = doc["conv_kernels"]   # each conv alone: the U-Net's 18 3x3 convs and the 1x1 head
+    assert [k["name"] for k in kernels][:2] == ["enc0_conv1", "enc0_conv2"] and kernels[-1]["name"] == "logits"
+    assert len(kernels) == 19 and doc["conv_kernel_totals"]["skipped"] == []
+    assert "input_grad_ms" not in kernels[0] and all("input_grad_ms" in k for k in kernels[1:])
+    dec0 = next(k for k in kernels if k["name"] == "dec0_conv1")   # upsampled 8 + skip 4 channels at 32²
+    assert (dec0["h"], dec0["cin"], dec0["cout"]) == (32, 8, 4)
+    assert dec0["gflop"] == pytest.approx(2 * 2 * 32 * 32 * 9 * 8 * 4 / 1e9)
+    totals = doc["conv_kernel_totals"]
+    assert totals["weight_grad"]["ms"] == pytest.approx(sum(k["weight_grad_ms"] for k in kernels))
+    assert totals["weight_grad_at_forward_rate_ms"] == pytest.approx(
+        totals["weight_grad"]["gflop"] / totals["forward"]["gflops"] * 1000)
 
 
 def test_op_profile_rows():

@@ -44,8 +44,10 @@ def build(task, channels, filters, jit, lr=1e-3):
     raise ValueError(f"unknown task {task!r}")
 
 
-def conv_flops(net, input_shapes):
-    """[(layer name, forward FLOPs per image, first-layer?)] for the convs of a functional model."""
+def conv_shapes(net, input_shapes):
+    """One dict per Conv2D / Conv2DTranspose of a functional model, in layer order: name, kind,
+    h, w (output size; a transpose's input size), kernel (kh, kw), strides, cin, cout, groups,
+    first (fed by the model input only), flops (forward FLOPs per image)."""
     import keras
 
     convs = [l for l in net.layers if isinstance(l, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
@@ -53,22 +55,23 @@ def conv_flops(net, input_shapes):
     dummies = [np.zeros((1,) + tuple(s), np.float32) for s in input_shapes]
     outs = probe(dummies, training=False)
     ins, outs = outs[:len(convs)], outs[len(convs):]
-    input_names = {id(t) for t in net.inputs}
     rows = []
     for layer, xi, xo in zip(convs, ins, outs):
         kh, kw = layer.kernel_size
         cin, cout = int(xi.shape[-1]), int(xo.shape[-1])
-        if isinstance(layer, keras.layers.Conv2DTranspose):
-            h, w = int(xi.shape[1]), int(xi.shape[2])
-        else:
-            h, w = int(xo.shape[1]), int(xo.shape[2])
+        transpose = isinstance(layer, keras.layers.Conv2DTranspose)
+        h, w = (int(xi.shape[1]), int(xi.shape[2])) if transpose else (int(xo.shape[1]), int(xo.shape[2]))
         groups = getattr(layer, "groups", 1) or 1
-        flops = 2 * h * w * kh * kw * cin * cout // groups
-        # first layer: fed (possibly through parameter-free layers) by the model input only
-        first = layer is convs[0]
-        rows.append((layer.name, flops, first))
-    del input_names
+        rows.append({"name": layer.name, "kind": "Conv2DTranspose" if transpose else "Conv2D", "h": h, "w": w,
+                     "kernel": (kh, kw), "strides": tuple(layer.strides), "cin": cin, "cout": cout,
+                     "groups": groups, "first": layer is convs[0],
+                     "flops": 2 * h * w * kh * kw * cin * cout // groups})
     return rows
+
+
+def conv_flops(net, input_shapes):
+    """[(layer name, forward FLOPs per image, first-layer?)] for the convs of a functional model."""
+    return [(r["name"], r["flops"], r["first"]) for r in conv_shapes(net, input_shapes)]
 
 
 def train_flops(task, nets, patch_size, channels):
