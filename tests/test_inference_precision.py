@@ -1,5 +1,6 @@
-"""Whole-scene inference precision: a bf16 twin agrees with fp32, the precision used is recorded
-in the products and metrics, and an unknown precision is refused naming the flag."""
+"""Whole-scene inference precision: a bf16 twin agrees with fp32, the precision used (and whether
+tiles were flip-averaged) is recorded in the products and metrics, and an unknown precision is
+refused naming the flag."""
 
 import json
 import os
@@ -123,6 +124,31 @@ def test_auto_follows_the_cpu_and_a_saved_model_is_fp32(model_dir, tmp_path):
     with pytest.raises(InputError) as exc:
         load_sic_model(saved_model=exported, precision="bf16")
     assert exc.value.path == "--precision" and "SavedModel" in exc.value.what
+
+
+def test_flip_averaging_is_recorded_in_products_metrics_and_upload(model_dir, scene_path, tmp_path):
+    model, info = load_sic_model(model_dir, precision="fp32", flip_tta=True)
+    plain, plain_info = load_sic_model(model_dir, precision="fp32")
+    assert (info["flip_tta"], plain_info["flip_tta"]) == (True, False)
+    for m, i, name in ((model, info, "flips"), (plain, plain_info, "plain")):
+        predict_scene_file(m, i, scene_path, str(tmp_path / f"{name}.nc"), tile=32, overlap=8)
+    with xr.open_dataset(tmp_path / "flips.nc") as a, xr.open_dataset(tmp_path / "plain.nc") as b:
+        assert (a.attrs["inference_flips"], b.attrs["inference_flips"]) == (4, 1)
+        assert "4 flips" in a.attrs["inference"] and "flips" not in b.attrs["inference"]
+        d = np.abs(a["sic"].values - b["sic"].values)
+        assert np.nanmax(d) > 1e-4   # the averaged model really ran
+    evaluate_model_dir(model_dir, [scene_path], str(tmp_path / "metrics.json"), tile=32, overlap=8,
+                       precision="fp32", flip_tta=True)
+    with open(tmp_path / "metrics.json") as f:
+        assert json.load(f)["settings"]["flip_tta"] is True
+    write_upload_package(model, info, [scene_path], str(tmp_path / "upload.nc"), tile=32, overlap=8)
+    with netCDF4.Dataset(tmp_path / "upload.nc") as nc:
+        assert nc.getncattr("inference_flips") == 4
+    exported = str(tmp_path / "export")
+    export_sic(tiny_unet(), exported, {"channels": ["hh", "hv"], "downsample": 2})
+    with pytest.raises(InputError) as exc:
+        load_sic_model(saved_model=exported, flip_tta=True)
+    assert exc.value.path == "--flip_tta" and "--model_dir" in exc.value.what
 
 
 def test_unknown_precision_is_refused_naming_the_flag(model_dir):

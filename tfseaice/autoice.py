@@ -45,7 +45,8 @@ def main(argv):
     paths = sorted(p for p in glob.glob(FLAGS.scenes_glob) if scene_files.is_scene_path(p))   # files or S1 products
     if not paths:
         raise InputError(FLAGS.scenes_glob, "--scenes_glob matches no file")
-    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights, FLAGS.precision)
+    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights, FLAGS.precision,
+                                 FLAGS.flip_tta)
     written = write_upload_package(model, info, paths, FLAGS.out, overwrite=FLAGS.overwrite, tile=FLAGS.tile,
                                    overlap=FLAGS.overlap, batch_size=FLAGS.batch_size)
     print(f"Wrote {FLAGS.out}: {len(written)} variables ({', '.join(sorted(written))})")

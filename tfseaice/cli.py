@@ -155,9 +155,14 @@ def run(main, flags_parser=None):
     app.run(wrapped, flags_parser=_parser(flags_parser))
 
 
+FLIP_TTA_HELP = ("Average each tile's prediction over its four flips (as is, up-down, left-right, both; "
+                 "--model_dir only): 4x the inference time for steadier maps (docs/sic.md).")
+
+
 def define_scene_inference_flags(tile, batch_size):
     """The flags of every entry point that runs a SIC model over whole scenes (predict, autoice):
-    the model (a model folder or a SavedModel), the tiling (defaults: serving.scene_inference's) and the precision."""
+    the model (a model folder or a SavedModel), the tiling (defaults: serving.scene_inference's), the precision
+    and the flip averaging."""
     flags.DEFINE_string("model_dir", None, "Trained SIC model folder (task.json, checkpoints/).")
     flags.DEFINE_string("saved_model", None, "Exported SavedModel folder (python -m tfseaice.export).")
     flags.DEFINE_string("weights", "best", "--model_dir weights: best, latest, or a .weights.h5 path.")
@@ -167,6 +172,7 @@ def define_scene_inference_flags(tile, batch_size):
     flags.DEFINE_enum("precision", "auto", ["auto", "fp32", "bf16"],
                       "Inference precision: bf16 (Keras mixed_bfloat16, --model_dir only), fp32, or auto = bf16 "
                       "where the CPU has AMX/AVX512-BF16, else fp32. SIC is float32 either way.")
+    flags.DEFINE_bool("flip_tta", False, FLIP_TTA_HELP)
 
 
 def check_tiling(tile, overlap):

@@ -89,6 +89,7 @@ def define_flags():
                       "sic: inference precision: bf16 (Keras mixed_bfloat16), fp16 (mixed_float16), fp32, or "
                       "auto = as training (fp16 on a GPU with Tensor Cores, bf16 where the CPU has "
                       "AMX/AVX512-BF16, else fp32). Recorded in the settings of metrics.json.")
+    flags.DEFINE_bool("flip_tta", False, "sic: " + cli.FLIP_TTA_HELP + " Recorded in the settings.")
 
     # --- pix2pix
     flags.DEFINE_string("data_dir", None, "pix2pix: converted glacier data (default: the training data).")
@@ -136,7 +137,7 @@ def main_sic():
                                   threshold=FLAGS.threshold, overwrite=FLAGS.overwrite,
                                   reference_glob=FLAGS.reference_glob, land_mask=FLAGS.land_mask,
                                   precision=FLAGS.precision, sod_truth_variable=FLAGS.sod_truth_variable,
-                                  floe_truth_variable=FLAGS.floe_truth_variable)
+                                  floe_truth_variable=FLAGS.floe_truth_variable, flip_tta=FLAGS.flip_tta)
     print(text)
     print("Wrote {} and {}".format(*sic.report_paths(FLAGS.output)))
 

@@ -82,7 +82,8 @@ def main(argv):
         io_utils.refuse_existing(p, FLAGS.overwrite)
     if not os.path.exists(FLAGS.scene):
         raise InputError(FLAGS.scene, "file does not exist")
-    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights, FLAGS.precision)
+    model, info = load_sic_model(FLAGS.model_dir, FLAGS.saved_model, FLAGS.weights, FLAGS.precision,
+                                 FLAGS.flip_tta)
     history = "python -m tfseaice.predict " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     predict_scene_file(model, info, FLAGS.scene, FLAGS.out, downsample=FLAGS.downsample,
                        channels=FLAGS.channels, raw_glob=FLAGS.raw_glob, tile=FLAGS.tile,

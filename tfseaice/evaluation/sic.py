@@ -270,16 +270,18 @@ def evaluate_scenes(model, scene_paths, channels=ai4arctic.DEFAULT_CHANNELS, dow
 def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsample=None,
                        truth_variable="sic_truth", raw_glob=None, tile=DEFAULT_TILE, overlap=64, batch_size=DEFAULT_BATCH_SIZE,
                        threshold=ICE_THRESHOLD, overwrite=False, reference_glob=None, land_mask="distance_map",
-                       precision="auto", sod_truth_variable="sod_truth", floe_truth_variable="floe_truth"):
+                       precision="auto", sod_truth_variable="sod_truth", floe_truth_variable="floe_truth",
+                       flip_tta=False):
     """Evaluate the SIC model of `model_dir` on scene files; write OUTPUT (.json) and .md.
 
     `precision`: inference precision ("auto" = bf16 where the CPU computes it natively, as
-    training; "fp32"; "bf16"), recorded in the settings. Returns the Markdown table (also
+    training; "fp32"; "bf16"), recorded in the settings, as `flip_tta` (the mean of each tile's four
+    flips, tfseaice.models.flip_average). Returns the Markdown table (also
     written). Outputs are refused before any work unless `overwrite`.
     """
     check_outputs(output, overwrite)
     model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS + ICECHART_TASKS, precision=precision)
-    model = inference_network(model)
+    model = inference_network(model, flip_tta)
     info = meta["dataset_info"]
     channels = tuple(info.get("channels") or ("hh", "hv"))
     downsample = downsample or int(info.get("downsample") or 2)
@@ -291,7 +293,8 @@ def evaluate_model_dir(model_dir, scene_paths, output, weights="best", downsampl
                              batch_size=batch_size, threshold=threshold, reference_glob=reference_glob,
                              land_mask=land_mask, sod_truth_variable=sod_truth_variable,
                              floe_truth_variable=floe_truth_variable)
-    result["settings"].update(model_dir=os.path.abspath(model_dir), task=meta["task"], weights=weights)
+    result["settings"].update(model_dir=os.path.abspath(model_dir), task=meta["task"], weights=weights,
+                              flip_tta=bool(flip_tta))
     title = f"{meta['task']} — {os.path.basename(os.path.normpath(model_dir))}"
     return write_report(result, output, overwrite=overwrite, title=title)
 

@@ -86,6 +86,7 @@ def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=DE
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             nc.setncattr("title", "AutoICE upload package (tfseaice)")
             nc.setncattr("inference_precision", model_precision(model))
+            nc.setncattr("inference_flips", 4 if info.get("flip_tta") else 1)
             for k, (name, path) in enumerate(zip(names, scene_paths), 1):
                 start = time.time()
                 scene = scene_files.read_scene(path, channels, downsample, truth_variable=None, land_mask="none")

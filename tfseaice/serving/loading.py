@@ -13,6 +13,7 @@ import tfseaice
 from tfseaice import precision as precisions
 from tfseaice.errors import InputError
 from tfseaice.models.fold_batchnorm import fold_batchnorm
+from tfseaice.models.flip_average import flip_averaged
 from tfseaice.serving.saved_model import read_export_meta
 from tfseaice.tasks import ICECHART_TASKS, SIC_TASKS, get_task
 from tfseaice.training.config import TrainConfig
@@ -65,29 +66,35 @@ def load_trained(model_dir, weights="best", expect_task=None, precision="fp32"):
     return precisions.twin(model, lambda: task.build_model(cfg, meta["dataset_info"]), precision), meta
 
 
-def inference_network(model):
+def inference_network(model, flip_tta=False):
     """The network a SIC or ice-chart model runs at inference: its U-Net (a task model's `.unet`)
     with every BatchNormalization folded into its convolution (same function in fp32 to 1e-5,
-    tests/test_fold_batchnorm.py; faster, bench/scene_inference.py --fold_batchnorm)."""
-    return fold_batchnorm(getattr(model, "unet", model))
+    tests/test_fold_batchnorm.py; faster, bench/scene_inference.py --fold_batchnorm); with
+    `flip_tta`, its outputs averaged over the four flips of each tile (tfseaice.models.flip_average)."""
+    network = fold_batchnorm(getattr(model, "unet", model))
+    return flip_averaged(network) if flip_tta else network
 
 
-def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="auto"):
+def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="auto", flip_tta=False):
     """(model, info) from a model folder or an exported SavedModel.
 
     `precision`: "auto" (bf16 where the CPU computes it natively, as training), "fp32" or "bf16"
-    (a model folder only; a SavedModel is float32).
-    info: {"channels", "downsample", "source", "task", "precision"} (channels/downsample may be None).
+    (a model folder only; a SavedModel is float32). `flip_tta`: average the four flips of each
+    tile (a model folder only).
+    info: {"channels", "downsample", "source", "task", "precision", "flip_tta"} (channels/downsample
+    may be None).
     """
     if bool(model_dir) == bool(saved_model):
         raise InputError("--model_dir/--saved_model", "give exactly one of them")
+    if flip_tta and saved_model:
+        raise InputError("--flip_tta", "needs --model_dir: a SavedModel is served as it was exported")
     precision = resolve_precision(precision, saved_model=bool(saved_model))
     if model_dir:
         model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS + ICECHART_TASKS, precision=precision)
-        model = inference_network(model)
+        model = inference_network(model, flip_tta)
         ds_info = meta.get("dataset_info") or {}
         return model, {"channels": ds_info.get("channels"), "downsample": ds_info.get("downsample"),
-                       "task": meta["task"], "precision": precision,
+                       "task": meta["task"], "precision": precision, "flip_tta": bool(flip_tta),
                        "source": f"tfseaice {tfseaice.__version__} {meta['task']} model {os.path.abspath(model_dir)} (weights: {weights})"}
     if not os.path.isfile(os.path.join(saved_model, "saved_model.pb")):
         raise InputError(saved_model, "is not a SavedModel folder (no saved_model.pb)")
@@ -97,6 +104,6 @@ def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="
         raise InputError(saved_model, f"cannot be loaded as a SavedModel ({str(exc).splitlines()[0]})") from None
     meta = read_export_meta(saved_model)
     return layer, {"channels": meta.get("channels"), "downsample": meta.get("downsample"),
-                   "task": meta.get("task", "sic"), "precision": precision,
+                   "task": meta.get("task", "sic"), "precision": precision, "flip_tta": False,
                    "source": f"tfseaice {tfseaice.__version__} SavedModel {os.path.abspath(saved_model)}"
                              + (f" ({meta['task']})" if meta.get("task") else "")}

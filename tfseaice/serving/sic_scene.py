@@ -73,8 +73,10 @@ def predict_scene_file(model, info, scene_path, out, downsample=None, channels=N
         "history": f"{now}: {history or 'tfseaice.serving.sic_scene.predict_scene_file'}",
         "date_created": now,
         "tfseaice_version": tfseaice.__version__,
-        "inference": f"tiles {tile} px, overlap {overlap} px, raised-cosine blending, {model_precision(model)}",
+        "inference": f"tiles {tile} px, overlap {overlap} px, raised-cosine blending, {model_precision(model)}"
+                     + (", mean of each tile's 4 flips" if info.get("flip_tta") else ""),
         "inference_precision": model_precision(model),
+        "inference_flips": 4 if info.get("flip_tta") else 1,
     })
     if "netcdf" in formats:
         write_netcdf(ds, out)
