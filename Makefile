@@ -22,7 +22,7 @@ $(STAMP): setup.py $(LOCK)
 
 install: $(STAMP)
 
-# The whole test suite (849 tests, 19.3 min on a quiet 2-core AMD EPYC with AVX512-BF16, 18.4-20.7 over the last runs; `make test-engines` adds Flink and Spark, ~8 min).
+# The whole test suite (854 tests, 22.4 min on a 2-core AMD EPYC with AVX512-BF16 whose benchmarks ran ~20 % slower that afternoon; 18.4-22.4 over the last runs, 19.3 on a quiet day; `make test-engines` adds Flink and Spark, ~8 min).
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -n 2 --dist=loadfile --durations=25 tests
 
