@@ -29,7 +29,7 @@ import argparse
 import statistics
 import time
 
-from bench.lib.conv_kernels import kernel_totals, time_conv_kernels
+from bench.lib.conv_kernels import KINDS, kernel_totals, time_conv_kernels
 from bench.lib.data import sic_batch
 from bench.lib.machine import loadavg
 from bench.lib.models import add_sic_batch_args, build, conv_shapes
@@ -124,8 +124,7 @@ def main(argv=None):
     summary_line({"step_ms": ms["step"], "images_per_s": args.batch_size / ms["step"] * 1000,
                         "biggest": biggest.replace(" ", "_"),
                         **{f"{k.split()[0]}_pct": r["share_pct"] for k, r in zip(parts, rows)},
-                        **{f"{k}_gflops": kernels[k]["gflops"] for k in ("forward", "weight_grad", "input_grad")
-                           if kernels}})
+                        **{f"{k}_gflops": kernels[k]["gflops"] for k in KINDS if kernels}})
 
 
 if __name__ == "__main__":

@@ -17,6 +17,11 @@ from tfseaice import precision
 FLIPS = ((), (1,), (2,), (1, 2))   # axes of [B, H, W, C] flipped: none, rows, columns, both
 
 
+def inference_flips(flip_tta):
+    """How many answers per tile a model averages: len(FLIPS) with `flip_tta`, else 1 (the products record it)."""
+    return len(FLIPS) if flip_tta else 1
+
+
 def _flip(x, axes):
     for axis in axes:
         x = ops.flip(x, axis)

@@ -21,6 +21,7 @@ from tfseaice import io_utils
 from tfseaice.data import ai4arctic, autoice, scene_files
 from tfseaice.data.codes import sic_classes
 from tfseaice.errors import InputError
+from tfseaice.models.flip_average import inference_flips
 from tfseaice.precision import model_precision
 from tfseaice.serving.scene_inference import DEFAULT_BATCH_SIZE, DEFAULT_TILE, predict_scene_charts
 
@@ -86,7 +87,7 @@ def write_upload_package(model, info, scene_paths, out, overwrite=False, tile=DE
         with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
             nc.setncattr("title", "AutoICE upload package (tfseaice)")
             nc.setncattr("inference_precision", model_precision(model))
-            nc.setncattr("inference_flips", 4 if info.get("flip_tta") else 1)
+            nc.setncattr("inference_flips", inference_flips(info.get("flip_tta")))
             for k, (name, path) in enumerate(zip(names, scene_paths), 1):
                 start = time.time()
                 scene = scene_files.read_scene(path, channels, downsample, truth_variable=None, land_mask="none")

@@ -10,6 +10,7 @@ from tfseaice import io_utils, viz
 from tfseaice.precision import model_precision
 from tfseaice.data import ai4arctic, scene_files
 from tfseaice.errors import InputError
+from tfseaice.models.flip_average import inference_flips
 from tfseaice.serving.scene_inference import DEFAULT_BATCH_SIZE, DEFAULT_TILE, model_channels
 from tfseaice.serving.sic_netcdf import products_dataset, write_netcdf
 from tfseaice.serving.sic_geotiff import geotiff_path, write_geotiffs
@@ -68,15 +69,16 @@ def predict_scene_file(model, info, scene_path, out, downsample=None, channels=N
     products = predict_products(model, scene, tile, overlap, batch_size, threshold)
     lat_lon, gcps = scene_georeference(scene_path, raw_glob, scene.shape, downsample)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    flips = inference_flips(info.get("flip_tta"))
     ds = products_dataset(scene, products, downsample, lat_lon, threshold=threshold, attrs={
         "source": info.get("source", "tfseaice"),
         "history": f"{now}: {history or 'tfseaice.serving.sic_scene.predict_scene_file'}",
         "date_created": now,
         "tfseaice_version": tfseaice.__version__,
         "inference": f"tiles {tile} px, overlap {overlap} px, raised-cosine blending, {model_precision(model)}"
-                     + (", mean of each tile's 4 flips" if info.get("flip_tta") else ""),
+                     + (f", mean of each tile's {flips} flips" if flips > 1 else ""),
         "inference_precision": model_precision(model),
-        "inference_flips": 4 if info.get("flip_tta") else 1,
+        "inference_flips": flips,
     })
     if "netcdf" in formats:
         write_netcdf(ds, out)
