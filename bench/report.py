@@ -86,11 +86,12 @@ def report(results_dir=RESULTS_DIR):
             rows.append((f"train step op type: {op['op']} (the same step)", f"{fmt(op['ms'])} ms",
                          f"{op['share_pct']:.1f} % of the summed op time", "", fmt(f["loadavg_end"][0])))
         k = f.get("conv_kernel_totals")
-        for kind, label in (("forward", "forward"), ("weight_grad", "weight gradients"),
-                            ("input_grad", "input gradients")) if k else ():
-            rows.append((f"conv kernels alone, layer by layer: {label} (the same batch)", f"{fmt(k[kind]['ms'])} ms",
-                         f"{fmt(k[kind]['gflops'])} GFLOP/s", "", fmt(f["loadavg_end"][0])))
         if k:
+            for kind, label in (("forward", "forward"), ("weight_grad", "weight gradients"),
+                                ("input_grad", "input gradients")):
+                rows.append((f"conv kernels alone, layer by layer: {label} (the same batch)",
+                             f"{fmt(k[kind]['ms'])} ms", f"{fmt(k[kind]['gflops'])} GFLOP/s", "",
+                             fmt(f["loadavg_end"][0])))
             rows.append(("conv kernels alone: weight gradients at the forward kernels' rate",
                          f"{fmt(k['weight_grad_at_forward_rate_ms'])} ms",
                          f"{fmt(k['weight_grad']['ms'] - k['weight_grad_at_forward_rate_ms'])} ms less", "", ""))
