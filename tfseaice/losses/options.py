@@ -61,3 +61,11 @@ def check_lever(value, what):
     if not value >= 0 or math.isinf(value):
         raise ValueError(f"{what} must be a finite number >= 0, got {value!r}")
     return value
+
+
+def check_temperature(value, what):
+    """A finite float > 0 named `what` (a softmax temperature)."""
+    value = check_lever(value, what)
+    if value == 0:
+        raise ValueError(f"{what} must be a number > 0, got 0")
+    return value

@@ -37,11 +37,12 @@ from tfseaice.data import pipeline
 from tfseaice.data.chart_prior import composition_prior
 from tfseaice.data.egg_codes import NUM_SOD
 from tfseaice.errors import InputError
-from tfseaice.losses.composition import (composition_loss, composition_terms, pixel_entropy, prior_class_weights,
-                                         prior_logit_offset, prior_prediction_shift)
+from tfseaice.losses.composition import (adjust_probs, composition_loss, composition_terms, pixel_entropy,
+                                         prior_class_weights, prior_logit_offset, prior_prediction_shift)
 from tfseaice.losses.options import (COMPOSITION_LOSSES, DEFAULT_PLL_FOCAL_GAMMA, check_class_vector,
                                      check_composition_options, check_lever, check_pixel_loss,
-                                     check_regional_options)
+                                     check_regional_options, check_temperature)
+from tfseaice.losses.pseudo_labels import DEFAULT_TEMPERATURE, pseudo_label_loss
 from tfseaice.losses.pixel import pixel_class_loss, pixel_sic_loss, rasterize_polygon_classes
 from tfseaice.losses.regional import as_polygon_table, cross_replica_sum, polygon_terms, regional_sic_loss
 from tfseaice.metrics.trackers import PooledRegressionMetric
@@ -138,18 +139,25 @@ class IcechartRegionalModel(_IcechartModel):
       sod_class_weights: [6] weights of the SOD classes' terms (None = 1 each).
       sod_logit_offset: [6] added to log p of the SOD head before its loss (None = 0).
       sod_entropy_weight: weight of the SOD pixels' mean entropy, added to the SOD loss (0 = none).
+      sod_pseudo_label_weight: weight of the SOD pixels' cross-entropy against their proportion-matched
+        pseudo-labels (tfseaice.losses.pseudo_labels), added to the SOD loss (0 = none).
+      sod_pseudo_label_temperature: the pseudo-labels' sharpening temperature T > 0.
     """
 
     def __init__(self, unet, reduction="polygon", weighting="polygon",
                  composition_loss=DEFAULT_COMPOSITION_LOSS, chart_weights=DEFAULT_CHART_WEIGHTS,
                  pll_focal_gamma=DEFAULT_PLL_FOCAL_GAMMA, sod_class_weights=None, sod_logit_offset=None,
-                 sod_entropy_weight=0.0, **kwargs):
+                 sod_entropy_weight=0.0, sod_pseudo_label_weight=0.0,
+                 sod_pseudo_label_temperature=DEFAULT_TEMPERATURE, **kwargs):
         super().__init__(unet, chart_weights=chart_weights, **kwargs)
         self.reduction, self.weighting = check_regional_options(reduction, weighting)
         self.composition_loss, self.pll_focal_gamma = check_composition_options(composition_loss, pll_focal_gamma)
         self.sod_class_weights = check_class_vector(sod_class_weights, NUM_SOD, "sod_class_weights", positive=True)
         self.sod_logit_offset = check_class_vector(sod_logit_offset, NUM_SOD, "sod_logit_offset")
         self.sod_entropy_weight = check_lever(sod_entropy_weight, "sod_entropy_weight")
+        self.sod_pseudo_label_weight = check_lever(sod_pseudo_label_weight, "sod_pseudo_label_weight")
+        self.sod_pseudo_label_temperature = check_temperature(sod_pseudo_label_temperature,
+                                                              "sod_pseudo_label_temperature")
 
     def chart_losses(self, out, polygon_ids, sic_table, compositions, classes):
         options = dict(reduction=self.reduction, weighting=self.weighting, return_terms=True)
@@ -162,6 +170,10 @@ class IcechartRegionalModel(_IcechartModel):
                                                       gamma=self.pll_focal_gamma, **levers, **options)
         if self.sod_entropy_weight:
             per_chart["sod"] += self.sod_entropy_weight * pixel_entropy(out["sod"], polygon_ids)
+        if self.sod_pseudo_label_weight:
+            scored = adjust_probs(out["sod"], self.sod_logit_offset)  # what the composition loss scores
+            per_chart["sod"] += self.sod_pseudo_label_weight * pseudo_label_loss(
+                scored, polygon_ids, compositions["sod"], temperature=self.sod_pseudo_label_temperature)
         return per_chart, terms
 
     def get_config(self):
@@ -170,7 +182,9 @@ class IcechartRegionalModel(_IcechartModel):
                        "composition_loss": self.composition_loss, "pll_focal_gamma": self.pll_focal_gamma,
                        "sod_class_weights": self.sod_class_weights and list(self.sod_class_weights),
                        "sod_logit_offset": self.sod_logit_offset and list(self.sod_logit_offset),
-                       "sod_entropy_weight": self.sod_entropy_weight})
+                       "sod_entropy_weight": self.sod_entropy_weight,
+                       "sod_pseudo_label_weight": self.sod_pseudo_label_weight,
+                       "sod_pseudo_label_temperature": self.sod_pseudo_label_temperature})
         return config
 
 
@@ -268,6 +282,16 @@ class IcechartOptions(SicOptions):
         0.0, "icechart_regional: add this times the SOD pixels' mean softmax entropy to the SOD loss, so that "
         "pixels commit to a stage instead of each predicting its polygon's shares (0 = off).",
         parse=_nonnegative("sod_entropy_weight"))
+    sod_pseudo_label_weight: float = option(
+        0.0, "icechart_regional: add this times the SOD pixels' cross-entropy against proportion-matched "
+        "pseudo-labels (each polygon's pixels split between its stages in the chart's proportions, by the "
+        "network's own ranking; docs/ice_type_losses.md) to the SOD loss (0 = off).",
+        parse=_nonnegative("sod_pseudo_label_weight"))
+    sod_pseudo_label_temperature: float = option(
+        DEFAULT_TEMPERATURE, "icechart_regional --sod_pseudo_label_weight: the temperature T > 0, in units of "
+        "each polygon's spread of log-probabilities, that sharpens the prediction before the split (smaller = "
+        "harder labels).",
+        parse=functools.partial(check_temperature, what="sod_pseudo_label_temperature"))
     sod_predict_tau: float = option(
         0.0, "icechart_regional: prediction-time prior correction of the SOD head: it predicts softmax(log p - tau "
         "log prior) over the stages holding >= 1 percent of the training charts' pixels (post-hoc logit adjustment, "
@@ -295,7 +319,9 @@ class IcechartTask(SicTask):
             model = IcechartRegionalModel(unet, reduction=opts.loss_reduction, weighting=opts.loss_weighting,
                                           composition_loss=opts.composition_loss, chart_weights=opts.chart_weights,
                                           pll_focal_gamma=opts.pll_focal_gamma, sod_class_weights=weights,
-                                          sod_logit_offset=offset, sod_entropy_weight=opts.sod_entropy_weight)
+                                          sod_logit_offset=offset, sod_entropy_weight=opts.sod_entropy_weight,
+                                          sod_pseudo_label_weight=opts.sod_pseudo_label_weight,
+                                          sod_pseudo_label_temperature=opts.sod_pseudo_label_temperature)
         else:
             model = IcechartPixelModel(unet, loss=opts.pixel_loss, chart_weights=opts.chart_weights)
         model.compile(optimizer=adam(cfg, info, opts.ema_momentum))
