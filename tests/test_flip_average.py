@@ -55,3 +55,34 @@ def test_a_network_with_two_inputs_is_refused():
     net = keras.Model([a, b], keras.layers.Add()([a, b]))
     with pytest.raises(ValueError, match="single-input"):
         flip_averaged(net)
+
+
+def test_an_export_with_flip_tta_serves_the_flip_average_and_says_so(tmp_path):
+    import json
+    import os
+
+    import tensorflow as tf
+
+    from tfseaice.errors import InputError
+    from tfseaice.serving.export_module_factory import export_trained
+    from tfseaice.serving.loading import inference_network, load_sic_model
+    from tfseaice.serving.sic_export import export_sic
+
+    keras.utils.set_random_seed(4)
+    net = build_icechart_unet(2, filters=(4, 8, 8, 8), **NORM)
+    info = {"channels": ["hh", "hv"], "downsample": 2}
+    paths = {flips: str(tmp_path / f"sm{flips}") for flips in (1, 4)}
+    for flips, path in paths.items():
+        export_sic(net, path, info, flip_tta=flips == 4)
+        assert json.load(open(os.path.join(path, "assets.extra", "tfseaice.json")))["inference_flips"] == flips
+        assert load_sic_model(saved_model=path)[1]["flip_tta"] == (flips == 4)
+    x = _sar(seed=2)
+    served = {flips: tf.saved_model.load(path).signatures["serving_default"](sar=tf.constant(x))
+              for flips, path in paths.items()}
+    averaged = inference_network(net, flip_tta=True)(x)
+    for head in ("sod_probability", "floe_probability"):
+        np.testing.assert_allclose(served[4][head].numpy(), np.asarray(averaged[head.split("_")[0]]), atol=1e-5)
+        assert np.abs(served[4][head].numpy() - served[1][head].numpy()).max() > 1e-4
+    with pytest.raises(InputError, match="^--flip_tta: applies to SIC and ice-chart models; pix2pix"):
+        export_trained("pix2pix", net, str(tmp_path / "gen"), info, flip_tta=True)
+    assert not os.path.exists(tmp_path / "gen")

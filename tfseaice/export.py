@@ -1,7 +1,7 @@
 r"""Export a trained model as a SavedModel for TF Serving.
 
   python -m tfseaice.export --model_dir=runs/regional --export_dir=export/sic \
-      [--weights=best] [--overwrite]
+      [--weights=best] [--flip_tta] [--overwrite]
 
 `--export_dir` is the SavedModel itself. Each task family has its signature
 (tfseaice.serving.sic_export, pix2pix_export, zones_export); SIC exports also
@@ -32,6 +32,8 @@ def define_flags():
     flags.DEFINE_string("weights", "best", "Weights to export: best, latest, or a .weights.h5 path.")
     flags.DEFINE_bool("overwrite", False, "Replace an existing --export_dir.")
     flags.DEFINE_string("model_name", "sic", "Model name used in the printed TF Serving command.")
+    flags.DEFINE_bool("flip_tta", False, "SIC and ice-chart models: " + cli.FLIP_TTA_HELP
+                      + " Recorded as inference_flips in assets.extra/tfseaice.json.")
 
 
 def main(argv):
@@ -41,8 +43,9 @@ def main(argv):
     # A task.json naming no known task is refused with one line, not a traceback.
     model, meta = load_trained(FLAGS.model_dir, FLAGS.weights, expect_task=TASK_NAMES)
     task, info = meta["task"], meta.get("dataset_info") or {}
-    print(export_trained(task, model, FLAGS.export_dir, info, overwrite=FLAGS.overwrite, extra_meta={
-        "task": task, "model_dir": os.path.abspath(FLAGS.model_dir), "weights": FLAGS.weights}))
+    print(export_trained(task, model, FLAGS.export_dir, info, overwrite=FLAGS.overwrite, flip_tta=FLAGS.flip_tta,
+                         extra_meta={"task": task, "model_dir": os.path.abspath(FLAGS.model_dir),
+                                     "weights": FLAGS.weights}))
     if task in SIC_TASKS + ICECHART_TASKS:
         print()
         print(serving_instructions(FLAGS.export_dir, FLAGS.model_name, len(info.get("channels") or [0, 0]),

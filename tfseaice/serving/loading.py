@@ -87,7 +87,8 @@ def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="
     if bool(model_dir) == bool(saved_model):
         raise InputError("--model_dir/--saved_model", "give exactly one of them")
     if flip_tta and saved_model:
-        raise InputError("--flip_tta", "needs --model_dir: a SavedModel is served as it was exported")
+        raise InputError("--flip_tta", "needs --model_dir: a SavedModel is served as it was exported "
+                                       "(export it with --flip_tta to serve the flip average)")
     precision = resolve_precision(precision, saved_model=bool(saved_model))
     if model_dir:
         model, meta = load_trained(model_dir, weights, expect_task=SIC_TASKS + ICECHART_TASKS, precision=precision)
@@ -104,6 +105,7 @@ def load_sic_model(model_dir=None, saved_model=None, weights="best", precision="
         raise InputError(saved_model, f"cannot be loaded as a SavedModel ({str(exc).splitlines()[0]})") from None
     meta = read_export_meta(saved_model)
     return layer, {"channels": meta.get("channels"), "downsample": meta.get("downsample"),
-                   "task": meta.get("task", "sic"), "precision": precision, "flip_tta": False,
+                   "task": meta.get("task", "sic"), "precision": precision,
+                   "flip_tta": meta.get("inference_flips", 1) > 1,   # averaged inside, if exported with --flip_tta
                    "source": f"tfseaice {tfseaice.__version__} SavedModel {os.path.abspath(saved_model)}"
                              + (f" ({meta['task']})" if meta.get("task") else "")}

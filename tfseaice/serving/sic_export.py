@@ -26,7 +26,8 @@ import tensorflow as tf
 import tfseaice
 from tfseaice import io_utils
 from tfseaice.errors import InputError
-from tfseaice.models.fold_batchnorm import fold_batchnorm
+from tfseaice.models.flip_average import inference_flips
+from tfseaice.serving.loading import inference_network
 from tfseaice.serving.saved_model import describe_saved_model, write_export_meta
 from tfseaice.data.egg_codes import SOD_CLASSES, FLOE_CLASSES, UNLABELLED
 from tfseaice.serving.scene_inference import ALIGN, CLASS_HEADS, model_channels
@@ -67,7 +68,7 @@ def _serving_fn(unet, num_channels, threshold, channel_names):
     return serve
 
 
-def export_sic(model, export_dir, info=None, threshold=0.5, overwrite=False, extra_meta=None):
+def export_sic(model, export_dir, info=None, threshold=0.5, overwrite=False, extra_meta=None, flip_tta=False):
     """Write a TF Serving SavedModel of a SIC model; returns `describe_saved_model(export_dir)`.
 
     Args:
@@ -78,10 +79,12 @@ def export_sic(model, export_dir, info=None, threshold=0.5, overwrite=False, ext
         normalization), recorded in assets.extra/tfseaice.json.
       threshold: ice/water threshold of the `ice_water` output.
       overwrite: replace an existing export_dir.
+      flip_tta: serve the mean of the four flips of each input (tfseaice.models.flip_average), for
+        four forward passes per call; recorded as `inference_flips` in tfseaice.json.
     """
     info = dict(info or {})
     io_utils.refuse_existing(export_dir, overwrite)
-    unet = fold_batchnorm(getattr(model, "unet", model))   # BatchNorm folded: what serving runs, faster
+    unet = inference_network(model, flip_tta)   # BatchNorm folded, as predict runs it
     channels = model_channels(model)
     if channels is None:
         if not info.get("channels"):
@@ -111,6 +114,7 @@ def export_sic(model, export_dir, info=None, threshold=0.5, overwrite=False, ext
         "downsample": info.get("downsample"),
         "pixel_spacing_m": info.get("pixel_spacing_m"),
         "normalization": info.get("normalization"),
+        "inference_flips": inference_flips(flip_tta),
     }
     if "sod" in outputs or "floe" in outputs:
         for head, classes in (("sod", SOD_CLASSES), ("floe", FLOE_CLASSES)):
