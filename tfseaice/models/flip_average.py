@@ -6,7 +6,7 @@ up-down, left-right, both), each flipped back, is a steadier per-pixel estimate.
 sample scenes it raised every regional model's SIC R² and SOD F1, by less than the seeds' spread
 (docs/ice_type_losses.md), for four forward passes per tile. The result is a Keras model with
 the same input and output names as the network, in its precision, so tiled inference and
-the products see no difference but the figures (`--flip_tta` of predict, evaluate, autoice).
+the products see no difference but the figures (`--flip_tta` of predict, evaluate, autoice and export).
 """
 
 import keras
