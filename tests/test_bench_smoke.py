@@ -53,7 +53,8 @@ def test_regional_loss(tmp_path):
 
 def test_train_step_sic_fp32(tmp_path):
     summary, doc = run_bench("train_step", ["--task=sic_regional", "--batch_size=2", "--patch_size=32",
-                                            "--channels=2", "--filters=4,4,8,8", "--steps=2", "--warmup=1"],
+                                            "--channels=2", "--filters=4,4,8,8", "--steps=2", "--warmup=1",
+                                            "--precision=fp32"],
                              tmp_path)
     assert {"steps_per_s", "images_per_s", "gflops", "fraction_of_peak", "loss_finite"} <= set(summary)
     assert summary["loss_finite"] == "true"

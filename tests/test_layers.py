@@ -17,7 +17,7 @@ LAYERS = (
               "tfseaice.distribute", "tfseaice.precision", "tfseaice.onednn")),
     ("data", ("tfseaice.data",)),
     ("models, losses, metrics, viz", ("tfseaice.models", "tfseaice.losses", "tfseaice.metrics",
-                                      "tfseaice.viz")),
+                                      "tfseaice.viz", "tfseaice.tensorboard_panels")),
     ("training framework", ("tfseaice.training",)),
     ("tasks", ("tfseaice.tasks",)),
     ("training loop, serving", ("tfseaice.train_lib", "tfseaice.serving")),

@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import viz
+from tfseaice import tensorboard_panels
 from tfseaice.data import pipeline
 from tfseaice.data.chart_prior import composition_prior
 from tfseaice.data.egg_codes import NUM_SOD
@@ -224,7 +224,7 @@ class IcechartImagePanels(SicImagePanels):
             chart_classes = tf.where(valid, label, 255)
             predicted = tf.argmax(pred[chart], axis=-1)
             tf.summary.image(f"{chart}_panels/chart_dominant|predicted",
-                             viz.class_panels(chart_classes, predicted, n), step=step, max_outputs=4)
+                             tensorboard_panels.class_panels(chart_classes, predicted, n), step=step, max_outputs=4)
 
 
 def _nonnegative(name):

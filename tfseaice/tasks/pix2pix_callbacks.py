@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfseaice import io_utils, viz
+from tfseaice import io_utils, tensorboard_panels
 from tfseaice.metrics import images as image_metrics
 from tfseaice.tasks.pix2pix_batches import NUM_CLASSES, classes_from_condition, split_batch, to_unit_range
 from tfseaice.training.model_dir import save_weights_atomic
@@ -124,6 +124,6 @@ class ImageGrid(keras.callbacks.Callback):
         cond, target = self.batch
         fake = self.model.generator(cond, training=False)
         with self.writer.as_default():
-            grid = viz.pix2pix_grid(classes_from_condition(cond), to_unit_range(target), to_unit_range(fake))
+            grid = tensorboard_panels.pix2pix_grid(classes_from_condition(cond), to_unit_range(target), to_unit_range(fake))
             tf.summary.image("mask | target | generated", grid, step=epoch + 1)
         self.writer.flush()

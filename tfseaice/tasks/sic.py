@@ -33,7 +33,7 @@ import os
 import keras
 import tensorflow as tf
 
-from tfseaice import viz
+from tfseaice import tensorboard_panels
 from tfseaice.data import pipeline
 from tfseaice.errors import InputError
 from tfseaice.losses.options import (PIXEL_LOSSES, REGIONAL_REDUCTIONS, REGIONAL_WEIGHTINGS, check_lever,
@@ -229,7 +229,7 @@ class SicImagePanels(keras.callbacks.Callback):
     def write_panels(self, pred, step):
         """The panels of one epoch; `pred` is the model's output (a dict: its "sic")."""
         sic = (pred["sic"] if isinstance(pred, dict) else pred)[..., 0]
-        tf.summary.image("sic_panels/hh|chart|predicted|truth", viz.sic_panels(self.batch, sic),
+        tf.summary.image("sic_panels/hh|chart|predicted|truth", tensorboard_panels.sic_panels(self.batch, sic),
                          step=step, max_outputs=4)
 
 
