@@ -35,6 +35,11 @@ def _normalise_rows(x):
     return tf.math.divide_no_nan(x, tf.reduce_sum(x, axis=-1, keepdims=True))
 
 
+def _pixel_rows(rows, segments):
+    """Each pixel's row of a per-(image, polygon) table [N, D] -> [P, D] (row 0 for unusable pixels)."""
+    return tf.gather(rows, tf.maximum(segments, 0))
+
+
 def _sharpened(probs, polygon_ids, table, segments, held, temperature):
     """softmax of each pixel's log p over its polygon's spread of log p times T, [P, C].
 
@@ -46,14 +51,11 @@ def _sharpened(probs, polygon_ids, table, segments, held, temperature):
     log_p = tf.math.log(tf.maximum(probs, EPSILON))
     shape = tf.concat([tf.shape(polygon_ids), [tf.shape(probs)[-1]]], 0)
 
-    def pixel_rows(rows):
-        return tf.gather(rows, tf.maximum(segments, 0))
-
-    centred = log_p - pixel_rows(polygon_means(tf.reshape(log_p, shape), polygon_ids, table)[0].flat_values)
-    square = tf.reduce_sum(tf.square(centred) * pixel_rows(held), -1, keepdims=True)
+    centred = log_p - _pixel_rows(polygon_means(tf.reshape(log_p, shape), polygon_ids, table)[0].flat_values, segments)
+    square = tf.reduce_sum(tf.square(centred) * _pixel_rows(held, segments), -1, keepdims=True)
     spread = polygon_means(tf.reshape(square, tf.concat([shape[:-1], [1]], 0)), polygon_ids, table)[0].flat_values
     spread = tf.sqrt(tf.math.divide_no_nan(spread, tf.reduce_sum(held, -1, keepdims=True)))
-    return tf.nn.softmax(centred / (temperature * tf.maximum(pixel_rows(spread), SPREAD_FLOOR)))
+    return tf.nn.softmax(centred / (temperature * tf.maximum(_pixel_rows(spread, segments), SPREAD_FLOOR)))
 
 
 def proportion_pseudo_labels(probs, polygon_ids, composition_table, *, temperature=DEFAULT_TEMPERATURE,
@@ -74,18 +76,18 @@ def proportion_pseudo_labels(probs, polygon_ids, composition_table, *, temperatu
     finite = tf.reduce_all(tf.math.is_finite(q), axis=-1)
     q = tf.where(finite[:, None], q, tf.zeros_like(q))
     segments, usable = polygon_segments(polygon_ids, table)
-    labelled = usable & tf.gather(finite, tf.maximum(segments, 0))
-    pixel_q = tf.gather(q, tf.maximum(segments, 0))
+    labelled = usable & _pixel_rows(finite, segments)
+    pixel_q = _pixel_rows(q, segments)
     held = tf.cast(q > 0, tf.float32)
     sharp = _sharpened(tf.reshape(probs, [-1, num_classes]), polygon_ids, table, segments, held, temperature)
     # start from the chart's classes only, then rescale each polygon's classes towards its shares
     factors = held
-    targets = _normalise_rows(sharp * tf.gather(factors, tf.maximum(segments, 0)))
+    targets = _normalise_rows(sharp * _pixel_rows(factors, segments))
     for _ in range(iterations):
         means = polygon_means(tf.reshape(targets, tf.concat([shape[:-1], [num_classes]], 0)), polygon_ids,
                               table)[0].flat_values
         factors = factors * tf.math.divide_no_nan(q, tf.maximum(means, EPSILON))
-        targets = _normalise_rows(sharp * tf.gather(factors, tf.maximum(segments, 0)))
+        targets = _normalise_rows(sharp * _pixel_rows(factors, segments))
     # a pixel whose sharpened prediction underflowed on all its polygon's classes takes the shares
     empty = tf.reduce_sum(targets, axis=-1, keepdims=True) <= 0
     targets = tf.where(empty, pixel_q, targets)
