@@ -41,7 +41,7 @@ def _pixel_rows(rows, segments):
 
 
 def _sharpened(probs, polygon_ids, table, segments, held, temperature):
-    """softmax of each pixel's log p over its polygon's spread of log p times T, [P, C].
+    """softmax of each pixel's log p over its polygon's spread of log p times T, [P, C] (`probs` [B,H,W,C]).
 
     A per-polygon, per-class constant of log p is what the Sinkhorn factors absorb, so only the
     differences between a polygon's pixels matter; dividing them by their spread (the RMS of log p about
@@ -49,11 +49,11 @@ def _sharpened(probs, polygon_ids, table, segments, held, temperature):
     (every pixel within a few hundredths of its polygon's shares) as for a confident one.
     """
     log_p = tf.math.log(tf.maximum(probs, EPSILON))
-    shape = tf.concat([tf.shape(polygon_ids), [tf.shape(probs)[-1]]], 0)
-
-    centred = log_p - _pixel_rows(polygon_means(tf.reshape(log_p, shape), polygon_ids, table)[0].flat_values, segments)
+    centred = (tf.reshape(log_p, [-1, tf.shape(probs)[-1]])
+               - _pixel_rows(polygon_means(log_p, polygon_ids, table)[0].flat_values, segments))
     square = tf.reduce_sum(tf.square(centred) * _pixel_rows(held, segments), -1, keepdims=True)
-    spread = polygon_means(tf.reshape(square, tf.concat([shape[:-1], [1]], 0)), polygon_ids, table)[0].flat_values
+    square = tf.reshape(square, tf.concat([tf.shape(probs)[:-1], [1]], 0))   # [B,H,W,1]: one channel's means
+    spread = polygon_means(square, polygon_ids, table)[0].flat_values
     spread = tf.sqrt(tf.math.divide_no_nan(spread, tf.reduce_sum(held, -1, keepdims=True)))
     return tf.nn.softmax(centred / (temperature * tf.maximum(_pixel_rows(spread, segments), SPREAD_FLOOR)))
 
@@ -71,7 +71,6 @@ def proportion_pseudo_labels(probs, polygon_ids, composition_table, *, temperatu
     probs = tf.stop_gradient(tf.cast(probs, tf.float32))
     table = as_polygon_table(composition_table)
     shape = tf.shape(probs)
-    num_classes = probs.shape[-1] or table.flat_values.shape[-1]
     q = table.flat_values
     finite = tf.reduce_all(tf.math.is_finite(q), axis=-1)
     q = tf.where(finite[:, None], q, tf.zeros_like(q))
@@ -79,13 +78,12 @@ def proportion_pseudo_labels(probs, polygon_ids, composition_table, *, temperatu
     labelled = usable & _pixel_rows(finite, segments)
     pixel_q = _pixel_rows(q, segments)
     held = tf.cast(q > 0, tf.float32)
-    sharp = _sharpened(tf.reshape(probs, [-1, num_classes]), polygon_ids, table, segments, held, temperature)
+    sharp = _sharpened(probs, polygon_ids, table, segments, held, temperature)
     # start from the chart's classes only, then rescale each polygon's classes towards its shares
     factors = held
     targets = _normalise_rows(sharp * _pixel_rows(factors, segments))
     for _ in range(iterations):
-        means = polygon_means(tf.reshape(targets, tf.concat([shape[:-1], [num_classes]], 0)), polygon_ids,
-                              table)[0].flat_values
+        means = polygon_means(tf.reshape(targets, shape), polygon_ids, table)[0].flat_values
         factors = factors * tf.math.divide_no_nan(q, tf.maximum(means, EPSILON))
         targets = _normalise_rows(sharp * _pixel_rows(factors, segments))
     # a pixel whose sharpened prediction underflowed on all its polygon's classes takes the shares
