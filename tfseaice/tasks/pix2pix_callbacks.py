@@ -124,6 +124,7 @@ class ImageGrid(keras.callbacks.Callback):
         cond, target = self.batch
         fake = self.model.generator(cond, training=False)
         with self.writer.as_default():
-            grid = tensorboard_panels.pix2pix_grid(classes_from_condition(cond), to_unit_range(target), to_unit_range(fake))
+            grid = tensorboard_panels.pix2pix_grid(classes_from_condition(cond), to_unit_range(target),
+                                                   to_unit_range(fake))
             tf.summary.image("mask | target | generated", grid, step=epoch + 1)
         self.writer.flush()
