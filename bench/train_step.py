@@ -35,6 +35,9 @@ resizing, the loss and Adam are not counted (a few % of the work for these
 models), so the achieved GFLOP/s is a slight under-estimate of the work done.
 """
 
+# First, as `python -m tfseaice.train` does: oneDNN kernels on before TensorFlow is imported.
+import tfseaice.onednn  # noqa: F401  isort: skip
+
 import argparse
 import sys
 

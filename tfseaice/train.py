@@ -10,6 +10,9 @@ and TF_CONFIG set per machine (see the README, "Scaling out"); --batch_size is
 the global batch, split over every replica of every worker.
 """
 
+# First: oneDNN kernels on before anything imports TensorFlow (see tfseaice/onednn.py).
+import tfseaice.onednn  # noqa: F401  isort: skip
+
 from absl import flags
 
 from tfseaice import cli, distribute

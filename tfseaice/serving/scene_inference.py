@@ -48,12 +48,26 @@ import weakref
 import numpy as np
 
 from tfseaice.data.egg_codes import NUM_FLOE, NUM_SOD, UNLABELLED
+from tfseaice.precision import cpu_flags
 
 ALIGN = 16
 ROW_CHUNK = 1024   # rows per chunk of the [H, W] passes: bounded temporaries
-# Default: one 1024-px tile a call, 1.11 computed pixels per scene pixel (4 x 512: 1.32) and still
-# cache-sized activations; fastest in bench/scene_inference.py runs (docs/performance.md).
-DEFAULT_TILE, DEFAULT_BATCH_SIZE = 1024, 1
+
+
+def default_tiling(flags):
+    """(tile, batch_size) of whole-scene inference on a CPU with ISA `flags` (bench/scene_inference.py).
+
+    With AVX-512, oneDNN's convolutions run on the tile's pixels directly: one 1024-px tile a call
+    (1.11 computed pixels per scene pixel, 4 x 512: 1.32) was the fastest measured. Without it
+    (AVX2 only), oneDNN computes an fp32 convolution as one im2col matrix product per image, whose
+    buffer outgrows the caches on large tiles and which uses the cores poorly on one image: on a
+    2-core AMD EPYC with AVX2, 2 tiles of 768 a call ran at 0.79-1.02 Mpx/s, one of 1024 at
+    0.36-0.40 (docs/performance.md).
+    """
+    return (1024, 1) if "avx512f" in set(flags) else (768, 2)
+
+
+DEFAULT_TILE, DEFAULT_BATCH_SIZE = default_tiling(cpu_flags())
 _KERAS_CALLS = weakref.WeakKeyDictionary()   # Keras model -> {channels: its inference tf.function}
 CLASS_HEADS = {"sod": NUM_SOD, "floe": NUM_FLOE}   # class heads of an ice-chart model: class count
 CLASS_FILL = UNLABELLED                             # class maps: no data
