@@ -25,6 +25,9 @@ the GFLOP/s of each kernel kind, and the time the weight gradients would take at
 kernels' rate.
 """
 
+# First, as `python -m tfseaice.train` does: oneDNN kernels on before TensorFlow is imported.
+import tfseaice.onednn  # noqa: F401  isort: skip
+
 import argparse
 import statistics
 import time

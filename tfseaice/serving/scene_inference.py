@@ -57,12 +57,11 @@ ROW_CHUNK = 1024   # rows per chunk of the [H, W] passes: bounded temporaries
 def default_tiling(flags):
     """(tile, batch_size) of whole-scene inference on a CPU with ISA `flags` (bench/scene_inference.py).
 
-    With AVX-512, oneDNN's convolutions run on the tile's pixels directly: one 1024-px tile a call
-    (1.11 computed pixels per scene pixel, 4 x 512: 1.32) was the fastest measured. Without it
-    (AVX2 only), oneDNN computes an fp32 convolution as one im2col matrix product per image, whose
-    buffer outgrows the caches on large tiles and which uses the cores poorly on one image: on a
-    2-core AMD EPYC with AVX2, 2 tiles of 768 a call ran at 0.79-1.02 Mpx/s, one of 1024 at
-    0.36-0.40 (docs/performance.md).
+    With AVX-512 one 1024-px tile a call (1.11 computed pixels per scene pixel, 4 x 512: 1.32) was
+    the fastest measured. Without it (AVX2 only), oneDNN computes the fp32 convolutions of a call
+    holding one image as im2col matrix products (`ONEDNN_VERBOSE`: x64:gemm:jit) and from two
+    images on with its brgemm kernels (brg_conv_fwd:avx2): on a 2-core AMD EPYC with AVX2, 2 tiles
+    of 768 a call ran at 0.79-1.02 Mpx/s, one of 1024 at 0.36-0.40 (docs/performance.md).
     """
     return (1024, 1) if "avx512f" in set(flags) else (768, 2)
 
