@@ -1,9 +1,8 @@
 """Whole-scene SIC inference in bounded memory.
 
-`predict_scene(model, sar)` runs a fully convolutional SIC model over a scene of
-any size, tile by tile, and blends the overlapping tiles into one pixel-SIC map
-(paper Fig. 2e). `polygon_map(pred, chart_ids)` turns that map into the
-polygon-SIC map (paper Fig. 2g) in `tfseaice.serving.sic_products`.
+`predict_scene(model, sar)` runs a fully convolutional SIC model over a scene of any size, tile by
+tile, and blends the overlapping tiles into one pixel-SIC map (paper Fig. 2e). `polygon_map(pred,
+chart_ids)` turns that map into the polygon-SIC map (paper Fig. 2g) in `tfseaice.serving.sic_products`.
 
 Tiling (what the blending guarantees)
 -------------------------------------
@@ -28,12 +27,10 @@ Tiling (what the blending guarantees)
   With a larger receptive field (the 4-level U-Net's is about 100 pixels) the
   result is exact wherever every contributing tile edge is farther away than
   the receptive field, and close to it elsewhere.
-* Memory: besides the [H, W] float32 output (also the accumulator; the weight
-  normaliser is separable, so it is two 1-D vectors), only one batch of
-  `batch_size` tiles is held at a time. Nothing else grows with the scene.
-* Pixels where any input channel is non-finite (NaN = no data) are NaN in the
-  output. The model receives them as NaN (the SIC U-Net maps them to the
-  channel mean inside the model), so they also serve as context.
+* Memory: besides the [H, W] float32 output (also the accumulator; the weight normaliser is separable,
+  so it is two 1-D vectors), only one batch of `batch_size` tiles is held at a time.
+* Pixels where any input channel is non-finite (NaN = no data) are NaN in the output. The model receives
+  them as NaN (the SIC U-Net maps them to the channel mean inside the model), so they serve as context.
 * An ice-chart model (dict output: "sic" and the SOD/FLOE probabilities) is
   blended the same way head by head, the class heads in probability space
   (a blend of distributions is one); `predict_scene_charts` then takes each
@@ -55,14 +52,9 @@ ROW_CHUNK = 1024   # rows per chunk of the [H, W] passes: bounded temporaries
 
 
 def default_tiling(flags):
-    """(tile, batch_size) of whole-scene inference on a CPU with ISA `flags` (bench/scene_inference.py).
-
-    With AVX-512 one 1024-px tile a call (1.11 computed pixels per scene pixel, 4 x 512: 1.32) was
-    the fastest measured. Without it (AVX2 only), oneDNN computes the fp32 convolutions of a call
-    holding one image as im2col matrix products (`ONEDNN_VERBOSE`: x64:gemm:jit) and from two
-    images on with its brgemm kernels (brg_conv_fwd:avx2): on a 2-core AMD EPYC with AVX2, 2 tiles
-    of 768 a call ran at 0.79-1.02 Mpx/s, one of 1024 at 0.36-0.40 (docs/performance.md).
-    """
+    """(tile, batch_size) on a CPU with ISA `flags`: one 1024 tile a call with AVX-512 (the fastest measured
+    there); without it two of 768, as oneDNN then runs brgemm convolutions only from two images a call
+    on, im2col products for one, at half the speed (docs/performance.md)."""
     return (1024, 1) if "avx512f" in set(flags) else (768, 2)
 
 
