@@ -24,7 +24,7 @@ $(STAMP): setup.py $(LOCK)
 
 install: $(STAMP)
 
-# The whole test suite (861 tests, 13.0-14.6 min on a 2-core AMD EPYC with AVX512-BF16 since the install compiles bytecode; 21.5-23.1 min before, when every test process compiled TensorFlow's sources again; `make test-engines` adds Flink and Spark, ~8 min).
+# The whole test suite (861 tests, 13.0-14.6 min on a 2-core AMD EPYC with AVX512-BF16 since the install compiles bytecode; 21.5-23.1 min before, when every test process compiled TensorFlow's sources again; 35.9 min on a 2-core AMD EPYC with AVX2 only, fp32, before the test processes ran oneDNN; `make test-engines` adds Flink and Spark, ~8 min).
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -n 2 --dist=loadfile --durations=25 tests
 
